@@ -1,0 +1,278 @@
+//! The method table of the session era: one function per method, each turning params into a
+//! result or a JSON-RPC error.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::Shared;
+use super::pagination::page;
+use crate::handler::{HandlerError, Handlers, RequestContext, ToolError};
+use crate::host::SessionUpdate;
+use crate::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Request, RpcError};
+use crate::model::{CallToolResult, CompleteParams, Completion, JsonObject};
+use crate::session::LogLevel;
+
+type Outcome = Result<Value, RpcError>;
+
+/// The `capabilities` this server declares in `initialize`.
+pub(crate) fn server_capabilities(handlers: &Handlers) -> Value {
+    let mut capabilities = json!({ "logging": {} });
+    if !handlers.tools.is_empty() {
+        capabilities["tools"] = json!({ "listChanged": true });
+    }
+    if !handlers.resources.is_empty() {
+        capabilities["resources"] = json!({ "subscribe": true, "listChanged": true });
+    }
+    if !handlers.prompts.is_empty() {
+        capabilities["prompts"] = json!({ "listChanged": true });
+    }
+    if handlers.completer.is_some() {
+        capabilities["completions"] = json!({});
+    }
+    capabilities
+}
+
+/// Runs one request and encodes its response.
+pub(crate) async fn request(
+    shared: &Arc<Shared>,
+    ctx: RequestContext,
+    request: &Request,
+) -> String {
+    let outcome = match request.method.as_str() {
+        "ping" => Ok(json!({})),
+        "initialize" => Err(jsonrpc::rpc_error(
+            INVALID_REQUEST,
+            "the session is already initialized",
+        )),
+        "tools/list" => list_tools(shared, &ctx, request).await,
+        "tools/call" => call_tool(shared, ctx, request).await,
+        "resources/list" => list_resources(shared, &ctx, request).await,
+        "resources/templates/list" => list_templates(shared, &ctx, request).await,
+        "resources/read" => read_resource(shared, ctx, request).await,
+        "resources/subscribe" => subscribe(shared, &ctx, request, true).await,
+        "resources/unsubscribe" => subscribe(shared, &ctx, request, false).await,
+        "prompts/list" => list_prompts(shared, &ctx, request).await,
+        "prompts/get" => get_prompt(shared, ctx, request).await,
+        "completion/complete" => complete(shared, ctx, request).await,
+        "logging/setLevel" => set_level(shared, &ctx, request).await,
+        method => Err(jsonrpc::rpc_error(
+            METHOD_NOT_FOUND,
+            format!("method not found: {method}"),
+        )),
+    };
+    match outcome {
+        Ok(result) => jsonrpc::encode_result(&request.id, &result),
+        Err(error) => jsonrpc::encode_error(Some(&request.id), &error),
+    }
+}
+
+fn to_value<T: Serialize>(value: &T) -> Outcome {
+    serde_json::to_value(value).map_err(|e| internal(e.to_string()))
+}
+
+fn internal(detail: String) -> RpcError {
+    tracing::error!(%detail, "handler failed");
+    jsonrpc::rpc_error(jsonrpc::INTERNAL_ERROR, "internal error")
+}
+
+fn handler_error(error: HandlerError, not_found: RpcError) -> RpcError {
+    match error {
+        HandlerError::NotFound => not_found,
+        HandlerError::InvalidParams(message) => jsonrpc::rpc_error(INVALID_PARAMS, message),
+        HandlerError::Internal(detail) => internal(detail),
+    }
+}
+
+fn params<T: DeserializeOwned>(request: &Request) -> Result<T, RpcError> {
+    request.params_as()
+}
+
+fn cursor(request: &Request) -> Option<&str> {
+    request.params.as_ref()?.get("cursor")?.as_str()
+}
+
+/// Pages `items` and wraps them as `{<key>: [...], nextCursor?}`.
+fn paged<T: Serialize>(shared: &Shared, request: &Request, key: &str, items: Vec<T>) -> Outcome {
+    let (items, next) = page(items, cursor(request), shared.config.page_size)?;
+    let mut result = Map::new();
+    result.insert(key.to_owned(), to_value(&items)?);
+    if let Some(next) = next {
+        result.insert("nextCursor".into(), Value::String(next));
+    }
+    Ok(Value::Object(result))
+}
+
+async fn list_tools(shared: &Shared, ctx: &RequestContext, request: &Request) -> Outcome {
+    let mut tools = Vec::new();
+    for provider in &shared.handlers.tools {
+        tools.extend(
+            provider
+                .list(ctx.principal())
+                .await
+                .map_err(|e| handler_error(e, internal("tool list".into())))?,
+        );
+    }
+    paged(shared, request, "tools", tools)
+}
+
+#[derive(serde::Deserialize)]
+struct CallParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<JsonObject>,
+}
+
+async fn call_tool(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
+    let CallParams { name, arguments } = params(request)?;
+    let arguments = arguments.unwrap_or_default();
+    for provider in &shared.handlers.tools {
+        let result = match provider.call(ctx.clone(), &name, arguments.clone()).await {
+            Err(ToolError::NotFound) => continue,
+            Ok(result) => result,
+            Err(ToolError::InvalidArguments(message)) => {
+                CallToolResult::error(format!("invalid arguments for tool {name}: {message}"))
+            }
+            Err(ToolError::Failed(message)) => CallToolResult::error(message),
+            Err(ToolError::Internal(detail)) => return Err(internal(detail)),
+        };
+        return to_value(&result);
+    }
+    Err(jsonrpc::rpc_error(
+        INVALID_PARAMS,
+        format!("unknown tool: {name}"),
+    ))
+}
+
+async fn list_resources(shared: &Shared, ctx: &RequestContext, request: &Request) -> Outcome {
+    let mut resources = Vec::new();
+    for provider in &shared.handlers.resources {
+        resources.extend(
+            provider
+                .list(ctx.principal())
+                .await
+                .map_err(|e| handler_error(e, internal("resource list".into())))?,
+        );
+    }
+    paged(shared, request, "resources", resources)
+}
+
+async fn list_templates(shared: &Shared, ctx: &RequestContext, request: &Request) -> Outcome {
+    let mut templates = Vec::new();
+    for provider in &shared.handlers.resources {
+        templates.extend(
+            provider
+                .templates(ctx.principal())
+                .await
+                .map_err(|e| handler_error(e, internal("template list".into())))?,
+        );
+    }
+    paged(shared, request, "resourceTemplates", templates)
+}
+
+#[derive(serde::Deserialize)]
+struct UriParams {
+    uri: String,
+}
+
+fn resource_not_found(uri: &str) -> RpcError {
+    RpcError {
+        code: jsonrpc::RESOURCE_NOT_FOUND,
+        message: "resource not found".into(),
+        data: Some(json!({ "uri": uri })),
+    }
+}
+
+async fn read_resource(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
+    let UriParams { uri } = params(request)?;
+    for provider in &shared.handlers.resources {
+        match provider.read(ctx.clone(), &uri).await {
+            Err(HandlerError::NotFound) => continue,
+            Ok(contents) => return Ok(json!({ "contents": to_value(&contents)? })),
+            Err(error) => return Err(handler_error(error, resource_not_found(&uri))),
+        }
+    }
+    Err(resource_not_found(&uri))
+}
+
+async fn subscribe(shared: &Shared, ctx: &RequestContext, request: &Request, on: bool) -> Outcome {
+    let UriParams { uri } = params(request)?;
+    let update = if on {
+        SessionUpdate::Subscribe(uri)
+    } else {
+        SessionUpdate::Unsubscribe(uri)
+    };
+    shared
+        .host
+        .update_session(ctx.session_id(), update)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(json!({}))
+}
+
+async fn list_prompts(shared: &Shared, ctx: &RequestContext, request: &Request) -> Outcome {
+    let mut prompts = Vec::new();
+    for provider in &shared.handlers.prompts {
+        prompts.extend(
+            provider
+                .list(ctx.principal())
+                .await
+                .map_err(|e| handler_error(e, internal("prompt list".into())))?,
+        );
+    }
+    paged(shared, request, "prompts", prompts)
+}
+
+#[derive(serde::Deserialize)]
+struct GetPromptParams {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Map<String, Value>>,
+}
+
+async fn get_prompt(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
+    let GetPromptParams { name, arguments } = params(request)?;
+    let arguments = arguments.unwrap_or_default();
+    let unknown = || jsonrpc::rpc_error(INVALID_PARAMS, format!("unknown prompt: {name}"));
+    for provider in &shared.handlers.prompts {
+        match provider.get(ctx.clone(), &name, arguments.clone()).await {
+            Err(HandlerError::NotFound) => continue,
+            Ok(result) => return to_value(&result),
+            Err(error) => return Err(handler_error(error, unknown())),
+        }
+    }
+    Err(unknown())
+}
+
+async fn complete(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
+    let params: CompleteParams = params(request)?;
+    let completion = match &shared.handlers.completer {
+        Some(completer) => completer.complete(ctx, params).await.map_err(|e| {
+            handler_error(
+                e,
+                jsonrpc::rpc_error(INVALID_PARAMS, "nothing to complete there"),
+            )
+        })?,
+        None => Completion::default(),
+    };
+    let mut completion = completion;
+    completion.values.truncate(100);
+    Ok(json!({ "completion": to_value(&completion)? }))
+}
+
+#[derive(serde::Deserialize)]
+struct SetLevelParams {
+    level: LogLevel,
+}
+
+async fn set_level(shared: &Shared, ctx: &RequestContext, request: &Request) -> Outcome {
+    let SetLevelParams { level } = params(request)?;
+    shared
+        .host
+        .update_session(ctx.session_id(), SessionUpdate::LogLevel(level))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(json!({}))
+}

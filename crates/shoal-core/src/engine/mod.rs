@@ -1,0 +1,432 @@
+//! Lifecycle and dispatch: the engine turns a parsed message plus a session into results,
+//! notifications and server→client requests, and keeps the ordered log of every streamed reply.
+//!
+//! The transport calls [`Engine`]; the engine calls the handlers and the [`SessionHost`].
+//! A request whose handler sends nothing before its result is answered as plain JSON and touches
+//! no log (the fast path). As soon as a handler sends something first (progress, a log message,
+//! a server→client request), the reply becomes a stream: the engine mints a stream id and a pump
+//! task appends every message, in order, to that stream's log, from which any replica can serve
+//! and resume it.
+
+mod dispatch;
+mod node;
+mod pagination;
+mod pending;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::handler::{Handlers, Notifier, RequestContext};
+use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
+use crate::ids::{EventId, SessionId, StreamId};
+use crate::jsonrpc::{self, Notification, Request, RequestId, Response, RpcError};
+use crate::model::Implementation;
+use crate::session::{Principal, SessionRecord};
+use crate::version;
+
+use node::{LocalStreams, Running};
+use pending::Pending;
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Who this server says it is in `initialize`.
+    pub server_info: Implementation,
+    /// `instructions` in `initialize`.
+    pub instructions: Option<String>,
+    /// Items per page of `tools/list`, `resources/list`, `prompts/list`.
+    pub page_size: usize,
+    /// How long a handler waits for the client to answer a server→client request.
+    pub client_request_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            server_info: Implementation {
+                name: "shoal".into(),
+                title: Some("Shoal".into()),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            instructions: None,
+            page_size: 100,
+            client_request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How the transport should deliver a request's reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// The complete response, for a plain JSON body.
+    Json(String),
+    /// The reply is (being) written to this stream's log: serve it as SSE.
+    Stream(StreamId),
+}
+
+/// Why a request could not be tied to a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// Unknown, expired, deleted, or bound to another principal.
+    #[error("session not found")]
+    NotFound,
+    /// The host is unreachable.
+    #[error(transparent)]
+    Host(HostError),
+}
+
+/// What a handler task hands to the reply: messages, then the final response.
+#[derive(Debug)]
+pub(crate) enum Outbound {
+    /// A notification or server→client request, before the response.
+    Message(String),
+    /// Close the client's connection now; it will resume with `Last-Event-ID`.
+    Disconnect,
+    /// The response; nothing follows.
+    Final(String),
+    /// The request was cancelled: no response will come.
+    Abandoned,
+}
+
+/// The sending half of a request's reply.
+#[derive(Clone)]
+pub(crate) struct Outbox(mpsc::Sender<Outbound>);
+
+impl Outbox {
+    pub(crate) async fn message(&self, message: String) -> Result<(), ()> {
+        self.0
+            .send(Outbound::Message(message))
+            .await
+            .map_err(|_| ())
+    }
+
+    pub(crate) async fn disconnect(&self) -> Result<(), ()> {
+        self.0.send(Outbound::Disconnect).await.map_err(|_| ())
+    }
+}
+
+/// State shared by the engine, its handler tasks and its node loop.
+pub(crate) struct Shared {
+    pub(crate) host: SharedHost,
+    pub(crate) handlers: Handlers,
+    pub(crate) config: EngineConfig,
+    pub(crate) pending: Pending,
+    pub(crate) running: Running,
+    pub(crate) local_streams: LocalStreams,
+}
+
+/// The protocol engine of one node.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// An engine over `host` serving `handlers`. Spawns the node loop, so call it inside a Tokio
+    /// runtime; the loop ends when the last clone of the engine is dropped.
+    pub fn new(host: SharedHost, handlers: Handlers, config: EngineConfig) -> Self {
+        let shared = Arc::new(Shared {
+            pending: Pending::new(host.node_id().clone()),
+            host,
+            handlers,
+            config,
+            running: Running::default(),
+            local_streams: LocalStreams::default(),
+        });
+        node::spawn_loop(&shared);
+        Engine { shared }
+    }
+
+    /// The session host.
+    pub fn host(&self) -> &SharedHost {
+        &self.shared.host
+    }
+
+    /// Announces list and resource changes to every session, on every replica.
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.shared.clone())
+    }
+
+    /// Handles `initialize`: negotiates the revision and creates the session.
+    /// On failure, returns the JSON-RPC error to answer with.
+    pub async fn initialize(
+        &self,
+        principal: Option<&Principal>,
+        request: &Request,
+    ) -> Result<(SessionRecord, String), InitializeError> {
+        let params = request.params.clone().unwrap_or_default();
+        let requested = params.get("protocolVersion").and_then(Value::as_str);
+        let capabilities = params.get("capabilities").filter(|c| c.is_object());
+        let client_info = params
+            .get("clientInfo")
+            .filter(|c| c.get("name").is_some_and(Value::is_string));
+        let (Some(requested), Some(capabilities), Some(client_info)) =
+            (requested, capabilities, client_info)
+        else {
+            return Err(InitializeError::Invalid(jsonrpc::rpc_error(
+                jsonrpc::INVALID_PARAMS,
+                "initialize needs protocolVersion, capabilities and clientInfo.name",
+            )));
+        };
+        let negotiated = version::negotiate(requested);
+        let record = SessionRecord::new(
+            principal.map(|p| p.id.clone()),
+            negotiated,
+            capabilities.clone(),
+            client_info.clone(),
+        );
+        self.shared
+            .host
+            .create_session(&record)
+            .await
+            .map_err(InitializeError::Host)?;
+        let config = &self.shared.config;
+        let mut result = json!({
+            "protocolVersion": negotiated,
+            "capabilities": dispatch::server_capabilities(&self.shared.handlers),
+            "serverInfo": config.server_info,
+        });
+        if let Some(instructions) = &config.instructions {
+            result["instructions"] = json!(instructions);
+        }
+        Ok((record, jsonrpc::encode_result(&request.id, &result)))
+    }
+
+    /// Answers a request that came without a session: only `ping` is allowed before initialize.
+    pub fn sessionless(&self, request: &Request) -> Option<String> {
+        (request.method == "ping").then(|| jsonrpc::encode_result(&request.id, &json!({})))
+    }
+
+    /// Finds the session `id` for `principal`. A session bound to another principal is
+    /// reported as not found: its existence is not revealed.
+    pub async fn resolve_session(
+        &self,
+        id: &str,
+        principal: Option<&Principal>,
+    ) -> Result<SessionRecord, SessionError> {
+        let id: SessionId = id.parse().map_err(|_| SessionError::NotFound)?;
+        let record = self
+            .shared
+            .host
+            .session(&id)
+            .await
+            .map_err(SessionError::Host)?
+            .ok_or(SessionError::NotFound)?;
+        if record.principal.as_deref() != principal.map(|p| p.id.as_str()) {
+            return Err(SessionError::NotFound);
+        }
+        Ok(record)
+    }
+
+    /// Runs a request of an established session. With `json_allowed`, a handler that sends
+    /// nothing before its result is answered as [`Reply::Json`]; otherwise the reply is a stream.
+    pub async fn handle_request(
+        &self,
+        session: SessionRecord,
+        principal: Option<Principal>,
+        request: Request,
+        json_allowed: bool,
+    ) -> Result<Reply, HostError> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let outbox = Outbox(tx);
+        let cancel = CancellationToken::new();
+        let session = Arc::new(session);
+        let running_key = (session.id.clone(), request.id.clone());
+        self.shared
+            .running
+            .insert(running_key.clone(), cancel.clone());
+        let ctx = RequestContext::new(
+            self.shared.clone(),
+            session.clone(),
+            principal,
+            request.id.clone(),
+            request.progress_token(),
+            cancel.clone(),
+            outbox.clone(),
+        );
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                response = dispatch::request(&shared, ctx, &request) => Outbound::Final(response),
+                () = cancel.cancelled() => Outbound::Abandoned,
+            };
+            shared.running.remove(&running_key);
+            let _ = outbox.0.send(outcome).await;
+        });
+
+        let first = rx.recv().await.unwrap_or(Outbound::Abandoned);
+        if let (Outbound::Final(response), true) = (&first, json_allowed) {
+            return Ok(Reply::Json(response.clone()));
+        }
+        let stream = StreamId::random();
+        let host = self.shared.host.clone();
+        // Log the first message before answering, so that the stream exists when read.
+        let done = append(&host, &session.id, &stream, first).await?;
+        if !done {
+            let (session_id, stream) = (session.id.clone(), stream.clone());
+            tokio::spawn(async move {
+                while let Some(outbound) = rx.recv().await {
+                    match append(&host, &session_id, &stream, outbound).await {
+                        Ok(false) => continue,
+                        Ok(true) => return,
+                        Err(error) => {
+                            tracing::debug!(%error, "stream closed while a handler was writing");
+                            return;
+                        }
+                    }
+                }
+                // The handler task died without a final message (a panic): say so.
+                let error = jsonrpc::rpc_error(jsonrpc::INTERNAL_ERROR, "internal error");
+                let _ = append(
+                    &host,
+                    &session_id,
+                    &stream,
+                    Outbound::Final(jsonrpc::encode_error(None, &error)),
+                )
+                .await;
+            });
+        }
+        Ok(Reply::Stream(stream))
+    }
+
+    /// Handles a notification from the client.
+    pub async fn handle_notification(
+        &self,
+        session: &SessionRecord,
+        notification: Notification,
+    ) -> Result<(), HostError> {
+        match notification.method.as_str() {
+            "notifications/cancelled" => {
+                let request_id = notification
+                    .params
+                    .as_ref()
+                    .and_then(|p| p.get("requestId"))
+                    .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
+                match request_id {
+                    Some(request_id) => node::cancel(&self.shared, &session.id, request_id).await,
+                    None => Ok(()),
+                }
+            }
+            // initialized, roots/list_changed, progress: nothing to do.
+            _ => Ok(()),
+        }
+    }
+
+    /// Routes the client's answer to a server→client request to the node whose handler waits.
+    pub async fn handle_response(
+        &self,
+        session: &SessionRecord,
+        response: Response,
+    ) -> Result<(), HostError> {
+        node::route_response(&self.shared, &session.id, response).await
+    }
+
+    /// Opens the session's standalone stream (GET without `Last-Event-ID`): only new events.
+    pub async fn open_standalone(
+        &self,
+        session: &SessionRecord,
+    ) -> Result<Subscription, HostError> {
+        let subscription = self
+            .shared
+            .host
+            .subscribe(&session.id, &session.standalone_stream, ReadFrom::Tail)
+            .await?;
+        Ok(self.track_standalone(session, subscription))
+    }
+
+    /// Resumes the stream `last_event` names, after that event. Only streams of `session` can
+    /// be resumed; anything else is `UnknownStream`.
+    pub async fn resume(
+        &self,
+        session: &SessionRecord,
+        last_event: &EventId,
+    ) -> Result<Subscription, HostError> {
+        let subscription = self
+            .shared
+            .host
+            .subscribe(
+                &session.id,
+                &last_event.stream,
+                ReadFrom::After(last_event.seq),
+            )
+            .await?;
+        if last_event.stream == session.standalone_stream {
+            return Ok(self.track_standalone(session, subscription));
+        }
+        Ok(subscription)
+    }
+
+    fn track_standalone(
+        &self,
+        session: &SessionRecord,
+        subscription: Subscription,
+    ) -> Subscription {
+        let guard = self
+            .shared
+            .local_streams
+            .connect(session.id.clone(), session.standalone_stream.clone());
+        let events = subscription
+            .events
+            .map(move |event| {
+                let _connected = &guard;
+                event
+            })
+            .boxed();
+        Subscription {
+            after: subscription.after,
+            events,
+        }
+    }
+
+    /// Ends a session everywhere.
+    pub async fn delete_session(&self, session: &SessionRecord) -> Result<bool, HostError> {
+        self.shared.host.delete_session(&session.id).await
+    }
+}
+
+/// Why `initialize` failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InitializeError {
+    /// The params are wrong: answer with this error.
+    #[error("{0}")]
+    Invalid(RpcError),
+    /// The host failed.
+    #[error(transparent)]
+    Host(HostError),
+}
+
+/// Appends one outbound item; returns whether the stream is complete.
+async fn append(
+    host: &SharedHost,
+    session: &SessionId,
+    stream: &StreamId,
+    outbound: Outbound,
+) -> Result<bool, HostError> {
+    match outbound {
+        Outbound::Message(message) => {
+            host.append(session, stream, StreamEvent::Message(message.into()))
+                .await?;
+            Ok(false)
+        }
+        Outbound::Disconnect => {
+            host.append(session, stream, StreamEvent::Disconnect)
+                .await?;
+            Ok(false)
+        }
+        Outbound::Final(response) => {
+            host.append(session, stream, StreamEvent::Message(response.into()))
+                .await?;
+            host.append(session, stream, StreamEvent::End).await?;
+            Ok(true)
+        }
+        Outbound::Abandoned => {
+            host.append(session, stream, StreamEvent::End).await?;
+            Ok(true)
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The per-request context a handler receives.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Outbox, Shared};
+use crate::host::{Broadcast, HostError, NodeEvent};
+use crate::ids::SessionId;
+use crate::jsonrpc::{self, RequestId, RpcError};
+use crate::model::{
+    CreateMessageRequest, CreateMessageResult, ElicitRequest, ElicitResult, ListRootsResult,
+};
+use crate::session::{LogLevel, Principal, SessionRecord};
+
+/// Why a server→client request got no usable answer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PeerError {
+    /// The client did not declare the capability the request needs.
+    #[error("the client does not support {0}")]
+    CapabilityMissing(&'static str),
+    /// The client did not answer in time.
+    #[error("the client did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The request being handled was cancelled while waiting.
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// The client answered with an error.
+    #[error("the client answered with an error: {0}")]
+    Rejected(RpcError),
+    /// The client's answer does not have the expected shape.
+    #[error("the client's answer is malformed: {0}")]
+    InvalidResponse(String),
+    /// The request's stream is gone (the session was deleted).
+    #[error("the session's stream is closed")]
+    Closed,
+}
+
+/// What a handler knows and can do while it serves one request.
+///
+/// Cheap to clone; clones share the request's stream and cancellation.
+#[derive(Clone)]
+pub struct RequestContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    session: Arc<SessionRecord>,
+    principal: Option<Principal>,
+    request_id: RequestId,
+    progress_token: Option<Value>,
+    cancel: CancellationToken,
+    out: Outbox,
+}
+
+impl RequestContext {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        session: Arc<SessionRecord>,
+        principal: Option<Principal>,
+        request_id: RequestId,
+        progress_token: Option<Value>,
+        cancel: CancellationToken,
+        out: Outbox,
+    ) -> Self {
+        RequestContext {
+            inner: Arc::new(Inner {
+                shared,
+                session,
+                principal,
+                request_id,
+                progress_token,
+                cancel,
+                out,
+            }),
+        }
+    }
+
+    /// The session id.
+    pub fn session_id(&self) -> &SessionId {
+        &self.inner.session.id
+    }
+
+    /// The negotiated protocol revision.
+    pub fn protocol_version(&self) -> &str {
+        &self.inner.session.protocol_version
+    }
+
+    /// The client's `clientInfo`.
+    pub fn client_info(&self) -> &Value {
+        &self.inner.session.client_info
+    }
+
+    /// The client's declared capabilities.
+    pub fn client_capabilities(&self) -> &Value {
+        &self.inner.session.client_capabilities
+    }
+
+    /// Who is calling, when auth is on.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.inner.principal.as_ref()
+    }
+
+    /// The client's id for this request.
+    pub fn request_id(&self) -> &RequestId {
+        &self.inner.request_id
+    }
+
+    /// Cancelled when the client sends `notifications/cancelled` for this request.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    /// Whether the client cancelled this request.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+
+    /// Whether the client asked for progress (sent a `progressToken`).
+    pub fn wants_progress(&self) -> bool {
+        self.inner.progress_token.is_some()
+    }
+
+    /// Sends `notifications/progress` when the client asked for progress; otherwise nothing.
+    pub async fn progress(
+        &self,
+        progress: f64,
+        total: Option<f64>,
+        message: Option<&str>,
+    ) -> Result<(), PeerError> {
+        let Some(token) = &self.inner.progress_token else {
+            return Ok(());
+        };
+        let mut params = json!({ "progressToken": token, "progress": progress });
+        if let Some(total) = total {
+            params["total"] = json!(total);
+        }
+        if let Some(message) = message {
+            params["message"] = json!(message);
+        }
+        self.notify("notifications/progress", &params).await
+    }
+
+    /// Sends `notifications/message` when `level` passes the session's `logging/setLevel`.
+    pub async fn log(
+        &self,
+        level: LogLevel,
+        logger: Option<&str>,
+        data: Value,
+    ) -> Result<(), PeerError> {
+        if self.inner.session.log_level.is_some_and(|min| level < min) {
+            return Ok(());
+        }
+        let mut params = json!({ "level": level, "data": data });
+        if let Some(logger) = logger {
+            params["logger"] = json!(logger);
+        }
+        self.notify("notifications/message", &params).await
+    }
+
+    /// Sends a notification on this request's stream.
+    pub async fn notify<P: Serialize>(&self, method: &str, params: &P) -> Result<(), PeerError> {
+        self.inner
+            .out
+            .message(jsonrpc::encode_notification(method, params))
+            .await
+            .map_err(|_| PeerError::Closed)
+    }
+
+    /// Closes the client's connection to this request's stream (turning the reply into a
+    /// stream if it was not one); the client reconnects with `Last-Event-ID` and gets everything
+    /// sent after this point. Lets long calls release connections (SSE polling, SEP-1699).
+    pub async fn close_sse_stream(&self) -> Result<(), PeerError> {
+        self.inner
+            .out
+            .disconnect()
+            .await
+            .map_err(|_| PeerError::Closed)
+    }
+
+    /// Asks the user through the client (`elicitation/create`) and waits for the answer.
+    pub async fn elicit(&self, request: ElicitRequest) -> Result<ElicitResult, PeerError> {
+        self.require_capability("elicitation")?;
+        self.request("elicitation/create", &request).await
+    }
+
+    /// Asks the client's model (`sampling/createMessage`) and waits for the reply.
+    pub async fn create_message(
+        &self,
+        request: CreateMessageRequest,
+    ) -> Result<CreateMessageResult, PeerError> {
+        self.require_capability("sampling")?;
+        self.request("sampling/createMessage", &request).await
+    }
+
+    /// Asks the client for its roots (`roots/list`).
+    pub async fn list_roots(&self) -> Result<ListRootsResult, PeerError> {
+        self.require_capability("roots")?;
+        self.request("roots/list", &json!({})).await
+    }
+
+    fn require_capability(&self, capability: &'static str) -> Result<(), PeerError> {
+        if self.inner.session.client_supports(capability) {
+            Ok(())
+        } else {
+            Err(PeerError::CapabilityMissing(capability))
+        }
+    }
+
+    /// Sends a server→client request on this request's stream and waits for the answer, which
+    /// may arrive at any replica: the id names this node so the answer is routed back here.
+    pub async fn request<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<R, PeerError> {
+        let shared = &self.inner.shared;
+        let (id, answer) = shared.pending.register(self.session_id());
+        let _unregister = shared.pending.guard(self.session_id().clone(), id.clone());
+        self.inner
+            .out
+            .message(jsonrpc::encode_request(&id, method, params))
+            .await
+            .map_err(|_| PeerError::Closed)?;
+        let timeout = shared.config.client_request_timeout;
+        let outcome = tokio::select! {
+            answer = answer => answer.map_err(|_| PeerError::Closed)?,
+            () = self.inner.cancel.cancelled() => return Err(PeerError::Cancelled),
+            () = tokio::time::sleep(timeout) => return Err(PeerError::Timeout(timeout)),
+        };
+        match outcome {
+            Ok(result) => serde_json::from_value(result)
+                .map_err(|e| PeerError::InvalidResponse(e.to_string())),
+            Err(error) => Err(PeerError::Rejected(
+                serde_json::from_value(error)
+                    .unwrap_or_else(|e| jsonrpc::rpc_error(jsonrpc::INTERNAL_ERROR, e.to_string())),
+            )),
+        }
+    }
+
+    /// Tells sessions about changes to the server's lists and resources.
+    pub fn notifier(&self) -> Notifier {
+        Notifier {
+            shared: self.inner.shared.clone(),
+        }
+    }
+}
+
+/// Announces changes that concern many sessions, on every replica.
+#[derive(Clone)]
+pub struct Notifier {
+    shared: Arc<Shared>,
+}
+
+impl Notifier {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Notifier { shared }
+    }
+
+    async fn broadcast(&self, event: Broadcast) -> Result<(), HostError> {
+        self.shared
+            .host
+            .broadcast(NodeEvent::Broadcast(event))
+            .await
+    }
+
+    /// `notifications/tools/list_changed` to every session.
+    pub async fn tools_list_changed(&self) -> Result<(), HostError> {
+        self.broadcast(Broadcast::ToolsListChanged).await
+    }
+
+    /// `notifications/resources/list_changed` to every session.
+    pub async fn resources_list_changed(&self) -> Result<(), HostError> {
+        self.broadcast(Broadcast::ResourcesListChanged).await
+    }
+
+    /// `notifications/prompts/list_changed` to every session.
+    pub async fn prompts_list_changed(&self) -> Result<(), HostError> {
+        self.broadcast(Broadcast::PromptsListChanged).await
+    }
+
+    /// `notifications/resources/updated` to the sessions subscribed to `uri`.
+    pub async fn resource_updated(&self, uri: impl Into<String>) -> Result<(), HostError> {
+        self.broadcast(Broadcast::ResourceUpdated { uri: uri.into() })
+            .await
+    }
+}

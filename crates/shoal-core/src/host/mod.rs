@@ -1,0 +1,201 @@
+//! The `SessionHost` contract: where everything a session needs between two requests lives.
+//!
+//! The engine and the transport talk only to this trait. The in-memory host ([`MemoryHost`])
+//! serves a single replica; the Redis host (crate `shoal-redis`) implements the same semantics
+//! across replicas. [`suite`] (feature `test-suite`) is the test suite every host must pass.
+//!
+//! # Semantics every host keeps
+//!
+//! - A session record is visible to every later call on any node as soon as `create_session`
+//!   returns; `delete_session` (or expiry) is seen by the very next call.
+//! - Each stream has one ordered log. `append` returns the event's sequence number (1, 2, …);
+//!   `subscribe` yields every event after a position, then live ones, in order, with no gap and
+//!   no duplicate, and ends after a [`StreamEvent::End`] or when the session goes away.
+//! - A stream belongs to one session: asking for it under another session is `UnknownStream`.
+//! - Logs are bounded: resuming from a position that was trimmed is `EventExpired`.
+//! - `send_to_node` and `broadcast` are at-most-once wake-ups and control messages; nothing a
+//!   client must receive travels only through them.
+
+mod memory;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+
+use std::sync::Arc;
+
+use crate::jsonrpc::RequestId;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{NodeId, SessionId, StreamId};
+use crate::session::{LogLevel, SessionRecord};
+
+pub use memory::{MemoryHost, MemoryHostConfig};
+
+/// A shared, type-erased host.
+pub type SharedHost = Arc<dyn SessionHost>;
+
+/// One entry of a stream's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamEvent {
+    /// A serialized JSON-RPC message for the client.
+    Message(Arc<str>),
+    /// The handler asked to close the client's connection (SEP-1699 polling): the reader
+    /// sends this event's id with `retry` and closes; the client resumes after it.
+    Disconnect,
+    /// The stream is complete (the final response was sent, or the request was abandoned).
+    End,
+}
+
+/// An event read back from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Position in the stream, from 1.
+    pub seq: u64,
+    /// What was appended.
+    pub event: StreamEvent,
+}
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Every event after this position (0: the whole stream).
+    After(u64),
+    /// Only events appended from now on.
+    Tail,
+}
+
+/// A live read of one stream.
+pub struct Subscription {
+    /// The position the subscription starts after (for a priming event id).
+    pub after: u64,
+    /// The events, in order.
+    pub events: BoxStream<'static, Result<StoredEvent, HostError>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A change to a session record, applied atomically by the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionUpdate {
+    /// `logging/setLevel`.
+    LogLevel(LogLevel),
+    /// `resources/subscribe`.
+    Subscribe(String),
+    /// `resources/unsubscribe`.
+    Unsubscribe(String),
+}
+
+/// A message for the engine of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NodeEvent {
+    /// The client answered a server→client request that a handler on this node awaits.
+    ClientResponse {
+        /// The session the answer came on.
+        session: SessionId,
+        /// The server's request id.
+        id: RequestId,
+        /// The `result`, or the `error` object, as the client sent it.
+        outcome: Result<Value, Value>,
+    },
+    /// The client cancelled one of its requests (sent to every node: only one runs it).
+    Cancel {
+        /// The session.
+        session: SessionId,
+        /// The client's request id.
+        request_id: RequestId,
+    },
+    /// Something that concerns many sessions changed.
+    Broadcast(Broadcast),
+}
+
+/// A change that concerns many sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Broadcast {
+    /// `notifications/tools/list_changed`.
+    ToolsListChanged,
+    /// `notifications/resources/list_changed`.
+    ResourcesListChanged,
+    /// `notifications/prompts/list_changed`.
+    PromptsListChanged,
+    /// `notifications/resources/updated` for sessions subscribed to `uri`.
+    ResourceUpdated {
+        /// The resource that changed.
+        uri: String,
+    },
+    /// The session was deleted or expired: close its streams.
+    SessionClosed(SessionId),
+}
+
+/// What can go wrong in a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The session does not exist (never did, expired, or deleted).
+    #[error("session not found")]
+    SessionNotFound,
+    /// The stream is not one of this session's.
+    #[error("unknown stream")]
+    UnknownStream,
+    /// The position asked for is no longer retained.
+    #[error("event no longer retained")]
+    EventExpired,
+    /// The position asked for was never written.
+    #[error("event not yet written")]
+    EventFromTheFuture,
+    /// The backing store is unreachable or failed.
+    #[error("session host unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where sessions, stream logs, node inboxes and broadcasts live.
+#[async_trait::async_trait]
+pub trait SessionHost: Send + Sync + 'static {
+    /// This process's node id.
+    fn node_id(&self) -> &NodeId;
+
+    /// Stores a new session.
+    async fn create_session(&self, record: &SessionRecord) -> Result<(), HostError>;
+
+    /// Reads a session and refreshes its idle timer; `None` when it does not exist.
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, HostError>;
+
+    /// Applies a change to a session; `SessionNotFound` when it is gone.
+    async fn update_session(&self, id: &SessionId, update: SessionUpdate) -> Result<(), HostError>;
+
+    /// Deletes a session and its streams; returns whether it existed. Every node is told.
+    async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError>;
+
+    /// Appends to a stream's log, creating it on first use; returns the new event's position.
+    async fn append(
+        &self,
+        session: &SessionId,
+        stream: &StreamId,
+        event: StreamEvent,
+    ) -> Result<u64, HostError>;
+
+    /// Reads a stream from a position, then follows it live.
+    async fn subscribe(
+        &self,
+        session: &SessionId,
+        stream: &StreamId,
+        from: ReadFrom,
+    ) -> Result<Subscription, HostError>;
+
+    /// Delivers a message to one node's engine.
+    async fn send_to_node(&self, node: &NodeId, event: NodeEvent) -> Result<(), HostError>;
+
+    /// Delivers a message to every node's engine (this one included).
+    async fn broadcast(&self, event: NodeEvent) -> Result<(), HostError>;
+
+    /// The messages for this node. Called once by the engine.
+    fn node_events(&self) -> BoxStream<'static, NodeEvent>;
+
+    /// Whether the backing store answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), HostError>;
+}

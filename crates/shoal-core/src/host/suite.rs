@@ -1,0 +1,309 @@
+//! The test suite every [`SessionHost`] must pass. Each function takes a fresh host; a host
+//! crate calls [`run_all`] from its own tests (see the tests at the bottom for the memory host).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::{HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StreamEvent};
+use crate::ids::{SessionId, StreamId};
+use crate::jsonrpc::RequestId;
+use crate::session::{LogLevel, SessionRecord};
+
+fn record() -> SessionRecord {
+    SessionRecord::new(
+        Some("alice".into()),
+        "2025-11-25",
+        serde_json::json!({}),
+        serde_json::json!({"name": "t"}),
+    )
+}
+
+fn message(text: &str) -> StreamEvent {
+    StreamEvent::Message(text.into())
+}
+
+async fn next_message<S>(events: &mut S) -> (u64, String)
+where
+    S: futures::Stream<Item = Result<super::StoredEvent, HostError>> + Unpin,
+{
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("an event within 5 s")
+        .expect("the stream goes on")
+        .expect("no error");
+    match event.event {
+        StreamEvent::Message(text) => (event.seq, text.to_string()),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+/// Sessions: create, read, update, delete; a deleted session is gone at once.
+pub async fn sessions(host: &dyn SessionHost) {
+    let record = record();
+    assert_eq!(host.session(&record.id).await.unwrap(), None);
+    host.create_session(&record).await.unwrap();
+    assert_eq!(
+        host.session(&record.id).await.unwrap().as_ref(),
+        Some(&record)
+    );
+    host.update_session(&record.id, SessionUpdate::LogLevel(LogLevel::Warning))
+        .await
+        .unwrap();
+    host.update_session(&record.id, SessionUpdate::Subscribe("test://a".into()))
+        .await
+        .unwrap();
+    let stored = host.session(&record.id).await.unwrap().unwrap();
+    assert_eq!(stored.log_level, Some(LogLevel::Warning));
+    assert!(stored.subscriptions.contains("test://a"));
+    host.update_session(&record.id, SessionUpdate::Unsubscribe("test://a".into()))
+        .await
+        .unwrap();
+    assert!(
+        host.session(&record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .subscriptions
+            .is_empty()
+    );
+    assert!(host.delete_session(&record.id).await.unwrap());
+    assert_eq!(host.session(&record.id).await.unwrap(), None);
+    assert!(!host.delete_session(&record.id).await.unwrap());
+    assert_eq!(
+        host.update_session(&record.id, SessionUpdate::LogLevel(LogLevel::Info))
+            .await,
+        Err(HostError::SessionNotFound)
+    );
+}
+
+/// Ordering under concurrent writers, and resume from every position.
+pub async fn ordering_and_resume(host: &dyn SessionHost) {
+    let record = record();
+    host.create_session(&record).await.unwrap();
+    let stream = StreamId::random();
+    let writes = (0..50).map(|i| host.append(&record.id, &stream, message(&format!("m{i}"))));
+    let mut seqs = futures::future::try_join_all(writes).await.unwrap();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=50).collect::<Vec<u64>>(),
+        "every append gets its own position"
+    );
+    host.append(&record.id, &stream, StreamEvent::End)
+        .await
+        .unwrap();
+
+    let mut full = Vec::new();
+    let mut sub = host
+        .subscribe(&record.id, &stream, ReadFrom::After(0))
+        .await
+        .unwrap();
+    while let Some(event) = sub.events.next().await {
+        full.push(event.unwrap());
+    }
+    assert_eq!(full.len(), 51);
+    assert_eq!(full.last().map(|e| &e.event), Some(&StreamEvent::End));
+    for from in 0..=51u64 {
+        let mut sub = host
+            .subscribe(&record.id, &stream, ReadFrom::After(from))
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while let Some(event) = sub.events.next().await {
+            got.push(event.unwrap());
+        }
+        assert_eq!(got, full[from as usize..], "resume after {from}");
+    }
+    assert_eq!(
+        host.subscribe(&record.id, &stream, ReadFrom::After(52))
+            .await
+            .map(|s| s.after),
+        Err(HostError::EventFromTheFuture)
+    );
+}
+
+/// A subscription sees events appended after it started, live, in order.
+pub async fn live_delivery(host: &dyn SessionHost) {
+    let record = record();
+    host.create_session(&record).await.unwrap();
+    let stream = record.standalone_stream.clone();
+    let mut sub = host
+        .subscribe(&record.id, &stream, ReadFrom::Tail)
+        .await
+        .unwrap();
+    assert_eq!(sub.after, 0);
+    for i in 0..10 {
+        host.append(&record.id, &stream, message(&format!("live{i}")))
+            .await
+            .unwrap();
+    }
+    for i in 0..10 {
+        assert_eq!(
+            next_message(&mut sub.events).await,
+            (i + 1, format!("live{i}"))
+        );
+    }
+    // Deleting the session ends the subscription.
+    host.delete_session(&record.id).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), sub.events.next())
+        .await
+        .expect("ends within 5 s");
+    assert!(end.is_none() || matches!(end, Some(Err(_))), "{end:?}");
+}
+
+/// Streams and sessions are isolated: another session's stream is unknown.
+pub async fn isolation(host: &dyn SessionHost) {
+    let (a, b) = (record(), record());
+    host.create_session(&a).await.unwrap();
+    host.create_session(&b).await.unwrap();
+    let stream = StreamId::random();
+    host.append(&a.id, &stream, message("secret"))
+        .await
+        .unwrap();
+    assert_eq!(
+        host.subscribe(&b.id, &stream, ReadFrom::After(0))
+            .await
+            .map(|s| s.after),
+        Err(HostError::UnknownStream)
+    );
+    assert_eq!(
+        host.subscribe(&a.id, &StreamId::random(), ReadFrom::After(0))
+            .await
+            .map(|s| s.after),
+        Err(HostError::UnknownStream)
+    );
+    let ghost = SessionId::random();
+    assert_eq!(
+        host.subscribe(&ghost, &stream, ReadFrom::After(0))
+            .await
+            .map(|s| s.after),
+        Err(HostError::SessionNotFound)
+    );
+    assert_eq!(
+        host.append(&ghost, &stream, message("x")).await,
+        Err(HostError::SessionNotFound)
+    );
+}
+
+/// Node inbox and broadcast reach the node's event stream.
+pub async fn inbox_and_broadcast(host: &dyn SessionHost) {
+    let mut events = host.node_events();
+    let session = SessionId::random();
+    let response = NodeEvent::ClientResponse {
+        session: session.clone(),
+        id: RequestId::String("n.1".into()),
+        outcome: Ok(serde_json::json!({"ok": true})),
+    };
+    host.send_to_node(host.node_id(), response.clone())
+        .await
+        .unwrap();
+    let cancel = NodeEvent::Cancel {
+        session,
+        request_id: RequestId::Number(3),
+    };
+    host.broadcast(cancel.clone()).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(got, vec![Some(response), Some(cancel)]);
+}
+
+/// Runs every check, each against a fresh host from `make`.
+pub async fn run_all<H, F>(make: F)
+where
+    H: SessionHost,
+    F: Fn() -> H,
+{
+    sessions(&make()).await;
+    ordering_and_resume(&make()).await;
+    live_delivery(&make()).await;
+    isolation(&make()).await;
+    inbox_and_broadcast(&make()).await;
+}
+
+#[cfg(test)]
+mod memory_host {
+    use super::*;
+    use crate::host::{MemoryHost, MemoryHostConfig};
+    use crate::ids::NodeId;
+
+    fn host() -> MemoryHost {
+        MemoryHost::new(NodeId::new("test"), MemoryHostConfig::default())
+    }
+
+    #[tokio::test]
+    async fn passes_the_host_suite() {
+        run_all(host).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_sessions_expire() {
+        let config = MemoryHostConfig {
+            idle_timeout: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let host = MemoryHost::new(NodeId::new("test"), config);
+        let record = record();
+        host.create_session(&record).await.unwrap();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(
+            host.session(&record.id).await.unwrap().is_some(),
+            "a read refreshes the idle timer"
+        );
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(host.session(&record.id).await.unwrap().is_some());
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(host.session(&record.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_have_a_maximum_lifetime() {
+        let config = MemoryHostConfig {
+            max_lifetime: Duration::from_secs(100),
+            ..Default::default()
+        };
+        let host = MemoryHost::new(NodeId::new("test"), config);
+        let record = record();
+        host.create_session(&record).await.unwrap();
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(40)).await;
+            let _ = host.session(&record.id).await.unwrap();
+        }
+        assert!(host.session(&record.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn trimmed_positions_are_expired() {
+        let config = MemoryHostConfig {
+            max_events_per_stream: 3,
+            ..Default::default()
+        };
+        let host = MemoryHost::new(NodeId::new("test"), config);
+        let record = record();
+        host.create_session(&record).await.unwrap();
+        let stream = StreamId::random();
+        for i in 0..5 {
+            host.append(&record.id, &stream, message(&format!("{i}")))
+                .await
+                .unwrap();
+        }
+        // Events 3..=5 remain: resuming after 2 is fine, after 1 would skip event 2.
+        assert!(
+            host.subscribe(&record.id, &stream, ReadFrom::After(2))
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            host.subscribe(&record.id, &stream, ReadFrom::After(1))
+                .await
+                .map(|s| s.after),
+            Err(HostError::EventExpired)
+        );
+    }
+}

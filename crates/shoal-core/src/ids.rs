@@ -1,0 +1,216 @@
+//! Identifiers that cross process boundaries: sessions, streams, events and nodes.
+//!
+//! Session and stream ids are random (128 and 96 bits) and URL-safe base64, so they are visible
+//! ASCII and unguessable. An event id names its stream: `<stream>.<seq>`, which makes it globally
+//! unique and lets any replica resume the right log from `Last-Event-ID` alone.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn is_token(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Why an id from the outside world was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not a session id this server could have minted.
+    #[error("malformed session id")]
+    Session,
+    /// Not an event id this server could have minted.
+    #[error("malformed event id")]
+    Event,
+}
+
+/// A session id: 128 random bits, 22 URL-safe characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    const LEN: usize = 22;
+
+    /// Mints a fresh id.
+    pub fn random() -> Self {
+        SessionId(random_token(16))
+    }
+
+    /// The id as sent in `Mcp-Session-Id`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        if is_token(s, Self::LEN) {
+            Ok(SessionId(s.to_owned()))
+        } else {
+            Err(IdError::Session)
+        }
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stream id: 96 random bits, 16 URL-safe characters. One per SSE stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamId(String);
+
+impl StreamId {
+    const LEN: usize = 16;
+
+    /// Mints a fresh id.
+    pub fn random() -> Self {
+        StreamId(random_token(12))
+    }
+
+    /// The id as it appears in event ids.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The position of an event in its stream's log. Sequence 0 is the priming event, which is
+/// never stored: resuming from it replays the whole stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventId {
+    /// The stream the event belongs to.
+    pub stream: StreamId,
+    /// Its position, counting from 1; 0 names the priming event.
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.stream, self.seq)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let (stream, seq) = s.split_once('.').ok_or(IdError::Event)?;
+        if !is_token(stream, StreamId::LEN)
+            || seq.is_empty()
+            || !seq.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(IdError::Event);
+        }
+        let seq = seq.parse().map_err(|_| IdError::Event)?;
+        Ok(EventId {
+            stream: StreamId(stream.to_owned()),
+            seq,
+        })
+    }
+}
+
+/// The id of one server process ("node"); server→client request ids carry it so that the
+/// client's answer can be routed back to the waiting handler from any replica.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(String);
+
+impl NodeId {
+    /// A node id from configuration. Dots and colons are replaced: they separate the parts of
+    /// the ids that embed a node id.
+    pub fn new(id: impl AsRef<str>) -> Self {
+        NodeId(
+            id.as_ref()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// `<prefix>-<random>`, the default for a process.
+    pub fn with_random_suffix(prefix: &str) -> Self {
+        Self::new(format!("{prefix}-{}", random_token(6)))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_round_trip_and_differ() {
+        let a = SessionId::random();
+        let b = SessionId::random();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().parse::<SessionId>().unwrap(), a);
+        assert!(a.as_str().bytes().all(|c| (0x21..=0x7e).contains(&c)));
+        assert!("short".parse::<SessionId>().is_err());
+        assert!("aaaaaaaaaaaaaaaaaaaaa!".parse::<SessionId>().is_err());
+    }
+
+    #[test]
+    fn event_ids_name_their_stream() {
+        let id = EventId {
+            stream: StreamId::random(),
+            seq: 42,
+        };
+        let parsed: EventId = id.to_string().parse().unwrap();
+        assert_eq!(parsed, id);
+        for bad in [
+            "",
+            ".",
+            "abc.1",
+            "aaaaaaaaaaaaaaaa.",
+            "aaaaaaaaaaaaaaaa.-1",
+            "aaaaaaaaaaaaaaaa.1x",
+            "aaaaaaaaaaaaaaaa.99999999999999999999999",
+        ] {
+            assert!(bad.parse::<EventId>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn node_ids_are_sanitized() {
+        assert_eq!(NodeId::new("pod.a:1").as_str(), "pod-a-1");
+    }
+}

@@ -1,0 +1,27 @@
+//! The Shoal protocol engine.
+//!
+//! # Layout
+//!
+//! - [`jsonrpc`]: the JSON-RPC envelope, error codes and encoders.
+//! - [`version`]: protocol revisions and their negotiation.
+//! - [`model`]: the MCP wire types of the session-era revisions.
+//! - [`ids`], [`session`]: session, stream, event and node ids; the session record.
+//! - [`host`]: the [`SessionHost`](host::SessionHost) contract and the in-memory host.
+//! - [`handler`]: the API tool authors write against: tools, resources, prompts, completion.
+//! - [`engine`]: lifecycle and dispatch: turns a parsed message and a session into results,
+//!   notifications and server→client requests.
+//!
+//! The engine knows neither HTTP nor Redis: `shoal-transport` drives it over Streamable HTTP,
+//! and a host implementation stores what it must remember.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod handler;
+pub mod host;
+pub mod ids;
+pub mod jsonrpc;
+pub mod model;
+pub mod session;
+pub mod version;

@@ -1,0 +1,167 @@
+//! `shoal serve`: wires the host, the engine, the transport and the admin listener together,
+//! and drains on SIGTERM.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use shoal_core::engine::{Engine, EngineConfig};
+use shoal_core::handler::Handlers;
+use shoal_core::host::{MemoryHost, MemoryHostConfig, SharedHost};
+use shoal_core::ids::NodeId;
+use shoal_transport::TransportConfig;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::tools;
+
+/// Runs the server until SIGTERM or Ctrl-C, then drains.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let node = match &config.node_id {
+        Some(id) => NodeId::new(id),
+        None => NodeId::with_random_suffix(&hostname()),
+    };
+    let host: SharedHost = Arc::new(MemoryHost::new(
+        node.clone(),
+        MemoryHostConfig {
+            idle_timeout: config.session_idle_timeout,
+            max_lifetime: config.session_max_lifetime,
+            ..MemoryHostConfig::default()
+        },
+    ));
+    let handlers = config
+        .tools
+        .iter()
+        .filter_map(|name| tools::by_name(name))
+        .fold(Handlers::new(), Handlers::merge);
+    let engine = Engine::new(host.clone(), handlers, EngineConfig::default());
+
+    let drain = CancellationToken::new();
+    let transport = TransportConfig {
+        allowed_hosts: config.allowed_hosts.clone(),
+        allowed_origins: config.allowed_origins.clone(),
+        max_body_bytes: config.max_body_bytes,
+        ..TransportConfig::default()
+    };
+    let app = shoal_transport::router(engine, transport, drain.clone());
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin = admin_router(AdminState {
+        host,
+        draining: draining.clone(),
+    });
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", config.admin_listen))?;
+    tracing::info!(
+        node = %node,
+        mcp = %format!("http://{}{}", listener.local_addr()?, shoal_transport::config::DEFAULT_PATH),
+        public_url = %config.public_url,
+        admin = %admin_listener.local_addr()?,
+        tools = %config.tools.join(","),
+        "shoal is serving"
+    );
+
+    let shutdown = CancellationToken::new();
+    // Replies are written in several frames; without TCP_NODELAY, Nagle plus delayed ACKs
+    // stalls them for ~40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let admin_server = axum::serve(admin_listener, admin)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    let admin_server = tokio::spawn(async move { admin_server.await });
+
+    wait_for_signal().await;
+    tracing::info!("draining: not ready, closing streams, finishing in-flight requests");
+    draining.store(true, Ordering::SeqCst);
+    drain.cancel();
+    shutdown.cancel();
+    match tokio::time::timeout(config.drain_timeout, server).await {
+        Ok(result) => result.context("server task")?.context("serving")?,
+        Err(_) => {
+            tracing::warn!(timeout = ?config.drain_timeout, "drain timed out; in-flight requests were cut")
+        }
+    }
+    admin_server.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[derive(Clone)]
+struct AdminState {
+    host: SharedHost,
+    draining: Arc<AtomicBool>,
+}
+
+fn admin_router(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// The process is alive.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the session host answers and the process is not draining.
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
+    if state.draining.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    match state.host.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n"),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "session host unreachable\n",
+        ),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "shoal".to_owned())
+}

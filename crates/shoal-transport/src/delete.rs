@@ -1,0 +1,30 @@
+//! DELETE: ends the session everywhere at once.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use shoal_core::session::Principal;
+
+use crate::AppState;
+use crate::get::resolve_session;
+use crate::headers;
+use crate::post::host_rejection;
+use crate::rejection::Rejection;
+
+pub(crate) async fn handle(
+    state: &AppState,
+    request: axum::extract::Request,
+) -> Result<Response, Rejection> {
+    let id = headers::session_id(request.headers()).ok_or(Rejection::MissingSession)?;
+    let principal = request.extensions().get::<Principal>();
+    let session = resolve_session(state, id, principal).await?;
+    if !state
+        .engine
+        .delete_session(&session)
+        .await
+        .map_err(host_rejection)?
+    {
+        return Err(Rejection::SessionNotFound);
+    }
+    tracing::debug!(session = %session.id, "session deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

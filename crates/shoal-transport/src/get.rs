@@ -1,0 +1,94 @@
+//! GET: the session's standalone stream, or the resumption of any of its streams.
+
+use axum::response::Response;
+use shoal_core::engine::SessionError;
+use shoal_core::ids::EventId;
+use shoal_core::session::{Principal, SessionRecord};
+use shoal_core::version;
+
+use crate::AppState;
+use crate::headers::{self, LAST_EVENT_ID};
+use crate::post::host_rejection;
+use crate::rejection::Rejection;
+use crate::sse::{self, SseOptions};
+
+pub(crate) async fn handle(
+    state: &AppState,
+    request: axum::extract::Request,
+) -> Result<Response, Rejection> {
+    let headers = request.headers();
+    if !headers::accepts(headers).sse {
+        return Err(Rejection::NotAcceptable(
+            "GET opens an event stream: the client must accept text/event-stream",
+        ));
+    }
+    headers::check_protocol_version(headers)?;
+    let id = headers::session_id(headers).ok_or(Rejection::MissingSession)?;
+    let principal = request.extensions().get::<Principal>();
+    let session = resolve_session(state, id, principal).await?;
+    match headers.get(LAST_EVENT_ID) {
+        Some(last) => {
+            let last: EventId = last
+                .to_str()
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Rejection::BadLastEventId("malformed Last-Event-ID"))?;
+            serve_stream(state, &session, &last).await
+        }
+        None => {
+            let subscription = state
+                .engine
+                .open_standalone(&session)
+                .await
+                .map_err(host_rejection)?;
+            Ok(sse::response(
+                session.standalone_stream.clone(),
+                subscription,
+                options(state, &session),
+            ))
+        }
+    }
+}
+
+/// Serves the stream `from` names, after that event.
+pub(crate) async fn serve_stream(
+    state: &AppState,
+    session: &SessionRecord,
+    from: &EventId,
+) -> Result<Response, Rejection> {
+    let subscription = state
+        .engine
+        .resume(session, from)
+        .await
+        .map_err(host_rejection)?;
+    Ok(sse::response(
+        from.stream.clone(),
+        subscription,
+        options(state, session),
+    ))
+}
+
+fn options(state: &AppState, session: &SessionRecord) -> SseOptions {
+    SseOptions {
+        // Priming events arrived with 2025-11-25; older clients may choke on empty data.
+        priming: version::at_least(&session.protocol_version, "2025-11-25"),
+        keep_alive: state.config.keep_alive,
+        retry: state.config.retry,
+        drain: state.drain.clone(),
+    }
+}
+
+pub(crate) async fn resolve_session(
+    state: &AppState,
+    id: &str,
+    principal: Option<&Principal>,
+) -> Result<SessionRecord, Rejection> {
+    state
+        .engine
+        .resolve_session(id, principal)
+        .await
+        .map_err(|error| match error {
+            SessionError::NotFound => Rejection::SessionNotFound,
+            SessionError::Host(error) => host_rejection(error),
+        })
+}

@@ -1,0 +1,135 @@
+//! Reading the request headers Streamable HTTP defines.
+
+use http::HeaderMap;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use shoal_core::version;
+
+use crate::rejection::Rejection;
+
+/// `Mcp-Session-Id`.
+pub(crate) const SESSION_ID: &str = "mcp-session-id";
+/// `MCP-Protocol-Version`.
+pub(crate) const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// `Last-Event-ID`.
+pub(crate) const LAST_EVENT_ID: &str = "last-event-id";
+
+/// Which of the two reply formats the client accepts (`*/*` and `type/*` count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Accepts {
+    pub(crate) json: bool,
+    pub(crate) sse: bool,
+}
+
+pub(crate) fn accepts(headers: &HeaderMap) -> Accepts {
+    let mut accepts = Accepts {
+        json: false,
+        sse: false,
+    };
+    for value in headers.get_all(ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let media = range
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match media.as_str() {
+                "*/*" => (accepts.json, accepts.sse) = (true, true),
+                "application/*" | "application/json" => accepts.json = true,
+                "text/*" | "text/event-stream" => accepts.sse = true,
+                _ => {}
+            }
+        }
+    }
+    accepts
+}
+
+/// POST bodies must be `application/json` (parameters such as `charset` allowed).
+pub(crate) fn require_json_body(headers: &HeaderMap) -> Result<(), Rejection> {
+    let essence = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        _ => Err(Rejection::UnsupportedMediaType),
+    }
+}
+
+/// The session id header, if present.
+pub(crate) fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SESSION_ID).and_then(|v| v.to_str().ok())
+}
+
+/// Refuses an `MCP-Protocol-Version` this server does not speak (absent is fine: the spec
+/// says to assume 2025-03-26).
+pub(crate) fn check_protocol_version(headers: &HeaderMap) -> Result<(), Rejection> {
+    match headers.get(PROTOCOL_VERSION) {
+        None => Ok(()),
+        Some(value) => {
+            let value = value.to_str().unwrap_or("<not text>");
+            if version::is_supported(value) {
+                Ok(())
+            } else {
+                Err(Rejection::UnsupportedProtocolVersion(value.to_owned()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Accepts {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, value.parse().unwrap());
+        accepts(&headers)
+    }
+
+    #[test]
+    fn reads_accept_ranges() {
+        assert_eq!(
+            accept("application/json, text/event-stream"),
+            Accepts {
+                json: true,
+                sse: true
+            }
+        );
+        assert_eq!(
+            accept("text/event-stream;q=0.9"),
+            Accepts {
+                json: false,
+                sse: true
+            }
+        );
+        assert_eq!(
+            accept("*/*"),
+            Accepts {
+                json: true,
+                sse: true
+            }
+        );
+        assert_eq!(
+            accept("text/html"),
+            Accepts {
+                json: false,
+                sse: false
+            }
+        );
+        assert_eq!(
+            accepts(&HeaderMap::new()),
+            Accepts {
+                json: false,
+                sse: false
+            }
+        );
+    }
+}

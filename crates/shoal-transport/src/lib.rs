@@ -1,0 +1,80 @@
+//! Streamable HTTP for the Shoal engine, as an axum [`Router`].
+//!
+//! One endpoint (default `/mcp`) takes POST (one JSON-RPC message), GET (the standalone stream,
+//! or a resumption with `Last-Event-ID`) and DELETE (end the session). This crate knows HTTP and
+//! the engine's API, nothing of where sessions are stored.
+//!
+//! # Layout
+//!
+//! - [`config`]: endpoint, allow-lists, limits, SSE timings.
+//! - `guard`: Origin/Host validation (DNS-rebinding protection) for every request.
+//! - `headers`: reading `Accept`, `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version`.
+//! - `rejection`: every refusal, with its status code and JSON-RPC error body.
+//! - `post`, `get`, `delete`: the three methods.
+//! - `sse`: framing a stream log as Server-Sent Events, with priming, keep-alive and drain.
+//!
+//! # Auth seam
+//!
+//! An auth layer in front of this router authenticates the request and inserts a
+//! [`Principal`](shoal_core::session::Principal) into the request extensions; the transport
+//! binds it to the session at initialize and requires the same principal afterwards.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+mod delete;
+mod get;
+mod guard;
+mod headers;
+mod post;
+mod rejection;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::any;
+use shoal_core::engine::Engine;
+use tokio_util::sync::CancellationToken;
+
+pub use config::TransportConfig;
+pub use rejection::{Rejection, SESSION_NOT_FOUND};
+
+/// What every handler of the endpoint shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: Engine,
+    pub(crate) config: Arc<TransportConfig>,
+    /// Cancelled when the server drains: open streams close with `retry` so that clients
+    /// reconnect to another replica.
+    pub(crate) drain: CancellationToken,
+}
+
+/// The MCP endpoint as a router. `drain` closes every open SSE stream when cancelled.
+pub fn router(engine: Engine, config: TransportConfig, drain: CancellationToken) -> Router {
+    let path = config.path.clone();
+    let state = AppState {
+        engine,
+        config: Arc::new(config),
+        drain,
+    };
+    Router::new().route(&path, any(dispatch)).with_state(state)
+}
+
+async fn dispatch(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(rejection) = guard::check(&state.config, request.headers()) {
+        return rejection.into_response();
+    }
+    let result = match *request.method() {
+        http::Method::POST => post::handle(&state, request).await,
+        http::Method::GET => get::handle(&state, request).await,
+        http::Method::DELETE => delete::handle(&state, request).await,
+        _ => Err(Rejection::MethodNotAllowed),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}

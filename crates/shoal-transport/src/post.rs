@@ -1,0 +1,167 @@
+//! POST: one JSON-RPC message per request.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use shoal_core::engine::{InitializeError, Reply};
+use shoal_core::host::HostError;
+use shoal_core::ids::EventId;
+use shoal_core::jsonrpc::{Message, Request};
+use shoal_core::session::{Principal, SessionRecord};
+
+use crate::AppState;
+use crate::get::{resolve_session, serve_stream};
+use crate::headers::{self, SESSION_ID};
+use crate::rejection::Rejection;
+
+pub(crate) async fn handle(
+    state: &AppState,
+    request: axum::extract::Request,
+) -> Result<Response, Rejection> {
+    let (parts, body) = request.into_parts();
+    let accepts = headers::accepts(&parts.headers);
+    if !(accepts.json && accepts.sse) {
+        return Err(Rejection::NotAcceptable(
+            "the client must accept both application/json and text/event-stream",
+        ));
+    }
+    headers::require_json_body(&parts.headers)?;
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    let message = Message::parse(&body).map_err(Rejection::Parse)?;
+    headers::check_protocol_version(&parts.headers)?;
+    let principal = parts.extensions.get::<Principal>().cloned();
+    let session_header = headers::session_id(&parts.headers);
+
+    let request = match message {
+        Message::Request(request) => request,
+        Message::Notification(notification) => {
+            let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+            state
+                .engine
+                .handle_notification(&session, notification)
+                .await
+                .map_err(host_rejection)?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        Message::Response(response) => {
+            let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+            state
+                .engine
+                .handle_response(&session, response)
+                .await
+                .map_err(host_rejection)?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+    };
+    if session_header.is_none() && claims_stateless_era(&request) {
+        return Err(Rejection::StatelessRequest);
+    }
+    if request.method == "initialize" {
+        if session_header.is_some() {
+            return Err(Rejection::InitializeWithSession);
+        }
+        return initialize(state, principal.as_ref(), &request).await;
+    }
+    let Some(_) = session_header else {
+        return match state.engine.sessionless(&request) {
+            Some(pong) => Ok(json(pong)),
+            None => Err(Rejection::MissingSession),
+        };
+    };
+    let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+    let reply = state
+        .engine
+        .handle_request(session.clone(), principal, request, true)
+        .await
+        .map_err(host_rejection)?;
+    match reply {
+        Reply::Json(body) => Ok(json(body)),
+        Reply::Stream(stream) => serve_stream(state, &session, &EventId { stream, seq: 0 }).await,
+    }
+}
+
+async fn initialize(
+    state: &AppState,
+    principal: Option<&Principal>,
+    request: &Request,
+) -> Result<Response, Rejection> {
+    let (session, body) = state
+        .engine
+        .initialize(principal, request)
+        .await
+        .map_err(|error| match error {
+            InitializeError::Invalid(error) => Rejection::InvalidRequest {
+                id: request.id.clone(),
+                error,
+            },
+            InitializeError::Host(error) => host_rejection(error),
+        })?;
+    let mut response = json(body);
+    if let Ok(value) = HeaderValue::from_str(session.id.as_str()) {
+        response.headers_mut().insert(SESSION_ID, value);
+    }
+    tracing::debug!(session = %session.id, version = %session.protocol_version, "session initialized");
+    Ok(response)
+}
+
+async fn require_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: Option<&Principal>,
+) -> Result<SessionRecord, Rejection> {
+    let id = headers::session_id(headers).ok_or(Rejection::MissingSession)?;
+    resolve_session(state, id, principal).await
+}
+
+/// A request of the stateless 2026-07-28 revision carries its version in `_meta`.
+fn claims_stateless_era(request: &Request) -> bool {
+    request
+        .params
+        .as_ref()
+        .and_then(|p| p.get("_meta"))
+        .is_some_and(|meta| {
+            meta.get("io.modelcontextprotocol/protocolVersion")
+                .is_some()
+        })
+}
+
+pub(crate) fn host_rejection(error: HostError) -> Rejection {
+    match error {
+        HostError::SessionNotFound => Rejection::SessionNotFound,
+        HostError::Unavailable(detail) => {
+            tracing::warn!(%detail, "session host unavailable");
+            Rejection::Unavailable
+        }
+        HostError::UnknownStream => {
+            Rejection::BadLastEventId("Last-Event-ID names no stream of this session")
+        }
+        HostError::EventExpired => Rejection::BadLastEventId(
+            "the event is no longer retained; the stream cannot be resumed",
+        ),
+        HostError::EventFromTheFuture => {
+            Rejection::BadLastEventId("Last-Event-ID is ahead of its stream")
+        }
+    }
+}
+
+fn json(body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, Rejection> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Rejection::PayloadTooLarge(limit))
+        }
+        Err(_) => Err(Rejection::Parse(shoal_core::jsonrpc::ParseError::NotJson(
+            "the body could not be read".into(),
+        ))),
+    }
+}

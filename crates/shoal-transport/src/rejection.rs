@@ -1,0 +1,122 @@
+//! Every way the endpoint refuses a request, each with its status code and a JSON-RPC error
+//! body (without an `id` when the request's id is unknown, as the MCP schema allows).
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use shoal_core::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, ParseError, RequestId, RpcError};
+
+/// `-32001`: the code the official SDKs use for an unknown session.
+pub const SESSION_NOT_FOUND: i32 = -32001;
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// 405: not POST, GET or DELETE.
+    #[error("method not allowed: use POST, GET or DELETE")]
+    MethodNotAllowed,
+    /// 403: `Host` is not on the allow-list.
+    #[error("forbidden: Host header not allowed")]
+    ForbiddenHost,
+    /// 403: `Origin` is not on the allow-list.
+    #[error("forbidden: Origin not allowed")]
+    ForbiddenOrigin,
+    /// 406: the client must accept what the method answers with.
+    #[error("not acceptable: {0}")]
+    NotAcceptable(&'static str),
+    /// 415: POST bodies are `application/json`.
+    #[error("unsupported media type: Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// 413: the body exceeds the configured limit.
+    #[error("payload too large: the limit is {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 400: the body is not one JSON-RPC message.
+    #[error("{0}")]
+    Parse(ParseError),
+    /// 400: `MCP-Protocol-Version` names a revision this server does not speak.
+    #[error(
+        "unsupported MCP-Protocol-Version: {0:?} (supported: 2025-11-25, 2025-06-18, 2025-03-26)"
+    )]
+    UnsupportedProtocolVersion(String),
+    /// 400: a request other than initialize or ping without `Mcp-Session-Id`.
+    #[error("bad request: Mcp-Session-Id header is required")]
+    MissingSession,
+    /// 400: initialize on an existing session.
+    #[error("bad request: initialize must not carry Mcp-Session-Id")]
+    InitializeWithSession,
+    /// 400: a stateless-era (2026-07-28) request: this server speaks the session era only, and
+    /// a plain 400 tells dual-era clients to fall back to `initialize`.
+    #[error("bad request: stateless requests are not supported; send initialize")]
+    StatelessRequest,
+    /// 404: unknown, expired, deleted, or another principal's session.
+    #[error("session not found")]
+    SessionNotFound,
+    /// 400: `Last-Event-ID` is malformed, of another stream, or no longer retained.
+    #[error("bad request: {0}")]
+    BadLastEventId(&'static str),
+    /// 400: the JSON-RPC request is invalid (answered with its id).
+    #[error("{}", .error.message)]
+    InvalidRequest {
+        /// The request's id.
+        id: RequestId,
+        /// The error.
+        error: RpcError,
+    },
+    /// 503: the session host is unreachable.
+    #[error("service unavailable: the session store is unreachable")]
+    Unavailable,
+}
+
+impl Rejection {
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::ForbiddenHost | Rejection::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Rejection::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::SessionNotFound => StatusCode::NOT_FOUND,
+            Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Parse(_)
+            | Rejection::UnsupportedProtocolVersion(_)
+            | Rejection::MissingSession
+            | Rejection::InitializeWithSession
+            | Rejection::StatelessRequest
+            | Rejection::BadLastEventId(_)
+            | Rejection::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The JSON-RPC error in the body.
+    pub fn rpc_error(&self) -> RpcError {
+        let code = match self {
+            Rejection::Parse(error) => return error.to_rpc_error(),
+            Rejection::InvalidRequest { error, .. } => return error.clone(),
+            Rejection::SessionNotFound => SESSION_NOT_FOUND,
+            Rejection::Unavailable => INTERNAL_ERROR,
+            _ => INVALID_REQUEST,
+        };
+        jsonrpc::rpc_error(code, self.to_string())
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let id = match &self {
+            Rejection::InvalidRequest { id, .. } => Some(id),
+            _ => None,
+        };
+        let body = jsonrpc::encode_error(id, &self.rpc_error());
+        let mut response = (self.status(), body).into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self == Rejection::MethodNotAllowed {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        }
+        response
+    }
+}

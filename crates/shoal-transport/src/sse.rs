@@ -1,0 +1,138 @@
+//! Server-Sent Events framing of a stream log.
+//!
+//! Every event carries its id (`<stream>.<seq>`). A stream opens with a priming event (an id and
+//! empty data, plus `retry`) so that a client whose connection breaks before the first real
+//! event can still resume. Idle streams get keep-alive comments. When the server drains, or a
+//! handler asks to close the connection, the stream ends with `retry` and the client resumes
+//! elsewhere from the last id it saw.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use shoal_core::host::{HostError, StoredEvent, StreamEvent, Subscription};
+use shoal_core::ids::{EventId, StreamId};
+use tokio_util::sync::CancellationToken;
+
+/// Frames `id`, optional `retry`, and `data` (single-line JSON, or empty for priming).
+fn event(id: &EventId, retry: Option<Duration>, data: &str) -> Bytes {
+    let mut frame = format!("id: {id}\n");
+    if let Some(retry) = retry {
+        frame.push_str(&format!("retry: {}\n", retry.as_millis()));
+    }
+    frame.push_str("data: ");
+    frame.push_str(data);
+    frame.push_str("\n\n");
+    Bytes::from(frame)
+}
+
+/// How a stream is served.
+pub(crate) struct SseOptions {
+    /// Send the priming event (clients of 2025-11-25 and later expect it; older ones may not).
+    pub(crate) priming: bool,
+    pub(crate) keep_alive: Duration,
+    pub(crate) retry: Duration,
+    pub(crate) drain: CancellationToken,
+}
+
+struct State {
+    events: BoxStream<'static, Result<StoredEvent, HostError>>,
+    stream: StreamId,
+    options: SseOptions,
+    first: Option<Bytes>,
+    done: bool,
+}
+
+/// The HTTP response that serves `subscription` of `stream`.
+pub(crate) fn response(
+    stream: StreamId,
+    subscription: Subscription,
+    options: SseOptions,
+) -> Response {
+    let first = options.priming.then(|| {
+        event(
+            &EventId {
+                stream: stream.clone(),
+                seq: subscription.after,
+            },
+            Some(options.retry),
+            "",
+        )
+    });
+    let state = State {
+        events: subscription.events,
+        stream,
+        options,
+        first,
+        done: false,
+    };
+    let body = futures::stream::unfold(state, next_frame).map(Ok::<_, Infallible>);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
+    if let Some(first) = state.first.take() {
+        return Some((first, state));
+    }
+    if state.done {
+        return None;
+    }
+    tokio::select! {
+        biased;
+        () = state.options.drain.cancelled() => {
+            state.done = true;
+            let retry = Bytes::from(format!("retry: {}\n\n", state.options.retry.as_millis()));
+            Some((retry, state))
+        }
+        next = state.events.next() => {
+            let stored = match next {
+                Some(Ok(stored)) => stored,
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "stream ended by the host");
+                    return None;
+                }
+                None => return None,
+            };
+            let id = EventId { stream: state.stream.clone(), seq: stored.seq };
+            match stored.event {
+                StreamEvent::Message(data) => Some((event(&id, None, &data), state)),
+                StreamEvent::Disconnect => {
+                    state.done = true;
+                    Some((event(&id, Some(state.options.retry), ""), state))
+                }
+                StreamEvent::End => None,
+            }
+        }
+        () = tokio::time::sleep(state.options.keep_alive) => {
+            Some((Bytes::from_static(b": keep-alive\n\n"), state))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_events_and_priming() {
+        let id: EventId = "aaaaaaaaaaaaaaaa.3".parse().unwrap();
+        assert_eq!(
+            event(&id, None, "{}"),
+            Bytes::from("id: aaaaaaaaaaaaaaaa.3\ndata: {}\n\n")
+        );
+        assert_eq!(
+            event(&id, Some(Duration::from_millis(500)), ""),
+            Bytes::from("id: aaaaaaaaaaaaaaaa.3\nretry: 500\ndata: \n\n")
+        );
+    }
+}

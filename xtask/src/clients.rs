@@ -1,0 +1,53 @@
+//! The SDK client checks: the official TypeScript (`tests/clients/ts/client.mjs`) and Python
+//! (`tests/clients/python/client.py`) MCP SDKs drive `shoal serve --tools demo` through
+//! `echo`, `count` (progress), `ask_user` (elicitation) and `ask_model` (sampling).
+//! Both run, one after the other against one server, even if the first fails.
+
+use anyhow::{Result, bail};
+
+use crate::Repo;
+use crate::cmd;
+use crate::server::{self, Server, ToolSet};
+use crate::tools::Tools;
+
+/// The TypeScript check's package directory, relative to the workspace root.
+const TS_DIR: &str = "tests/clients/ts";
+/// The Python check's directory, relative to the workspace root.
+const PYTHON_DIR: &str = "tests/clients/python";
+
+/// Builds shoal and runs both SDK clients against it.
+pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
+    let binary = server::build(repo, tools)?;
+    let ts_dir = repo.root().join(TS_DIR);
+    let python_dir = repo.root().join(PYTHON_DIR);
+    cmd::run(&mut tools.npm(&ts_dir, &["ci", "--no-audit", "--no-fund"]))?;
+    let python = tools.python()?;
+
+    let server = Server::start(repo, &binary, ToolSet::Demo)?;
+    let url = server.mcp_url();
+
+    let mut typescript = tools.command(tools.node());
+    typescript.current_dir(&ts_dir).arg("client.mjs").arg(&url);
+
+    let mut python = tools.command(python);
+    python
+        .current_dir(&python_dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .arg("client.py")
+        .arg(&url);
+
+    let mut failed = Vec::new();
+    for (sdk, command) in [("typescript", &mut typescript), ("python", &mut python)] {
+        println!();
+        println!("--- {sdk} SDK client");
+        if let Err(error) = cmd::run(command) {
+            eprintln!("{sdk} SDK client: {error:#}");
+            failed.push(sdk);
+        }
+    }
+    if !failed.is_empty() {
+        server.print_log_tail();
+        bail!("SDK client checks failed: {}", failed.join(", "));
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Shoal's task runner: the one entry point that CI and people run, as `cargo xtask COMMAND`
+//! (the alias lives in `.cargo/config.toml`; `.ci/run` calls `cargo xtask ci`).
+//!
+//! # Commands
+//!
+//! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
+//!   `cargo clippy`, `cargo test`, the MCP conformance suite, the SDK client checks.
+//! - `conformance [--scenario NAME]`: only the conformance suite against a fresh `shoal`.
+//! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
+//!
+//! # Layout
+//!
+//! - `steps`: banners, per-step timings and the closing summary.
+//! - `cmd`: running child processes and reporting what they did.
+//! - `tools`: installing `redis-server`, Node ≥ 22 and the Python venv under `target/tools`,
+//!   and the environment every child process gets (`SHOAL_NODE`, `SHOAL_PYTHON`, `PATH`).
+//! - `server`: building `shoal` and a spawned `shoal serve` that is stopped on drop.
+//! - `conformance`, `clients`: the checks that drive `shoal` with third-party clients.
+
+mod clients;
+mod cmd;
+mod conformance;
+mod server;
+mod steps;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::steps::{StepFailed, Steps};
+use crate::tools::{Needs, Tools};
+
+/// Shoal's task runner.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run every CI step in order (tools, fmt, clippy, test, conformance, clients); stop at the
+    /// first failure.
+    Ci,
+    /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
+    Conformance {
+        /// Run only this scenario (the suite's `list --server` names them).
+        #[arg(long, value_name = "NAME")]
+        scenario: Option<String>,
+    },
+    /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
+    Clients,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let repo = match Repo::locate() {
+        Ok(repo) => repo,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Task::Ci => Steps::execute(
+            "ci",
+            &["tools", "fmt", "clippy", "test", "conformance", "clients"],
+            |steps| ci(&repo, steps),
+        ),
+        Task::Conformance { scenario } => {
+            Steps::execute("conformance", &["tools", "conformance"], |steps| {
+                only_conformance(&repo, steps, scenario.as_deref())
+            })
+        }
+        Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
+            only_clients(&repo, steps)
+        }),
+    }
+}
+
+/// The whole CI run.
+fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
+    let tools = steps.run("tools", || Tools::ensure(repo, Needs::ALL))?;
+    steps.run("fmt", || {
+        cmd::run(tools.apply(&mut repo.cargo(["fmt", "--all", "--check"])))
+    })?;
+    steps.run("clippy", || {
+        cmd::run(tools.apply(&mut repo.cargo([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])))
+    })?;
+    steps.run("test", || {
+        cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
+    })?;
+    steps.run("conformance", || conformance::run(repo, &tools, None))?;
+    steps.run("clients", || clients::run(repo, &tools))?;
+    Ok(())
+}
+
+fn only_conformance(
+    repo: &Repo,
+    steps: &mut Steps,
+    scenario: Option<&str>,
+) -> Result<(), StepFailed> {
+    let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
+    steps.run("conformance", || conformance::run(repo, &tools, scenario))
+}
+
+fn only_clients(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
+    let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE_AND_PYTHON))?;
+    steps.run("clients", || clients::run(repo, &tools))
+}
+
+/// Where things are: the workspace root and cargo's target directory.
+#[derive(Debug)]
+pub(crate) struct Repo {
+    root: PathBuf,
+    target: PathBuf,
+}
+
+// === impl Repo ===
+
+impl Repo {
+    fn locate() -> Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask's manifest directory has no parent")?
+            .to_path_buf();
+        // Cargo reads a relative CARGO_TARGET_DIR against the directory it was started in.
+        let target = match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) if !dir.is_empty() => {
+                std::path::absolute(&dir).context("cannot resolve CARGO_TARGET_DIR")?
+            }
+            _ => root.join("target"),
+        };
+        Ok(Self { root, target })
+    }
+
+    /// The workspace root.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Cargo's target directory (`target/` unless `CARGO_TARGET_DIR` says otherwise).
+    pub(crate) fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// A `cargo` command (the one running xtask) with `args`, run from the workspace root.
+    pub(crate) fn cargo<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.args(args).current_dir(&self.root);
+        command
+    }
+}

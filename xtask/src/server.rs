@@ -1,0 +1,287 @@
+//! Building `shoal` and running it for the client checks: [`Server`] starts
+//! `shoal serve` on free loopback ports, waits for `/readyz`, and stops it when dropped, also
+//! when a check fails. Its output goes to a log file under `target/xtask/`.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::Repo;
+use crate::cmd;
+use crate::tools::Tools;
+
+/// How long `shoal` has to answer `/readyz` with 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pause between two `/readyz` probes.
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long `shoal` has to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect, read and write timeout of one `/readyz` probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How many lines of the server log a failure prints.
+const LOG_TAIL_LINES: usize = 60;
+
+/// A built-in tool set of `shoal serve --tools`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ToolSet {
+    /// What the conformance suite's scenarios call.
+    Conformance,
+    /// `echo`, `count`, `ask_user`, `ask_model`: what the SDK client checks call.
+    Demo,
+}
+
+impl fmt::Display for ToolSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Conformance => "conformance",
+            Self::Demo => "demo",
+        })
+    }
+}
+
+/// Builds the `shoal` binary and returns its path.
+pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
+    cmd::run(tools.apply(&mut repo.cargo(["build", "-p", "shoal-server", "--bin", "shoal"])))?;
+    let binary = repo.target().join("debug").join("shoal");
+    if !binary.is_file() {
+        bail!("cargo built shoal but {} is missing", binary.display());
+    }
+    Ok(binary)
+}
+
+/// A running `shoal serve`, stopped on drop.
+#[derive(Debug)]
+pub(crate) struct Server {
+    child: Child,
+    listen: SocketAddr,
+    log: PathBuf,
+}
+
+// === impl Server ===
+
+impl Server {
+    /// Starts `binary serve` with `tools` on free loopback ports and waits until `/readyz`
+    /// answers 200.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot start, exits, or is not ready within [`READY_TIMEOUT`]; the error carries
+    /// the tail of its log.
+    pub(crate) fn start(repo: &Repo, binary: &Path, tools: ToolSet) -> Result<Self> {
+        let [listen, admin] = free_ports()?;
+        let log_dir = repo.target().join("xtask");
+        fs::create_dir_all(&log_dir)
+            .with_context(|| format!("cannot create {}", log_dir.display()))?;
+        let log = log_dir.join(format!("shoal-{tools}.log"));
+        let stdout =
+            File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let stderr = stdout.try_clone().context("cannot share the server log")?;
+
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--admin-listen")
+            .arg(admin.to_string())
+            .arg("--tools")
+            .arg(tools.to_string())
+            .current_dir(repo.root())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        println!("$ {}  > {}", cmd::display(&command), log.display());
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut server = Self { child, listen, log };
+        server.wait_ready(admin)?;
+        println!("shoal is ready at {}", server.mcp_url());
+        Ok(server)
+    }
+
+    /// The MCP endpoint, `http://127.0.0.1:PORT/mcp`.
+    pub(crate) fn mcp_url(&self) -> String {
+        format!("http://{}/mcp", self.listen)
+    }
+
+    /// Prints the last lines of the server's log, for a failed check.
+    pub(crate) fn print_log_tail(&self) {
+        eprintln!("{}", self.log_tail());
+    }
+
+    fn wait_ready(&mut self, admin: SocketAddr) -> Result<()> {
+        let started = Instant::now();
+        let mut last = String::from("no answer yet");
+        while started.elapsed() < READY_TIMEOUT {
+            if let Some(status) = self.child.try_wait().context("cannot poll shoal")? {
+                bail!(
+                    "shoal exited before it was ready ({status})\n{}",
+                    self.log_tail()
+                );
+            }
+            match http_get_status(admin, "/readyz") {
+                Ok(200) => return Ok(()),
+                Ok(status) => last = format!("HTTP {status}"),
+                Err(error) => last = error.to_string(),
+            }
+            thread::sleep(READY_POLL_INTERVAL);
+        }
+        bail!(
+            "shoal was not ready within {}s (last /readyz: {last})\n{}",
+            READY_TIMEOUT.as_secs(),
+            self.log_tail()
+        )
+    }
+
+    fn log_tail(&self) -> String {
+        let text = match fs::read(&self.log) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(error) => return format!("(cannot read {}: {error})", self.log.display()),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        format!(
+            "--- last {} lines of {} ---\n{}\n--- end of server log ---",
+            tail.len(),
+            self.log.display(),
+            tail.join("\n")
+        )
+    }
+
+    /// SIGTERM (so shoal drains as in production), then SIGKILL after [`STOP_TIMEOUT`].
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let terminated = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if terminated {
+            let started = Instant::now();
+            while started.elapsed() < STOP_TIMEOUT {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!(
+                "shoal did not exit within {}s of SIGTERM; killing it",
+                STOP_TIMEOUT.as_secs()
+            );
+        }
+        // Errors here mean it is already gone.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Two distinct free loopback ports. Both are bound before either is released, so they differ;
+/// another process could still take one before shoal binds it, which is unlikely enough here.
+fn free_ports() -> Result<[SocketAddr; 2]> {
+    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a free port");
+    let first = bind()?;
+    let second = bind()?;
+    Ok([first.local_addr()?, second.local_addr()?])
+}
+
+/// The status code of `GET path` on `addr`, over a fresh HTTP/1.1 connection.
+fn http_get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+    stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
+    stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    // The status line is all we need: "HTTP/1.1 200 OK\r\n".
+    let mut head = Vec::with_capacity(64);
+    let mut buf = [0_u8; 64];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "not an HTTP status line: {:?}",
+                    line.lines().next().unwrap_or("")
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves one connection with `response` and returns the request it read.
+    fn serve_once(response: &'static str) -> (SocketAddr, thread::JoinHandle<String>) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0_u8; 256];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                assert_ne!(n, 0, "client closed before the end of its request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream.write_all(response.as_bytes()).unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn reads_the_status_code() {
+        let (addr, server) =
+            serve_once("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(http_get_status(addr, "/readyz").unwrap(), 503);
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with("GET /readyz HTTP/1.1\r\n"),
+            "{request:?}"
+        );
+    }
+
+    #[test]
+    fn rejects_a_non_http_answer() {
+        let (addr, server) = serve_once("hello\n");
+        let error = http_get_status(addr, "/readyz").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn free_ports_differ() {
+        let [a, b] = free_ports().unwrap();
+        assert_ne!(a.port(), b.port());
+        assert!(a.ip().is_loopback() && b.ip().is_loopback());
+    }
+}

