@@ -21,8 +21,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::tools;
 
-/// Runs the server until SIGTERM or Ctrl-C, then drains.
+/// Runs the server with the tool sets named in the configuration until SIGTERM or Ctrl-C,
+/// then drains.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let handlers = config.tools.iter().filter_map(|name| tools::by_name(name)).fold(Handlers::new(), Handlers::merge);
+    run_with(config, handlers).await
+}
+
+/// Runs the server with your own handlers (`config.tools` is ignored) until SIGTERM or Ctrl-C,
+/// then drains. This is how a crate that writes its own tools embeds Shoal.
+pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> {
     let node = match &config.node_id {
         Some(id) => NodeId::new(id),
         None => NodeId::with_random_suffix(&hostname()),
@@ -35,11 +43,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ..MemoryHostConfig::default()
         },
     ));
-    let handlers = config
-        .tools
-        .iter()
-        .filter_map(|name| tools::by_name(name))
-        .fold(Handlers::new(), Handlers::merge);
     let engine = Engine::new(host.clone(), handlers, EngineConfig::default());
 
     let drain = CancellationToken::new();

@@ -430,3 +430,6 @@ async fn append(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

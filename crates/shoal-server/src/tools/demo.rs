@@ -77,11 +77,11 @@ async fn echo(_ctx: RequestContext, args: EchoArgs) -> Result<String, ToolError>
 #[derive(Debug, Deserialize, JsonSchema)]
 struct CountArgs {
     /// How far to count, from 0 to 10000.
-    #[schemars(range(min = 0, max = 10_000))]
+    #[schemars(range(min = 0, max = MAX_COUNT))]
     to: i64,
     /// Milliseconds to wait before each number, from 0 to 60000.
     #[serde(default = "default_interval_ms")]
-    #[schemars(range(min = 0, max = 60_000))]
+    #[schemars(range(min = 0, max = MAX_INTERVAL_MS))]
     interval_ms: i64,
 }
 

@@ -1,8 +1,8 @@
 //! The tool sets built into the `shoal` binary, chosen by name.
 //!
-//! - [`demo`]: `echo`, `count`, `ask_user` and `ask_model`, for trying Shoal out, for scripts
+//! - [`demo()`]: `echo`, `count`, `ask_user` and `ask_model`, for trying Shoal out, for scripts
 //!   and for load tests.
-//! - [`conformance`]: the tools, resources, prompts and completions the official MCP
+//! - [`conformance()`]: the tools, resources, prompts and completions the official MCP
 //!   conformance suite calls.
 //!
 //! Each set is a [`Handlers`] value, ready for the engine; sets can be combined with
