@@ -24,7 +24,11 @@ use crate::tools;
 /// Runs the server with the tool sets named in the configuration until SIGTERM or Ctrl-C,
 /// then drains.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let handlers = config.tools.iter().filter_map(|name| tools::by_name(name)).fold(Handlers::new(), Handlers::merge);
+    let handlers = config
+        .tools
+        .iter()
+        .filter_map(|name| tools::by_name(name))
+        .fold(Handlers::new(), Handlers::merge);
     run_with(config, handlers).await
 }
 

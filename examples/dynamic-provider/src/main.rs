@@ -29,7 +29,10 @@ fn object(value: Value) -> JsonObject {
 #[async_trait::async_trait]
 impl ToolProvider for Replies {
     async fn list(&self, _principal: Option<&Principal>) -> Result<Vec<Tool>, HandlerError> {
-        let rows = self.rows.read().map_err(|_| HandlerError::Internal("poisoned".into()))?;
+        let rows = self
+            .rows
+            .read()
+            .map_err(|_| HandlerError::Internal("poisoned".into()))?;
         let mut tools = vec![Tool {
             name: "define_reply".into(),
             description: Some("Adds a tool that always answers with the given reply".into()),
@@ -49,17 +52,37 @@ impl ToolProvider for Replies {
         Ok(tools)
     }
 
-    async fn call(&self, ctx: RequestContext, name: &str, arguments: JsonObject) -> Result<CallToolResult, ToolError> {
+    async fn call(
+        &self,
+        ctx: RequestContext,
+        name: &str,
+        arguments: JsonObject,
+    ) -> Result<CallToolResult, ToolError> {
         if name == "define_reply" {
-            let (Some(Value::String(new)), Some(Value::String(reply))) = (arguments.get("name"), arguments.get("reply")) else {
-                return Err(ToolError::InvalidArguments("name and reply must be strings".into()));
+            let (Some(Value::String(new)), Some(Value::String(reply))) =
+                (arguments.get("name"), arguments.get("reply"))
+            else {
+                return Err(ToolError::InvalidArguments(
+                    "name and reply must be strings".into(),
+                ));
             };
-            self.rows.write().map_err(|_| ToolError::Internal("poisoned".into()))?.insert(new.clone(), reply.clone());
-            ctx.notifier().tools_list_changed().await.map_err(|e| ToolError::Internal(e.to_string()))?;
+            self.rows
+                .write()
+                .map_err(|_| ToolError::Internal("poisoned".into()))?
+                .insert(new.clone(), reply.clone());
+            ctx.notifier()
+                .tools_list_changed()
+                .await
+                .map_err(|e| ToolError::Internal(e.to_string()))?;
             return Ok(CallToolResult::text(format!("defined {new}")));
         }
-        let rows = self.rows.read().map_err(|_| ToolError::Internal("poisoned".into()))?;
-        rows.get(name).map(CallToolResult::text).ok_or(ToolError::NotFound)
+        let rows = self
+            .rows
+            .read()
+            .map_err(|_| ToolError::Internal("poisoned".into()))?;
+        rows.get(name)
+            .map(CallToolResult::text)
+            .ok_or(ToolError::NotFound)
     }
 }
 
@@ -77,8 +100,18 @@ mod tests {
     async fn lists_what_the_table_holds() {
         let replies = Replies::default();
         assert_eq!(replies.list(None).await.unwrap().len(), 1);
-        replies.rows.write().unwrap().insert("greet".into(), "hello".into());
-        let names: Vec<String> = replies.list(None).await.unwrap().into_iter().map(|t| t.name).collect();
+        replies
+            .rows
+            .write()
+            .unwrap()
+            .insert("greet".into(), "hello".into());
+        let names: Vec<String> = replies
+            .list(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(names, vec!["define_reply", "greet"]);
     }
 }

@@ -27,7 +27,9 @@ struct Sum {
 }
 
 async fn add(_ctx: RequestContext, AddArgs { a, b }: AddArgs) -> Result<Json<Sum>, ToolError> {
-    let sum = a.checked_add(b).ok_or_else(|| ToolError::failed("the sum overflows a 64-bit integer"))?;
+    let sum = a
+        .checked_add(b)
+        .ok_or_else(|| ToolError::failed("the sum overflows a 64-bit integer"))?;
     Ok(Json(Sum { sum }))
 }
 
@@ -51,7 +53,10 @@ mod tests {
         let schema = serde_json::to_value(&listed[0].input_schema).unwrap();
         assert_eq!(schema["type"], "object");
         assert_eq!(schema["required"], serde_json::json!(["a", "b"]));
-        assert_eq!(schema["properties"]["a"]["description"], "The first addend.");
+        assert_eq!(
+            schema["properties"]["a"]["description"],
+            "The first addend."
+        );
         let output = serde_json::to_value(listed[0].output_schema.as_ref().unwrap()).unwrap();
         assert_eq!(output["properties"]["sum"]["type"], "integer");
     }

@@ -251,9 +251,14 @@ impl Engine {
         );
         let shared = self.shared.clone();
         tokio::spawn(async move {
+            // A cancelled request gets no response, even when its handler noticed the
+            // cancellation and returned something in the same instant.
             let outcome = tokio::select! {
-                response = dispatch::request(&shared, ctx, &request) => Outbound::Final(response),
+                biased;
                 () = cancel.cancelled() => Outbound::Abandoned,
+                response = dispatch::request(&shared, ctx, &request) => {
+                    if cancel.is_cancelled() { Outbound::Abandoned } else { Outbound::Final(response) }
+                }
             };
             shared.running.remove(&running_key);
             let _ = outbox.0.send(outcome).await;

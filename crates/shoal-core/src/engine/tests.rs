@@ -36,48 +36,76 @@ impl Drop for DropFlag {
 
 fn engine(stopped: Arc<AtomicBool>) -> Engine {
     let tools = ToolSet::new()
-        .with(typed_tool("steps", "progress n times", |ctx, Steps { n }| async move {
-            for i in 1..=n {
-                ctx.progress(f64::from(i), Some(f64::from(n)), None).await.map_err(|e| ToolError::failed(e.to_string()))?;
-            }
-            Ok::<_, ToolError>(format!("{n}"))
-        }))
-        .with(typed_tool("slow", "waits until cancelled", move |_ctx, Nothing {}| {
-            let flag = DropFlag(stopped.clone());
-            async move {
-                let _flag = flag;
-                tokio::time::sleep(Duration::from_secs(3600)).await;
-                Ok::<_, ToolError>("finished".to_owned())
-            }
-        }))
+        .with(typed_tool(
+            "steps",
+            "progress n times",
+            |ctx, Steps { n }| async move {
+                for i in 1..=n {
+                    ctx.progress(f64::from(i), Some(f64::from(n)), None)
+                        .await
+                        .map_err(|e| ToolError::failed(e.to_string()))?;
+                }
+                Ok::<_, ToolError>(format!("{n}"))
+            },
+        ))
+        .with(typed_tool(
+            "slow",
+            "waits until cancelled",
+            move |_ctx, Nothing {}| {
+                let flag = DropFlag(stopped.clone());
+                async move {
+                    let _flag = flag;
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok::<_, ToolError>("finished".to_owned())
+                }
+            },
+        ))
         .with(typed_tool("ask", "elicits", |ctx, Nothing {}| async move {
             let answer = ctx
-                .elicit(ElicitRequest { message: "name?".into(), requested_schema: json!({"type": "object", "properties": {}}) })
+                .elicit(ElicitRequest {
+                    message: "name?".into(),
+                    requested_schema: json!({"type": "object", "properties": {}}),
+                })
                 .await
                 .map_err(|e| ToolError::failed(e.to_string()))?;
             Ok::<_, ToolError>(format!("{:?}", answer.action))
         }));
-    let host = Arc::new(MemoryHost::new(NodeId::new("node-a"), MemoryHostConfig::default()));
+    let host = Arc::new(MemoryHost::new(
+        NodeId::new("node-a"),
+        MemoryHostConfig::default(),
+    ));
     Engine::new(host, Handlers::new().tools(tools), EngineConfig::default())
 }
 
 fn request(id: i64, method: &str, params: Value) -> Request {
-    match Message::from_value(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})) {
+    match Message::from_value(
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+    ) {
         Ok(Message::Request(request)) => request,
         other => panic!("not a request: {other:?}"),
     }
 }
 
 async fn session(engine: &Engine, capabilities: Value) -> SessionRecord {
-    let init = request(0, "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}));
+    let init = request(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}),
+    );
     engine.initialize(None, &init).await.unwrap().0
 }
 
 /// Every message of a reply stream, in order, until it ends.
 async fn read_stream(engine: &Engine, session: &SessionRecord, stream: StreamId) -> Vec<Value> {
-    let mut sub = engine.resume(session, &EventId { stream, seq: 0 }).await.unwrap();
+    let mut sub = engine
+        .resume(session, &EventId { stream, seq: 0 })
+        .await
+        .unwrap();
     let mut messages = Vec::new();
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), sub.events.next()).await.unwrap() {
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), sub.events.next())
+        .await
+        .unwrap()
+    {
         match event.unwrap().event {
             StreamEvent::Message(text) => messages.push(serde_json::from_str(&text).unwrap()),
             StreamEvent::End => break,
@@ -90,8 +118,16 @@ async fn read_stream(engine: &Engine, session: &SessionRecord, stream: StreamId)
 #[tokio::test]
 async fn negotiates_the_protocol_version() {
     let engine = engine(Arc::default());
-    for (asked, answered) in [("2025-06-18", "2025-06-18"), ("2025-03-26", "2025-03-26"), ("1999-01-01", "2025-11-25")] {
-        let init = request(1, "initialize", json!({"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "t"}}));
+    for (asked, answered) in [
+        ("2025-06-18", "2025-06-18"),
+        ("2025-03-26", "2025-03-26"),
+        ("1999-01-01", "2025-11-25"),
+    ] {
+        let init = request(
+            1,
+            "initialize",
+            json!({"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "t"}}),
+        );
         let (record, body) = engine.initialize(None, &init).await.unwrap();
         assert_eq!(record.protocol_version, answered);
         let body: Value = serde_json::from_str(&body).unwrap();
@@ -99,22 +135,40 @@ async fn negotiates_the_protocol_version() {
         assert_eq!(body["result"]["capabilities"]["tools"]["listChanged"], true);
     }
     let bad = request(1, "initialize", json!({"capabilities": {}}));
-    assert!(matches!(engine.initialize(None, &bad).await, Err(InitializeError::Invalid(e)) if e.code == jsonrpc::INVALID_PARAMS));
+    assert!(
+        matches!(engine.initialize(None, &bad).await, Err(InitializeError::Invalid(e)) if e.code == jsonrpc::INVALID_PARAMS)
+    );
 }
 
 #[tokio::test]
 async fn only_ping_works_before_initialize() {
     let engine = engine(Arc::default());
-    assert_eq!(engine.sessionless(&request(1, "ping", json!({}))).as_deref(), Some(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
-    assert_eq!(engine.sessionless(&request(1, "tools/list", json!({}))), None);
+    assert_eq!(
+        engine
+            .sessionless(&request(1, "ping", json!({})))
+            .as_deref(),
+        Some(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#)
+    );
+    assert_eq!(
+        engine.sessionless(&request(1, "tools/list", json!({}))),
+        None
+    );
 }
 
 #[tokio::test]
 async fn progress_streams_before_the_result() {
     let engine = engine(Arc::default());
     let session = session(&engine, json!({})).await;
-    let call = request(5, "tools/call", json!({"name": "steps", "arguments": {"n": 3}, "_meta": {"progressToken": "tok"}}));
-    let Reply::Stream(stream) = engine.handle_request(session.clone(), None, call, true).await.unwrap() else {
+    let call = request(
+        5,
+        "tools/call",
+        json!({"name": "steps", "arguments": {"n": 3}, "_meta": {"progressToken": "tok"}}),
+    );
+    let Reply::Stream(stream) = engine
+        .handle_request(session.clone(), None, call, true)
+        .await
+        .unwrap()
+    else {
         panic!("progress makes the reply a stream");
     };
     let messages = read_stream(&engine, &session, stream).await;
@@ -133,8 +187,16 @@ async fn progress_streams_before_the_result() {
 async fn without_a_progress_token_the_reply_is_plain_json() {
     let engine = engine(Arc::default());
     let session = session(&engine, json!({})).await;
-    let call = request(6, "tools/call", json!({"name": "steps", "arguments": {"n": 3}}));
-    let Reply::Json(body) = engine.handle_request(session, None, call, true).await.unwrap() else {
+    let call = request(
+        6,
+        "tools/call",
+        json!({"name": "steps", "arguments": {"n": 3}}),
+    );
+    let Reply::Json(body) = engine
+        .handle_request(session, None, call, true)
+        .await
+        .unwrap()
+    else {
         panic!("nothing was sent before the result");
     };
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -145,13 +207,34 @@ async fn without_a_progress_token_the_reply_is_plain_json() {
 async fn invalid_arguments_are_a_tool_error_result() {
     let engine = engine(Arc::default());
     let session = session(&engine, json!({})).await;
-    let call = request(7, "tools/call", json!({"name": "steps", "arguments": {"n": "three"}}));
-    let Reply::Json(body) = engine.handle_request(session.clone(), None, call, true).await.unwrap() else { panic!() };
+    let call = request(
+        7,
+        "tools/call",
+        json!({"name": "steps", "arguments": {"n": "three"}}),
+    );
+    let Reply::Json(body) = engine
+        .handle_request(session.clone(), None, call, true)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["result"]["isError"], true);
-    assert!(body["result"]["content"][0]["text"].as_str().unwrap().contains("invalid arguments for tool steps"));
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("invalid arguments for tool steps")
+    );
     let unknown = request(8, "tools/call", json!({"name": "nope"}));
-    let Reply::Json(body) = engine.handle_request(session, None, unknown, true).await.unwrap() else { panic!() };
+    let Reply::Json(body) = engine
+        .handle_request(session, None, unknown, true)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
     assert!(body.contains("-32602"), "{body}");
 }
 
@@ -159,7 +242,10 @@ async fn invalid_arguments_are_a_tool_error_result() {
 async fn cancellation_stops_the_handler_of_that_session_only() {
     let stopped = Arc::new(AtomicBool::new(false));
     let engine = engine(stopped.clone());
-    let (a, b) = (session(&engine, json!({})).await, session(&engine, json!({})).await);
+    let (a, b) = (
+        session(&engine, json!({})).await,
+        session(&engine, json!({})).await,
+    );
     let call = request(9, "tools/call", json!({"name": "slow"}));
     let running = tokio::spawn({
         let (engine, a) = (engine.clone(), a.clone());
@@ -167,19 +253,36 @@ async fn cancellation_stops_the_handler_of_that_session_only() {
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let cancel = |session: &SessionRecord| {
-        let note = Message::from_value(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}));
-        let Ok(Message::Notification(note)) = note else { panic!() };
+        let note = Message::from_value(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 9}}),
+        );
+        let Ok(Message::Notification(note)) = note else {
+            panic!()
+        };
         let (engine, session) = (engine.clone(), session.clone());
         async move { engine.handle_notification(&session, note).await.unwrap() }
     };
     cancel(&b).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!stopped.load(Ordering::SeqCst), "another session's cancel must not reach it");
+    assert!(
+        !stopped.load(Ordering::SeqCst),
+        "another session's cancel must not reach it"
+    );
     cancel(&a).await;
-    let reply = tokio::time::timeout(Duration::from_secs(5), running).await.unwrap().unwrap().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(stopped.load(Ordering::SeqCst), "the handler was dropped");
-    let Reply::Stream(stream) = reply else { panic!("a cancelled request has no JSON response") };
-    assert_eq!(read_stream(&engine, &a, stream).await, Vec::<Value>::new(), "no response after cancellation");
+    let Reply::Stream(stream) = reply else {
+        panic!("a cancelled request has no JSON response")
+    };
+    assert_eq!(
+        read_stream(&engine, &a, stream).await,
+        Vec::<Value>::new(),
+        "no response after cancellation"
+    );
 }
 
 #[tokio::test]
@@ -187,21 +290,43 @@ async fn elicitation_answers_are_routed_to_the_waiting_handler() {
     let engine = engine(Arc::default());
     let session = session(&engine, json!({"elicitation": {}})).await;
     let call = request(10, "tools/call", json!({"name": "ask"}));
-    let Reply::Stream(stream) = engine.handle_request(session.clone(), None, call, true).await.unwrap() else { panic!() };
-    let mut sub = engine.resume(&session, &EventId { stream, seq: 0 }).await.unwrap();
-    let Some(Ok(first)) = sub.events.next().await else { panic!() };
-    let StreamEvent::Message(text) = first.event else { panic!() };
+    let Reply::Stream(stream) = engine
+        .handle_request(session.clone(), None, call, true)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let mut sub = engine
+        .resume(&session, &EventId { stream, seq: 0 })
+        .await
+        .unwrap();
+    let Some(Ok(first)) = sub.events.next().await else {
+        panic!()
+    };
+    let StreamEvent::Message(text) = first.event else {
+        panic!()
+    };
     let asked: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(asked["method"], "elicitation/create");
     let id = asked["id"].as_str().unwrap();
     assert!(id.starts_with("node-a."), "the id names the node: {id}");
     let answer = json!({"jsonrpc": "2.0", "id": id, "result": {"action": "decline"}});
-    let Ok(Message::Response(answer)) = Message::from_value(answer) else { panic!() };
+    let Ok(Message::Response(answer)) = Message::from_value(answer) else {
+        panic!()
+    };
     engine.handle_response(&session, answer).await.unwrap();
-    let Some(Ok(last)) = sub.events.next().await else { panic!() };
-    let StreamEvent::Message(text) = last.event else { panic!() };
+    let Some(Ok(last)) = sub.events.next().await else {
+        panic!()
+    };
+    let StreamEvent::Message(text) = last.event else {
+        panic!()
+    };
     let result: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(result["result"]["content"][0]["text"], format!("{:?}", ElicitAction::Decline));
+    assert_eq!(
+        result["result"]["content"][0]["text"],
+        format!("{:?}", ElicitAction::Decline)
+    );
 }
 
 #[tokio::test]
@@ -209,8 +334,19 @@ async fn elicitation_needs_the_client_capability() {
     let engine = engine(Arc::default());
     let session = session(&engine, json!({})).await;
     let call = request(11, "tools/call", json!({"name": "ask"}));
-    let Reply::Json(body) = engine.handle_request(session, None, call, true).await.unwrap() else { panic!() };
+    let Reply::Json(body) = engine
+        .handle_request(session, None, call, true)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["result"]["isError"], true);
-    assert!(body["result"]["content"][0]["text"].as_str().unwrap().contains("does not support elicitation"));
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("does not support elicitation")
+    );
 }

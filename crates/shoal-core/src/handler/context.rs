@@ -121,6 +121,11 @@ impl RequestContext {
         self.inner.cancel.is_cancelled()
     }
 
+    /// The client's `progressToken`, if it sent one.
+    pub fn progress_token(&self) -> Option<&Value> {
+        self.inner.progress_token.as_ref()
+    }
+
     /// Whether the client asked for progress (sent a `progressToken`).
     pub fn wants_progress(&self) -> bool {
         self.inner.progress_token.is_some()

@@ -21,6 +21,10 @@
 //! # let _ = handlers;
 //! ```
 
+/// Implementing a provider trait needs this attribute; re-exported so that tool crates need no
+/// direct dependency on `async-trait`.
+pub use async_trait::async_trait;
+
 mod completion;
 mod context;
 mod prompt;

@@ -137,11 +137,13 @@ where
     let mut input_schema = schema_object::<A>();
     // A tool without arguments derives `{"type":"null"}` from `()`; the spec wants an object.
     if input_schema.get("type") != Some(&Value::String("object".into())) {
-        input_schema = serde_json::json!({ "type": "object", "properties": {} })
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
+        input_schema = JsonObject::new();
+        input_schema.insert("type".into(), "object".into());
     }
+    // schemars leaves `properties` out for a struct without fields; clients expect it.
+    input_schema
+        .entry("properties")
+        .or_insert_with(|| Value::Object(JsonObject::new()));
     TypedTool {
         definition: Tool {
             name: name.into(),

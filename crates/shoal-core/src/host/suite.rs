@@ -1,6 +1,9 @@
 //! The test suite every [`SessionHost`] must pass. Each function takes a fresh host; a host
 //! crate calls [`run_all`] from its own tests (see the tests at the bottom for the memory host).
 
+// A test suite: a failed step is a panic with a message, as in any test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use futures::StreamExt;

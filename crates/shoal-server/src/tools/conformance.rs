@@ -54,11 +54,9 @@ pub(super) fn handlers() -> Handlers {
         .completer(prompts::ArgumentCompleter)
 }
 
-// The arguments of a tool that takes none: `{"type": "object", "properties": {}}`, as the
-// reference server has it (schemars leaves `properties` out; some clients want it). A doc
-// comment here would become the schema's `description`.
+// The arguments of a tool that takes none. A doc comment here would become the schema's
+// `description`.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[schemars(extend("properties" = {}))]
 struct NoArgs {}
 
 /// Arguments of `test_sampling`.

@@ -1,10 +1,7 @@
 //! The conformance prompts and the completion of their arguments.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde_json::{Map, Value};
-use shoal_core::handler::{Completer, HandlerError, PromptSet, RequestContext};
+use shoal_core::handler::{Completer, HandlerError, PromptSet, RequestContext, async_trait};
 use shoal_core::model::{
     CompleteParams, Completion, CompletionReference, Content, GetPromptResult, Prompt,
     PromptArgument, PromptMessage, ResourceContents,
@@ -132,18 +129,14 @@ fn string_argument(arguments: &Map<String, Value>, name: &str) -> Result<String,
 /// Completes `arg1` and `arg2` of `test_prompt_with_arguments`; anything else has no candidates.
 pub(super) struct ArgumentCompleter;
 
+#[async_trait]
 impl Completer for ArgumentCompleter {
-    // What `#[async_trait]` would generate: this crate does not depend on `async-trait`.
-    fn complete<'life0, 'async_trait>(
-        &'life0 self,
+    async fn complete(
+        &self,
         _ctx: RequestContext,
         params: CompleteParams,
-    ) -> Pin<Box<dyn Future<Output = Result<Completion, HandlerError>> + Send + 'async_trait>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(std::future::ready(Ok(complete(&params))))
+    ) -> Result<Completion, HandlerError> {
+        Ok(complete(&params))
     }
 }
 
