@@ -1,6 +1,9 @@
 //! The `shoal` binary as an operator meets it: `--help`, bad configuration, health endpoints,
 //! and the drain on SIGTERM.
 
+// Test helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +13,11 @@ use serde_json::{Value, json};
 const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A `shoal serve` process, killed on drop.
@@ -30,33 +37,50 @@ impl Drop for Server {
 async fn start(extra: &[&str]) -> Server {
     let (port, admin_port) = (free_port(), free_port());
     let child = Command::new(SHOAL)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", &format!("127.0.0.1:{admin_port}")])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Server { child, mcp: format!("http://127.0.0.1:{port}/mcp"), admin: format!("http://127.0.0.1:{admin_port}") };
+    let server = Server {
+        child,
+        mcp: format!("http://127.0.0.1:{port}/mcp"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(response) = reqwest::get(format!("{}/readyz", server.admin)).await {
-            if response.status() == 200 {
-                return server;
-            }
+        if let Ok(response) = reqwest::get(format!("{}/readyz", server.admin)).await
+            && response.status() == 200
+        {
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("shoal did not become ready");
 }
 
-fn post(client: &reqwest::Client, url: &str, session: Option<&str>, body: Value) -> reqwest::RequestBuilder {
+fn post(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: Value,
+) -> reqwest::RequestBuilder {
     let mut request = client
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .json(&body);
     if let Some(session) = session {
-        request = request.header("mcp-session-id", session).header("mcp-protocol-version", "2025-11-25");
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25");
     }
     request
 }
@@ -66,18 +90,38 @@ async fn initialize(client: &reqwest::Client, url: &str) -> String {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
     let response = post(client, url, None, body).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    response.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
 fn help_documents_every_setting() {
-    let output = Command::new(SHOAL).args(["serve", "--help"]).output().unwrap();
+    let output = Command::new(SHOAL)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for setting in [
-        "--listen", "--public-url", "--tools", "--admin-listen", "--allowed-origins", "--allowed-hosts",
-        "--max-body-bytes", "--session-idle-timeout", "--session-max-lifetime", "--drain-timeout", "--node-id",
-        "--allow-unauthenticated", "--log-format", "--config", "SHOAL_LISTEN", "SHOAL_TOOLS", "SHOAL_SESSION_IDLE_TIMEOUT",
+        "--listen",
+        "--public-url",
+        "--tools",
+        "--admin-listen",
+        "--allowed-origins",
+        "--allowed-hosts",
+        "--max-body-bytes",
+        "--session-idle-timeout",
+        "--session-max-lifetime",
+        "--drain-timeout",
+        "--node-id",
+        "--allow-unauthenticated",
+        "--log-format",
+        "--config",
+        "SHOAL_LISTEN",
+        "SHOAL_TOOLS",
+        "SHOAL_SESSION_IDLE_TIMEOUT",
     ] {
         assert!(help.contains(setting), "--help lacks {setting}:\n{help}");
     }
@@ -89,10 +133,17 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         (&["--tools", "nope"], "unknown tool set"),
         (&["--listen", "0.0.0.0:0"], "without authentication"),
         (&["--session-idle-timeout", "soon"], "session-idle-timeout"),
-        (&["--config", "/nonexistent/shoal.toml"], "reading config file"),
+        (
+            &["--config", "/nonexistent/shoal.toml"],
+            "reading config file",
+        ),
     ];
     for (args, message) in cases {
-        let output = Command::new(SHOAL).arg("serve").args(args).output().unwrap();
+        let output = Command::new(SHOAL)
+            .arg("serve")
+            .args(args)
+            .output()
+            .unwrap();
         assert!(!output.status.success(), "{args:?} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
@@ -101,16 +152,24 @@ fn bad_configuration_is_refused_with_a_clear_message() {
 
 #[test]
 fn environment_variables_configure_the_server() {
-    let output = Command::new(SHOAL).arg("serve").env("SHOAL_TOOLS", "bogus").output().unwrap();
+    let output = Command::new(SHOAL)
+        .arg("serve")
+        .env("SHOAL_TOOLS", "bogus")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("\"bogus\""));
 }
 
 #[tokio::test]
 async fn health_endpoints_answer() {
     let server = start(&[]).await;
-    let health = reqwest::get(format!("{}/healthz", server.admin)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", server.admin))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let ready = reqwest::get(format!("{}/readyz", server.admin)).await.unwrap();
+    let ready = reqwest::get(format!("{}/readyz", server.admin))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
 }
 
@@ -140,11 +199,25 @@ async fn sigterm_closes_streams_with_retry_and_finishes_in_flight_calls() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 
-    let rest = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap();
-    let rest = rest.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-    assert!(rest.starts_with("retry:"), "the stream closes with retry: {rest:?}");
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    let rest = rest
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    assert!(
+        rest.starts_with("retry:"),
+        "the stream closes with retry: {rest:?}"
+    );
 
     let response = in_flight.await.unwrap().unwrap();
     assert_eq!(response.status(), 200);
@@ -157,7 +230,10 @@ async fn sigterm_closes_streams_with_retry_and_finishes_in_flight_calls() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(8), "did not exit within the drain timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "did not exit within the drain timeout"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

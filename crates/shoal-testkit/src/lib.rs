@@ -1,1 +1,48 @@
-//! placeholder
+//! Test-only helpers for Shoal: serve a router on a loopback port and talk MCP to it over real
+//! HTTP.
+//!
+//! # Layout
+//!
+//! - [`spawn_router`] / [`TestServer`]: an axum router on `127.0.0.1:0`, stopped on drop.
+//! - [`McpClient`]: an MCP client of one endpoint: `initialize`, requests with JSON or SSE
+//!   replies, notifications, answers to server→client requests, raw requests for refusal
+//!   tests, `GET` streams read one event at a time, `DELETE`.
+//! - [`SseStream`]: an open SSE response read one event at a time; [`RawResponse`]: any
+//!   other response, read to its end, with [`RawResponse::assert_rpc_error`] for refusals.
+//! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`].
+//!
+//! Every helper is bounded in time and panics with a message that says what it waited for:
+//! a failing test fails in seconds, never hangs.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn example(router: axum::Router) {
+//! use serde_json::json;
+//! use shoal_testkit::{McpClient, spawn_router};
+//!
+//! let server = spawn_router(router).await;
+//! let client = McpClient::connect(server.mcp_url()).await;
+//! let result = client.call_tool("echo", json!({ "text": "hi" })).await;
+//! assert_eq!(result["content"][0]["text"], "hi");
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// Test-only code: its helpers panic on purpose, with a message, when the server misbehaves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod client;
+mod response;
+mod server;
+pub mod sse;
+mod stream;
+
+#[doc(inline)]
+pub use client::{Exchange, McpClient, Reply};
+pub use response::RawResponse;
+pub use server::{TestServer, spawn_router};
+#[doc(inline)]
+pub use sse::{SseEvent, SseItem, SseParser};
+pub use stream::SseStream;

@@ -69,8 +69,8 @@ pub struct SseParser {
     line: Vec<u8>,
     /// The previous chunk ended in CR: skip an LF at the start of the next one.
     skip_lf: bool,
-    /// No byte seen yet (a BOM may follow).
-    started: bool,
+    /// A line was completed already (a byte order mark can only open the first).
+    past_first_line: bool,
     /// The block being built, its `data` lines, and whether any field was set in it.
     block: SseEvent,
     data_lines: Vec<String>,
@@ -88,12 +88,7 @@ impl SseParser {
 
     /// Feeds a chunk; returns the items it completed.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseItem> {
-        let mut bytes = chunk;
-        if !self.started && !bytes.is_empty() {
-            self.started = true;
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        for &byte in bytes {
+        for &byte in chunk {
             if self.skip_lf {
                 self.skip_lf = false;
                 if byte == b'\n' {
@@ -127,7 +122,12 @@ impl SseParser {
     }
 
     fn end_line(&mut self) {
-        let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+        let mut line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+        if !std::mem::replace(&mut self.past_first_line, true)
+            && let Some(rest) = line.strip_prefix('\u{FEFF}')
+        {
+            line = rest.to_owned();
+        }
         if line.is_empty() {
             if self.block_has_fields {
                 let mut block = std::mem::take(&mut self.block);
@@ -169,7 +169,8 @@ impl SseParser {
             }
             _ => {}
         }
-    }}
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -215,7 +216,10 @@ mod tests {
             parse("data: one\ndata:two\ndata\ndata:  three\n\n"),
             vec![event(None, Some("one\ntwo\n\n three"), None)]
         );
-        assert_eq!(parse("data:\ndata:\n\n"), vec![event(None, Some("\n"), None)]);
+        assert_eq!(
+            parse("data:\ndata:\n\n"),
+            vec![event(None, Some("\n"), None)]
+        );
     }
 
     #[test]
@@ -239,7 +243,10 @@ mod tests {
         }
         assert_eq!(
             items,
-            vec![event(Some("a.1"), Some("x"), None), event(Some("a.2"), Some("y"), None)]
+            vec![
+                event(Some("a.1"), Some("x"), None),
+                event(Some("a.2"), Some("y"), None)
+            ]
         );
         assert_eq!(parser.last_event_id(), Some("a.2"));
     }

@@ -341,11 +341,12 @@ impl Engine {
             .host
             .subscribe(&session.id, &session.standalone_stream, ReadFrom::Tail)
             .await?;
-        Ok(self.track_standalone(session, subscription))
+        Ok(self.track(session, &session.standalone_stream, subscription))
     }
 
-    /// Resumes the stream `last_event` names, after that event. Only streams of `session` can
-    /// be resumed; anything else is `UnknownStream`.
+    /// Serves the stream `last_event` names, after that event (seq 0: the whole stream). Only
+    /// streams of `session` can be read; anything else is `UnknownStream`. A connection that
+    /// reads a stream ends the previous connection to it.
     pub async fn resume(
         &self,
         session: &SessionRecord,
@@ -360,23 +361,23 @@ impl Engine {
                 ReadFrom::After(last_event.seq),
             )
             .await?;
-        if last_event.stream == session.standalone_stream {
-            return Ok(self.track_standalone(session, subscription));
-        }
-        Ok(subscription)
+        Ok(self.track(session, &last_event.stream, subscription))
     }
 
-    fn track_standalone(
+    fn track(
         &self,
         session: &SessionRecord,
+        stream: &StreamId,
         subscription: Subscription,
     ) -> Subscription {
-        let guard = self
-            .shared
-            .local_streams
-            .connect(session.id.clone(), session.standalone_stream.clone());
+        let standalone = *stream == session.standalone_stream;
+        let guard =
+            self.shared
+                .local_streams
+                .connect(session.id.clone(), stream.clone(), standalone);
         let events = subscription
             .events
+            .take_until(guard.ended().cancelled_owned())
             .map(move |event| {
                 let _connected = &guard;
                 event

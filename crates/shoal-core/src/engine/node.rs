@@ -32,6 +32,16 @@ impl Running {
         lock(&self.0).remove(key);
     }
 
+    /// Cancels every request of a session that is gone.
+    fn cancel_session(&self, session: &SessionId) {
+        lock(&self.0).retain(|(owner, _), token| {
+            if owner == session {
+                token.cancel();
+            }
+            owner != session
+        });
+    }
+
     /// Cancels the request if it runs here; returns whether it did.
     fn cancel(&self, session: &SessionId, id: &RequestId) -> bool {
         match lock(&self.0).remove(&(session.clone(), id.clone())) {
@@ -44,45 +54,94 @@ impl Running {
     }
 }
 
-/// The standalone streams whose client connection this node holds, with a count per session
-/// (a connection and its replacement may overlap for a moment).
+/// The stream connections this node holds. One connection per stream: a new one (a client
+/// that reconnected, or resumed a POST reply) takes over and the older one ends, so that no
+/// message is sent on two connections.
 #[derive(Default)]
-pub(crate) struct LocalStreams(Arc<Mutex<HashMap<SessionId, (StreamId, usize)>>>);
+pub(crate) struct LocalStreams {
+    connections: Arc<Mutex<HashMap<(SessionId, StreamId), Connection>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+struct Connection {
+    id: u64,
+    ended: CancellationToken,
+    standalone: bool,
+}
 
 impl LocalStreams {
-    pub(crate) fn connect(&self, session: SessionId, stream: StreamId) -> ConnectedGuard {
-        lock(&self.0)
-            .entry(session.clone())
-            .or_insert((stream, 0))
-            .1 += 1;
+    /// Registers a connection to `stream`, ending the previous one; the guard unregisters it.
+    pub(crate) fn connect(
+        &self,
+        session: SessionId,
+        stream: StreamId,
+        standalone: bool,
+    ) -> ConnectedGuard {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ended = CancellationToken::new();
+        let key = (session, stream);
+        let previous = lock(&self.connections).insert(
+            key.clone(),
+            Connection {
+                id,
+                ended: ended.clone(),
+                standalone,
+            },
+        );
+        if let Some(previous) = previous {
+            previous.ended.cancel();
+        }
         ConnectedGuard {
-            streams: Arc::downgrade(&self.0),
-            session,
+            connections: Arc::downgrade(&self.connections),
+            key,
+            id,
+            ended,
         }
     }
 
-    fn snapshot(&self) -> Vec<(SessionId, StreamId)> {
-        lock(&self.0)
+    /// The standalone streams connected here.
+    fn standalone(&self) -> Vec<(SessionId, StreamId)> {
+        lock(&self.connections)
             .iter()
-            .map(|(session, (stream, _))| (session.clone(), stream.clone()))
+            .filter(|(_, c)| c.standalone)
+            .map(|(key, _)| key.clone())
             .collect()
+    }
+
+    /// Ends every connection of a session that is gone.
+    fn close_session(&self, session: &SessionId) {
+        lock(&self.connections).retain(|(owner, _), connection| {
+            if owner == session {
+                connection.ended.cancel();
+            }
+            owner != session
+        });
     }
 }
 
+/// Keeps a connection registered while it lives.
 pub(crate) struct ConnectedGuard {
-    streams: Weak<Mutex<HashMap<SessionId, (StreamId, usize)>>>,
-    session: SessionId,
+    connections: Weak<Mutex<HashMap<(SessionId, StreamId), Connection>>>,
+    key: (SessionId, StreamId),
+    id: u64,
+    ended: CancellationToken,
+}
+
+impl ConnectedGuard {
+    /// Cancelled when another connection takes the stream over.
+    pub(crate) fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
 }
 
 impl Drop for ConnectedGuard {
     fn drop(&mut self) {
-        if let Some(streams) = self.streams.upgrade() {
-            let mut streams = lock(&streams);
-            if let Some(entry) = streams.get_mut(&self.session) {
-                entry.1 -= 1;
-                if entry.1 == 0 {
-                    streams.remove(&self.session);
-                }
+        if let Some(connections) = self.connections.upgrade() {
+            let mut connections = lock(&connections);
+            if connections.get(&self.key).is_some_and(|c| c.id == self.id) {
+                connections.remove(&self.key);
             }
         }
     }
@@ -166,6 +225,11 @@ async fn handle_event(shared: &Arc<Shared>, event: NodeEvent) {
         } => {
             shared.running.cancel(&session, &request_id);
         }
+        NodeEvent::Broadcast(Broadcast::SessionClosed(session)) => {
+            // Nobody can read what the session's handlers would still produce.
+            shared.running.cancel_session(&session);
+            shared.local_streams.close_session(&session);
+        }
         NodeEvent::Broadcast(broadcast) => deliver_broadcast(shared, broadcast).await,
     }
 }
@@ -189,7 +253,7 @@ async fn deliver_broadcast(shared: &Arc<Shared>, broadcast: Broadcast) {
         None => jsonrpc::encode_notification(method, &json!({})),
     }
     .into();
-    for (session, stream) in shared.local_streams.snapshot() {
+    for (session, stream) in shared.local_streams.standalone() {
         if let Some(uri) = &uri {
             match shared.host.session(&session).await {
                 Ok(Some(record)) if record.subscriptions.contains(uri) => {}
