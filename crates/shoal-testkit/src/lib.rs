@@ -34,6 +34,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod redis;
 mod response;
 mod server;
 pub mod sse;

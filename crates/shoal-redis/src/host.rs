@@ -1,0 +1,548 @@
+//! [`RedisHost`]: the [`SessionHost`] over Redis.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::clients::{Client, SubscriberClient, WithOptions};
+use fred::interfaces::{ClientLike, EventInterface, LuaInterface, PubsubInterface};
+use fred::types::config::{Config, Options, ReconnectPolicy};
+use fred::types::{Builder, ClusterHash, CustomCommand, Value};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use shoal_core::host::{
+    Broadcast, HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StoredEvent,
+    StreamEvent, Subscription,
+};
+use shoal_core::ids::{NodeId, SessionId, StreamId};
+use shoal_core::session::SessionRecord;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+use crate::codec::{self, DecodeError};
+use crate::config::{ConfigError, RedisHostConfig};
+use crate::keys::{Keys, SessionKeys};
+use crate::scripts::{Script, Scripts};
+use crate::wake::{self, Wake, Wakeups};
+
+/// Events read per `read` round trip.
+const READ_BATCH: usize = 256;
+/// Node events buffered for a slow consumer of [`SessionHost::node_events`].
+const NODE_EVENT_BUFFER: usize = 4096;
+/// Pub/sub messages buffered between the connection and the dispatcher.
+const MESSAGE_BUFFER: usize = 8192;
+
+/// Sessions, stream logs, node inboxes and broadcasts in Redis, shared by every replica.
+///
+/// Cheap to clone; every clone shares two connections (commands and pub/sub) and the tasks
+/// behind them, which stop when the last clone and the last subscription are dropped.
+#[derive(Clone)]
+pub struct RedisHost {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RedisHostConfig,
+    keys: Keys,
+    /// Every command goes through this: fail fast while disconnected, bounded in time, never
+    /// retried behind the caller's back (an append must not be applied twice).
+    commands: WithOptions<Client>,
+    client: Client,
+    subscriber: SubscriberClient,
+    scripts: Scripts,
+    wakeups: Arc<Wakeups>,
+    node_events: broadcast::Sender<NodeEvent>,
+    broadcast_channel: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RedisHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHost")
+            .field("node", &self.inner.config.node)
+            .field("key_prefix", &self.inner.config.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> HostError {
+    HostError::Unavailable(e.to_string())
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}
+
+// === impl RedisHost ===
+
+impl RedisHost {
+    /// Connects to Redis: one connection for commands, one for pub/sub; loads the scripts and
+    /// subscribes to this node's inbox and the broadcast channel.
+    ///
+    /// # Errors
+    ///
+    /// `Unavailable` when the settings are invalid or Redis does not answer within
+    /// `connect_timeout`. Once connected, the host reconnects by itself for ever.
+    pub async fn connect(config: RedisHostConfig) -> Result<Self, HostError> {
+        config.validate().map_err(unavailable)?;
+        let redis_config = Config::from_url(&config.url)
+            .map_err(|e| unavailable(ConfigError::Url(e.details().to_owned())))?;
+        let mut builder = Builder::from_config(redis_config);
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = config.connect_timeout;
+                c.internal_command_timeout = config.command_timeout;
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = config.command_timeout;
+                p.broadcast_channel_capacity = MESSAGE_BUFFER;
+            })
+            .set_policy(ReconnectPolicy::new_constant(
+                0,
+                u32::try_from(config.reconnect_delay.as_millis()).unwrap_or(u32::MAX),
+            ));
+        let client = builder.build().map_err(unavailable)?;
+        let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
+
+        let keys = Keys::new(&config.key_prefix);
+        let node_channel = keys.node_channel(&config.node);
+        let broadcast_channel = keys.broadcast_channel();
+        let (node_events, _) = broadcast::channel(NODE_EVENT_BUFFER);
+        let (wakeups, requests) = Wakeups::new();
+        let messages = subscriber.message_rx();
+
+        let connected = async {
+            client.init().await.map_err(unavailable)?;
+            subscriber.init().await.map_err(unavailable)?;
+            let mut shas = Vec::with_capacity(Scripts::SOURCES.len());
+            for lua in Scripts::SOURCES {
+                shas.push(
+                    client
+                        .script_load::<String, _>(lua)
+                        .await
+                        .map_err(unavailable)?,
+                );
+            }
+            let scripts = Scripts::new(shas)
+                .ok_or_else(|| HostError::Unavailable("SCRIPT LOAD answered oddly".into()))?;
+            subscriber
+                .subscribe(vec![node_channel.clone(), broadcast_channel.clone()])
+                .await
+                .map_err(unavailable)?;
+            wake::confirm(&subscriber).await?;
+            Ok::<_, HostError>(scripts)
+        };
+        let scripts = match tokio::time::timeout(config.connect_timeout, connected).await {
+            Ok(Ok(scripts)) => scripts,
+            failed => {
+                let _ = client.quit().await;
+                let _ = subscriber.quit().await;
+                return Err(match failed {
+                    Ok(Err(e)) => e,
+                    _ => HostError::Unavailable("timed out connecting to Redis".into()),
+                });
+            }
+        };
+
+        let tasks = vec![
+            tokio::spawn(wake::run_manager(
+                subscriber.clone(),
+                wakeups.clone(),
+                requests,
+            )),
+            tokio::spawn(wake::run_dispatcher(
+                messages,
+                wakeups.clone(),
+                [node_channel, broadcast_channel.clone()],
+                node_events.clone(),
+            )),
+            tokio::spawn(wake::run_resubscriber(
+                subscriber.clone(),
+                wakeups.clone(),
+                config.reconnect_delay,
+            )),
+        ];
+        let commands = client.with_options(&Options {
+            max_attempts: Some(1),
+            timeout: Some(config.command_timeout),
+            fail_fast: true,
+            ..Default::default()
+        });
+        Ok(RedisHost {
+            inner: Arc::new(Inner {
+                config,
+                keys,
+                commands,
+                client,
+                subscriber,
+                scripts,
+                wakeups,
+                node_events,
+                broadcast_channel,
+                tasks,
+            }),
+        })
+    }
+
+    /// The settings this host runs with.
+    pub fn config(&self) -> &RedisHostConfig {
+        &self.inner.config
+    }
+
+    /// The number of stream wake-up channels this host is subscribed to (streams with at least
+    /// one live reader here).
+    pub fn wake_channel_count(&self) -> usize {
+        self.inner.wakeups.channel_count()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (client, subscriber) = (self.client.clone(), self.subscriber.clone());
+            runtime.spawn(async move {
+                let _ = client.quit().await;
+                let _ = subscriber.quit().await;
+            });
+        }
+    }
+}
+
+/// What a `read` found.
+enum ReadOutcome {
+    /// The session is gone.
+    Gone,
+    /// Events after the cursor (maybe none), and the position of `End` (0: none yet).
+    Batch {
+        events: Vec<StoredEvent>,
+        ended: u64,
+    },
+}
+
+impl Inner {
+    /// `EVALSHA`, or `EVAL` once when Redis lost its script cache.
+    async fn eval(
+        &self,
+        script: &Script,
+        keys: &[&str],
+        args: Vec<String>,
+    ) -> Result<Value, HostError> {
+        let mut call: Vec<Value> = Vec::with_capacity(2 + keys.len() + args.len());
+        call.push(Value::from(script.sha.as_str()));
+        call.push(Value::from(keys.len() as i64));
+        call.extend(keys.iter().map(|k| Value::from(*k)));
+        call.extend(args.into_iter().map(Value::from));
+        // The first key decides the Cluster slot; every key of a call shares it.
+        let hash = ClusterHash::Offset(2);
+        let evalsha = CustomCommand::new_static("EVALSHA", hash.clone(), false);
+        match self
+            .commands
+            .custom::<Value, Value>(evalsha, call.clone())
+            .await
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                call[0] = Value::from(script.lua);
+                let eval = CustomCommand::new_static("EVAL", hash, false);
+                self.commands.custom(eval, call).await.map_err(unavailable)
+            }
+            result => result.map_err(unavailable),
+        }
+    }
+
+    /// The first five arguments of the scripts that refresh or destroy a session.
+    fn common_args(&self, id: &SessionId, keys: &SessionKeys) -> Result<Vec<String>, HostError> {
+        let closed = NodeEvent::Broadcast(Broadcast::SessionClosed(id.clone()));
+        Ok(vec![
+            millis(self.config.idle_timeout),
+            millis(self.config.max_lifetime),
+            keys.base.clone(),
+            serde_json::to_string(&closed).map_err(unavailable)?,
+            self.broadcast_channel.clone(),
+        ])
+    }
+
+    async fn read(
+        &self,
+        session: &SessionKeys,
+        stream: &StreamId,
+        cursor: u64,
+    ) -> Result<ReadOutcome, HostError> {
+        let reply = self
+            .eval(
+                &self.scripts.read,
+                &[&session.session, &session.stream(stream)],
+                vec![
+                    stream.as_str().to_owned(),
+                    (cursor + 1).to_string(),
+                    READ_BATCH.to_string(),
+                ],
+            )
+            .await?;
+        let mut items = codec::array(reply)?.into_iter();
+        let status = items.next().ok_or(DecodeError::Reply)?;
+        if codec::integer(&status)? < 0 {
+            return Ok(ReadOutcome::Gone);
+        }
+        let last = codec::position(&items.next().ok_or(DecodeError::Reply)?)?;
+        let ended = codec::position(&items.next().ok_or(DecodeError::Reply)?)?;
+        let mut events = Vec::new();
+        while let (Some(seq), Some(payload)) = (items.next(), items.next()) {
+            let seq = codec::position(&seq)?;
+            let event = codec::decode_event(&codec::text(payload)?)?;
+            events.push(StoredEvent { seq, event });
+        }
+        let next_retained = events.first().map_or(last + 1, |e| e.seq);
+        if cursor < last && next_retained > cursor + 1 {
+            // Trimmed past this reader while it was away.
+            return Err(HostError::EventExpired);
+        }
+        Ok(ReadOutcome::Batch { events, ended })
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionHost for RedisHost {
+    fn node_id(&self) -> &NodeId {
+        &self.inner.config.node
+    }
+
+    async fn create_session(&self, record: &SessionRecord) -> Result<(), HostError> {
+        let inner = &self.inner;
+        let keys = inner.keys.session(&record.id);
+        let mut args = inner.common_args(&record.id, &keys)?;
+        args.push(serde_json::to_string(record).map_err(unavailable)?);
+        args.push(record.standalone_stream.as_str().to_owned());
+        args.push(match record.log_level {
+            Some(level) => codec::encode_level(level)?,
+            None => String::new(),
+        });
+        args.extend(record.subscriptions.iter().cloned());
+        inner
+            .eval(&inner.scripts.create, &[&keys.session], args)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, HostError> {
+        let inner = &self.inner;
+        let keys = inner.keys.session(id);
+        let args = inner.common_args(id, &keys)?;
+        match inner
+            .eval(&inner.scripts.get, &[&keys.session], args)
+            .await?
+        {
+            Value::Null => Ok(None),
+            reply => Ok(Some(codec::decode_session(codec::array(reply)?)?)),
+        }
+    }
+
+    async fn update_session(&self, id: &SessionId, update: SessionUpdate) -> Result<(), HostError> {
+        let inner = &self.inner;
+        let keys = inner.keys.session(id);
+        let mut args = inner.common_args(id, &keys)?;
+        match update {
+            SessionUpdate::LogLevel(level) => {
+                args.push("level".into());
+                args.push(codec::encode_level(level)?);
+            }
+            SessionUpdate::Subscribe(uri) => {
+                args.push("sub".into());
+                args.push(uri);
+            }
+            SessionUpdate::Unsubscribe(uri) => {
+                args.push("unsub".into());
+                args.push(uri);
+            }
+        }
+        let reply = inner
+            .eval(&inner.scripts.update, &[&keys.session], args)
+            .await?;
+        if codec::integer(&reply)? == 1 {
+            Ok(())
+        } else {
+            Err(HostError::SessionNotFound)
+        }
+    }
+
+    async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError> {
+        let inner = &self.inner;
+        let keys = inner.keys.session(id);
+        let args = inner.common_args(id, &keys)?;
+        let reply = inner
+            .eval(&inner.scripts.delete, &[&keys.session], args)
+            .await?;
+        Ok(codec::integer(&reply)? == 1)
+    }
+
+    async fn append(
+        &self,
+        session: &SessionId,
+        stream: &StreamId,
+        event: StreamEvent,
+    ) -> Result<u64, HostError> {
+        let inner = &self.inner;
+        let keys = inner.keys.session(session);
+        let mut args = inner.common_args(session, &keys)?;
+        args.push(stream.as_str().to_owned());
+        args.push(codec::encode_event(&event));
+        args.push(inner.config.max_events_per_stream.to_string());
+        args.push(millis(inner.config.event_retention));
+        args.push(if event == StreamEvent::End { "1" } else { "0" }.to_owned());
+        let reply = inner
+            .eval(
+                &inner.scripts.append,
+                &[&keys.session, &keys.stream(stream)],
+                args,
+            )
+            .await?;
+        match codec::integer(&reply)? {
+            seq if seq > 0 => Ok(seq as u64),
+            _ => Err(HostError::SessionNotFound),
+        }
+    }
+
+    async fn subscribe(
+        &self,
+        session: &SessionId,
+        stream: &StreamId,
+        from: ReadFrom,
+    ) -> Result<Subscription, HostError> {
+        let inner = &self.inner;
+        let keys = inner.keys.session(session);
+        let mut args = inner.common_args(session, &keys)?;
+        args.push(stream.as_str().to_owned());
+        let reply = inner
+            .eval(
+                &inner.scripts.open,
+                &[&keys.session, &keys.stream(stream)],
+                args,
+            )
+            .await?;
+        let reply = codec::array(reply)?;
+        match reply.first().map(codec::integer).transpose()? {
+            Some(-1) => return Err(HostError::SessionNotFound),
+            Some(-2) => return Err(HostError::UnknownStream),
+            Some(0) if reply.len() == 3 => {}
+            _ => return Err(DecodeError::Reply.into()),
+        }
+        let last = codec::position(&reply[1])?;
+        let first = codec::position(&reply[2])?;
+        let after = match from {
+            ReadFrom::Tail => last,
+            ReadFrom::After(seq) if seq > last => return Err(HostError::EventFromTheFuture),
+            ReadFrom::After(seq) if seq + 1 < first => return Err(HostError::EventExpired),
+            ReadFrom::After(seq) => seq,
+        };
+        // Everything appended from here on is seen: the reader reads once after subscribing.
+        let wake = inner.wakeups.acquire(keys.wake(stream)).await?;
+        let reader = Reader {
+            inner: inner.clone(),
+            keys,
+            stream: stream.clone(),
+            wake,
+            cursor: after,
+            pending: VecDeque::new(),
+            done: false,
+        };
+        let events = futures::stream::unfold(reader, Reader::next).boxed();
+        Ok(Subscription { after, events })
+    }
+
+    async fn send_to_node(&self, node: &NodeId, event: NodeEvent) -> Result<(), HostError> {
+        let channel = self.inner.keys.node_channel(node);
+        let payload = serde_json::to_string(&event).map_err(unavailable)?;
+        let _: i64 = self
+            .inner
+            .commands
+            .publish(channel, payload)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn broadcast(&self, event: NodeEvent) -> Result<(), HostError> {
+        let payload = serde_json::to_string(&event).map_err(unavailable)?;
+        let _: i64 = self
+            .inner
+            .commands
+            .publish(self.inner.broadcast_channel.as_str(), payload)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn node_events(&self) -> BoxStream<'static, NodeEvent> {
+        let rx = self.inner.node_events.subscribe();
+        futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    // At-most-once: a consumer that fell behind loses the oldest messages.
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed()
+    }
+
+    async fn ping(&self) -> Result<(), HostError> {
+        let _: Value = self.inner.commands.ping(None).await.map_err(unavailable)?;
+        if !self.inner.subscriber.is_connected() {
+            return Err(HostError::Unavailable("pub/sub connection down".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A subscription's cursor over one stream's log.
+struct Reader {
+    inner: Arc<Inner>,
+    keys: SessionKeys,
+    stream: StreamId,
+    wake: Wake,
+    cursor: u64,
+    pending: VecDeque<StoredEvent>,
+    done: bool,
+}
+
+impl Reader {
+    /// The next event: buffered, else read from the log, else wait for a wake-up.
+    async fn next(mut self) -> Option<(Result<StoredEvent, HostError>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(event) = self.pending.pop_front() {
+                self.cursor = event.seq;
+                self.done = event.event == StreamEvent::End;
+                return Some((Ok(event), self));
+            }
+            self.wake.mark_seen();
+            match self.inner.read(&self.keys, &self.stream, self.cursor).await {
+                Err(e) => {
+                    self.done = true;
+                    return Some((Err(e), self));
+                }
+                Ok(ReadOutcome::Gone) => return None,
+                Ok(ReadOutcome::Batch { events, .. }) if !events.is_empty() => {
+                    self.pending.extend(events);
+                }
+                Ok(ReadOutcome::Batch { ended, .. }) => {
+                    if ended != 0 && self.cursor >= ended {
+                        return None;
+                    }
+                    let reread = tokio::time::sleep(self.inner.config.reread_interval);
+                    tokio::select! {
+                        alive = self.wake.changed() => if !alive { return None },
+                        () = reread => {}
+                    }
+                }
+            }
+        }
+    }
+}

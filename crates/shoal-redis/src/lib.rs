@@ -1,0 +1,86 @@
+//! The Redis [`SessionHost`](shoal_core::host::SessionHost): session records, ordered stream
+//! logs with resume, node inboxes and broadcast, shared by every replica of a deployment.
+//!
+//! [`RedisHost`] keeps exactly the semantics of `shoal_core::host` (the in-memory host is the
+//! reference; both pass `shoal_core::host::suite`). It is built on `fred` and uses two
+//! connections per process, whatever the number of sessions and open streams: one for
+//! commands (pipelined across tasks by `fred`) and one in pub/sub mode.
+//!
+//! # Key schema
+//!
+//! `<p>` is [`RedisHostConfig::key_prefix`] (default `shoal`), `<s>` a session id, `<t>` a
+//! stream id. Every key and channel of one session carries `{<s>}` as its Cluster hash tag, so
+//! they share one slot and one Lua script can touch them atomically.
+//!
+//! | name | type | content | lifetime |
+//! | --- | --- | --- | --- |
+//! | `<p>:{<s>}:session` | hash | `record` (the [`SessionRecord`](shoal_core::session::SessionRecord) as JSON, as created), `created_ms` (Redis clock), `standalone` (stream id), `level` (JSON log level), `sub:<uri>` per subscription, `seq:<t>` (last position of stream `<t>`: the counter, and the index of the session's streams), `end:<t>` (position of `End`) | `PEXPIRE min(idle_timeout, lifetime left)`, refreshed by every read and write of the session |
+//! | `<p>:{<s>}:stream:<t>` | stream | one entry per event, id `0-<seq>`, fields `p` (payload: `m<message>`, `d` for Disconnect, `e` for End) and `t` (append time, ms); capped by `XADD MAXLEN ~ max_events_per_stream` and by age (`event_retention`) | `PEXPIRE min(event_retention, lifetime left)` at each append; deleted with the session |
+//! | `<p>:{<s>}:wake:<t>` | channel | wake-up after an append (the position) or on delete (`0`) | — |
+//! | `<p>:node:<node>` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for one node | — |
+//! | `<p>:broadcast` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for every node | — |
+//!
+//! The position counter lives in the session hash, so it survives the trimming or expiry of the
+//! log: positions stay gapless, and a resume from a trimmed position is `EventExpired`.
+//!
+//! # Commands and round trips
+//!
+//! Each script is one `EVALSHA` (loaded once per connection; `EVAL` once more after a
+//! `NOSCRIPT`, e.g. when Redis restarted). Times come from Redis (`TIME`), never from a replica.
+//!
+//! | operation | round trips | what runs in Redis |
+//! | --- | --- | --- |
+//! | `create_session` | 1 | `DEL`, `HSET`, `PEXPIRE` |
+//! | `session` | 1 | `HGET created_ms`, `PEXPIRE` (or delete when past its lifetime), `HGETALL` |
+//! | `update_session` | 1 | `HGET created_ms`, `PEXPIRE`, `HSET`/`HDEL` |
+//! | `delete_session` | 1 | `HKEYS`, `DEL` of the hash and each log, `PUBLISH` `0` on each wake channel, `PUBLISH` `SessionClosed` on the broadcast channel |
+//! | `append` | 1 | `HGET created_ms`, `PEXPIRE`, `HINCRBY seq:<t>`, `XADD 0-<seq> MAXLEN ~`, `XRANGE - + COUNT 1` (+ `XDEL` of events past retention), `PEXPIRE` of the log, `PUBLISH` on the wake channel |
+//! | `subscribe` | 2, +1 for the first reader of that stream in the process | `open` script (`HGET`s, `PEXPIRE`, `XRANGE - + COUNT 1`); `SUBSCRIBE` + `PING` (pipelined, on the shared pub/sub connection: `fred` resolves `SUBSCRIBE` once written, the `PONG` proves it applied); then the reader's first `read` (lazily, on first poll) |
+//! | each wake-up of a reader | 1 per 256 events | `read` script: `EXISTS`, `HGET seq:<t>`, `HGET end:<t>`, `XRANGE 0-<cursor+1> + COUNT 256` |
+//! | `send_to_node`, `broadcast` | 1 | `PUBLISH` |
+//! | `ping` | 1 | `PING` (and the pub/sub connection must be up) |
+//!
+//! Readers never block a connection (no `XREAD BLOCK`). A reader subscribes to its stream's
+//! wake channel through the process's one pub/sub connection (`SUBSCRIBE` for the first reader
+//! of a channel, `UNSUBSCRIBE` after the last) and re-reads its log from its own cursor on each
+//! wake-up, after every reconnection of the pub/sub connection, and every `reread_interval`
+//! when idle: pub/sub is at-most-once, so a lost wake-up costs latency, never an event.
+//!
+//! # Failures
+//!
+//! Commands fail fast while the connection is known to be down and are bounded by
+//! `command_timeout` (a command sent in the instant between the loss and its detection waits
+//! for that); both surface as `HostError::Unavailable`. A live subscription whose re-read fails
+//! yields one `Unavailable` and ends; the client resumes from its last event id. Commands are never retried behind the caller's back: an
+//! `append` whose connection broke may or may not have been applied, and the caller is told
+//! `Unavailable`. The clients reconnect for ever, every `reconnect_delay`; the pub/sub
+//! connection resubscribes and wakes every reader, which re-reads its log.
+//!
+//! # Known limits
+//!
+//! - Idle expiry is Redis's own `PEXPIRE`: a session that expires this way is not announced
+//!   with `SessionClosed`; its readers notice at their next wake-up or re-read.
+//! - A log's TTL is `min(event_retention, lifetime left)` from its last append, not the
+//!   session's idle timer: after an idle expiry its logs linger, unreachable (every read checks
+//!   the session first), for at most `event_retention`. `delete_session` removes them at once.
+//! - Age trimming drops at most 8 expired events per append (plus the log's TTL); length
+//!   trimming is approximate (`MAXLEN ~` keeps at least `max_events_per_stream`).
+//! - Channels are classic pub/sub (`PUBLISH` reaches every node of a Cluster); sharded
+//!   `SPUBLISH` for the per-session channels is future work.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod codec;
+mod config;
+mod host;
+mod keys;
+mod scripts;
+mod wake;
+
+pub use config::{
+    ConfigError, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_EVENT_RETENTION,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_KEY_PREFIX, DEFAULT_MAX_EVENTS_PER_STREAM, DEFAULT_MAX_LIFETIME,
+    DEFAULT_RECONNECT_DELAY, DEFAULT_REREAD_INTERVAL, RedisHostConfig,
+};
+pub use host::RedisHost;

@@ -1,0 +1,45 @@
+//! The shared host suite of `shoal-core`, against a fresh `RedisHost` per check on a
+//! `redis-server` of this test's own.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use shoal_core::host::suite;
+use shoal_redis::RedisHost;
+use shoal_testkit::redis::RedisServer;
+
+/// A fresh host under a fresh prefix, connected synchronously (the suite's factory is sync).
+fn fresh_host(url: &str) -> RedisHost {
+    let config = common::config(url, &common::unique_prefix(), "suite");
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(RedisHost::connect(config))
+    })
+    .expect("connects to the test redis-server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_host_suite() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    suite::run_all(|| fresh_host(&url)).await;
+}
+
+macro_rules! check {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let redis = RedisServer::start().await;
+            let host = common::host(&redis.url(), &common::unique_prefix(), "suite").await;
+            suite::$name(&host).await;
+        }
+    )*};
+}
+
+check!(
+    sessions,
+    ordering_and_resume,
+    live_delivery,
+    isolation,
+    inbox_and_broadcast
+);

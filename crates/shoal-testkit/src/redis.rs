@@ -1,0 +1,206 @@
+//! A throwaway `redis-server` for tests: its own loopback port and temporary directory, no
+//! persistence, killed on drop.
+//!
+//! ```no_run
+//! # async fn example() {
+//! let redis = shoal_testkit::redis::RedisServer::start().await;
+//! let url = redis.url(); // redis://127.0.0.1:<port>
+//! # let _ = url;
+//! # }
+//! ```
+//!
+//! The binary is `$SHOAL_REDIS_SERVER` if set, else `redis-server` from `PATH`.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a fresh server may take to answer `PING`.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A `redis-server` child process on `127.0.0.1:<port>`.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` cannot be started or does not answer within 10 s.
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "shoal-redis-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary directory for redis-server");
+        // The port is free when probed; another process may take it before Redis binds it,
+        // so try a few.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = RedisServer {
+                port,
+                dir: dir.clone(),
+                child: None,
+            };
+            if server.spawn_and_wait().await {
+                return server;
+            }
+        }
+        panic!("redis-server did not start (see {})", dir.display());
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL): every connection breaks, every key is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty; waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// When it does not come back within 10 s.
+    pub async fn restart(&mut self) {
+        self.kill();
+        assert!(
+            self.spawn_and_wait().await,
+            "redis-server did not restart on port {} (see {})",
+            self.port,
+            self.dir.display()
+        );
+    }
+
+    /// Whether the server answers `PING` now.
+    pub async fn answers_ping(&self) -> bool {
+        ping(self.port).await
+    }
+
+    /// Spawns the server on `self.port`; true once it answers `PING`.
+    async fn spawn_and_wait(&mut self) -> bool {
+        let binary =
+            std::env::var_os("SHOAL_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let child = Command::new(binary)
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (install it or set SHOAL_REDIS_SERVER)");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let pid = self.child.as_ref().map(Child::id);
+        while tokio::time::Instant::now() < deadline {
+            // Another process's server may answer on a port we lost the race for: check that
+            // the one answering is ours.
+            if ping(self.port).await && server_pid(self.port).await == pid {
+                return true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                // Most likely the port was taken.
+                self.child = None;
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill();
+        false
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// One `PING` over a fresh connection, bounded to one second.
+async fn ping(port: u16) -> bool {
+    let attempt = async {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        conn.write_all(b"PING\r\n").await?;
+        let mut buf = [0u8; 7];
+        conn.read_exact(&mut buf).await?;
+        Ok::<_, std::io::Error>(&buf == b"+PONG\r\n")
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), attempt).await,
+        Ok(Ok(true))
+    )
+}
+
+/// The `process_id` of the server answering on `port` (`INFO server`), bounded to one second.
+async fn server_pid(port: u16) -> Option<u32> {
+    let attempt = async {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        conn.write_all(b"INFO server\r\n").await?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            if reply.windows(11).any(|w| w == b"process_id:")
+                && reply[reply.len().saturating_sub(2)..] == *b"\r\n"
+            {
+                let text = String::from_utf8_lossy(&reply);
+                if let Some(pid) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("process_id:"))
+                    .and_then(|p| p.trim().parse().ok())
+                {
+                    return Ok(Some(pid));
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(None)
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+}
