@@ -72,17 +72,39 @@ impl fmt::Display for SessionId {
     }
 }
 
-/// A stream id: 96 random bits, 16 URL-safe characters. One per SSE stream.
+/// A stream id: 96 random bits as 16 URL-safe characters, followed, for a request's reply
+/// stream, by the id of the node whose handler writes it (so any replica can tell whether the
+/// writer still lives). One per SSE stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StreamId(String);
 
 impl StreamId {
-    const LEN: usize = 16;
+    const RANDOM_LEN: usize = 16;
+    const MAX_LEN: usize = Self::RANDOM_LEN + 64;
 
-    /// Mints a fresh id.
+    /// Mints a fresh id (a standalone stream's: no writer node).
     pub fn random() -> Self {
         StreamId(random_token(12))
+    }
+
+    /// Mints a fresh id for a reply stream written by `node`.
+    pub fn for_node(node: &NodeId) -> Self {
+        StreamId(format!("{}{}", random_token(12), node.as_str()))
+    }
+
+    /// The node that writes this stream, for reply streams.
+    pub fn writer(&self) -> Option<NodeId> {
+        self.0
+            .get(Self::RANDOM_LEN..)
+            .filter(|node| !node.is_empty())
+            .map(NodeId::new)
+    }
+
+    fn is_valid(s: &str) -> bool {
+        (Self::RANDOM_LEN..=Self::MAX_LEN).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 
     /// The id as it appears in event ids.
@@ -118,9 +140,7 @@ impl FromStr for EventId {
 
     fn from_str(s: &str) -> Result<Self, IdError> {
         let (stream, seq) = s.split_once('.').ok_or(IdError::Event)?;
-        if !is_token(stream, StreamId::LEN)
-            || seq.is_empty()
-            || !seq.bytes().all(|b| b.is_ascii_digit())
+        if !StreamId::is_valid(stream) || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(IdError::Event);
         }
@@ -207,6 +227,16 @@ mod tests {
         ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn reply_streams_name_their_writer() {
+        let node = NodeId::new("replica-1");
+        let stream = StreamId::for_node(&node);
+        assert_eq!(stream.writer(), Some(node));
+        assert_eq!(StreamId::random().writer(), None);
+        let id: EventId = format!("{stream}.3").parse().unwrap();
+        assert_eq!(id.stream, stream);
     }
 
     #[test]

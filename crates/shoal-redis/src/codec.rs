@@ -38,6 +38,8 @@ pub(crate) fn encode_event(event: &StreamEvent) -> String {
             out.push_str(text);
             out
         }
+        StreamEvent::Request(id) => format!("r{id}"),
+        StreamEvent::Last(text) => format!("l{text}"),
         StreamEvent::Disconnect => "d".to_owned(),
         StreamEvent::End => "e".to_owned(),
     }
@@ -47,6 +49,8 @@ pub(crate) fn encode_event(event: &StreamEvent) -> String {
 pub(crate) fn decode_event(payload: &str) -> Result<StreamEvent, DecodeError> {
     match payload.split_at_checked(1) {
         Some(("m", text)) => Ok(StreamEvent::Message(text.into())),
+        Some(("r", id)) => Ok(StreamEvent::Request(id.into())),
+        Some(("l", text)) => Ok(StreamEvent::Last(text.into())),
         Some(("d", "")) => Ok(StreamEvent::Disconnect),
         Some(("e", "")) => Ok(StreamEvent::End),
         _ => Err(DecodeError::EventTag),
@@ -126,6 +130,8 @@ mod tests {
             StreamEvent::Message(r#"{"jsonrpc":"2.0","method":"x"}"#.into()),
             StreamEvent::Message("".into()),
             StreamEvent::Message("ünïcödé".into()),
+            StreamEvent::Request("7".into()),
+            StreamEvent::Last(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#.into()),
             StreamEvent::Disconnect,
             StreamEvent::End,
         ] {

@@ -22,6 +22,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RECONNECT_DELAY: Duration = Duration::from_millis(250);
 /// Default interval after which an idle subscription re-reads its log even without a wake-up.
 pub const DEFAULT_REREAD_INTERVAL: Duration = Duration::from_secs(30);
+/// Default interval between two heartbeats of this node.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default time after the last heartbeat at which a node counts as dead.
+pub const DEFAULT_NODE_TTL: Duration = Duration::from_secs(3);
 
 /// Settings of a [`RedisHost`](crate::RedisHost). `Debug` hides the URL's password.
 #[derive(Clone)]
@@ -51,6 +55,10 @@ pub struct RedisHostConfig {
     /// An idle subscription re-reads its log this often even when no wake-up came (a safety
     /// net: wake-ups are at-most-once).
     pub reread_interval: Duration,
+    /// This node renews its liveness key this often.
+    pub heartbeat_interval: Duration,
+    /// A node whose last heartbeat is older than this counts as dead.
+    pub node_ttl: Duration,
 }
 
 impl RedisHostConfig {
@@ -68,6 +76,8 @@ impl RedisHostConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reconnect_delay: DEFAULT_RECONNECT_DELAY,
             reread_interval: DEFAULT_REREAD_INTERVAL,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            node_ttl: DEFAULT_NODE_TTL,
         }
     }
 
@@ -109,6 +119,8 @@ impl std::fmt::Debug for RedisHostConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_delay", &self.reconnect_delay)
             .field("reread_interval", &self.reread_interval)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("node_ttl", &self.node_ttl)
             .finish()
     }
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient, WithOptions};
-use fred::interfaces::{ClientLike, EventInterface, LuaInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, EventInterface, KeysInterface, LuaInterface, PubsubInterface};
 use fred::types::config::{Config, Options, ReconnectPolicy};
-use fred::types::{Builder, ClusterHash, CustomCommand, Value};
+use fred::types::{Builder, ClusterHash, CustomCommand, Expiration, Value};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use shoal_core::host::{
@@ -163,6 +163,14 @@ impl RedisHost {
                 config.reconnect_delay,
             )),
         ];
+        let heartbeat = tokio::spawn(run_heartbeat(
+            client.clone(),
+            keys.alive(&config.node),
+            config.heartbeat_interval,
+            config.node_ttl,
+        ));
+        let mut tasks = tasks;
+        tasks.push(heartbeat);
         let commands = client.with_options(&Options {
             max_attempts: Some(1),
             timeout: Some(config.command_timeout),
@@ -391,7 +399,7 @@ impl SessionHost for RedisHost {
         args.push(codec::encode_event(&event));
         args.push(inner.config.max_events_per_stream.to_string());
         args.push(millis(inner.config.event_retention));
-        args.push(if event == StreamEvent::End { "1" } else { "0" }.to_owned());
+        args.push(if event.ends_stream() { "1" } else { "0" }.to_owned());
         let reply = inner
             .eval(
                 &inner.scripts.append,
@@ -401,6 +409,7 @@ impl SessionHost for RedisHost {
             .await?;
         match codec::integer(&reply)? {
             seq if seq > 0 => Ok(seq as u64),
+            -2 => Err(HostError::StreamEnded),
             _ => Err(HostError::SessionNotFound),
         }
     }
@@ -490,12 +499,41 @@ impl SessionHost for RedisHost {
         .boxed()
     }
 
+    async fn node_alive(&self, node: &NodeId) -> Result<bool, HostError> {
+        if *node == self.inner.config.node {
+            return Ok(true);
+        }
+        let alive: i64 = self
+            .inner
+            .commands
+            .exists(self.inner.keys.alive(node))
+            .await
+            .map_err(unavailable)?;
+        Ok(alive > 0)
+    }
+
     async fn ping(&self) -> Result<(), HostError> {
         let _: Value = self.inner.commands.ping(None).await.map_err(unavailable)?;
         if !self.inner.subscriber.is_connected() {
             return Err(HostError::Unavailable("pub/sub connection down".into()));
         }
         Ok(())
+    }
+}
+
+/// Renews this node's liveness key (`SET … PX node_ttl`) every `interval`, for as long as
+/// the host lives; failures are retried on the next tick.
+async fn run_heartbeat(client: Client, key: String, interval: Duration, ttl: Duration) {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let renewed: Result<Value, _> = client
+            .set(&key, "1", Some(Expiration::PX(ttl_ms)), None, false)
+            .await;
+        if let Err(error) = renewed {
+            tracing::debug!(%error, "heartbeat not renewed");
+        }
     }
 }
 
@@ -519,7 +557,7 @@ impl Reader {
             }
             if let Some(event) = self.pending.pop_front() {
                 self.cursor = event.seq;
-                self.done = event.event == StreamEvent::End;
+                self.done = event.event.ends_stream();
                 return Some((Ok(event), self));
             }
             self.wake.mark_seen();

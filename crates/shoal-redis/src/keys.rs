@@ -38,6 +38,11 @@ impl Keys {
         format!("{}:node:{}", self.prefix, node.as_str())
     }
 
+    /// `<prefix>:alive:<node>`: present while the node's heartbeat is recent.
+    pub(crate) fn alive(&self, node: &NodeId) -> String {
+        format!("{}:alive:{}", self.prefix, node.as_str())
+    }
+
     /// `<prefix>:broadcast`: the channel every node listens to.
     pub(crate) fn broadcast_channel(&self) -> String {
         format!("{}:broadcast", self.prefix)

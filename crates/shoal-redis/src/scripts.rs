@@ -105,8 +105,8 @@ return destroy(KEYS[1], ARGV[3], ARGV[4], ARGV[5])
 );
 
 /// `append`: KEYS = [session, stream]; ARGV = common, stream id, payload, max events,
-/// retention (ms), "1" when the event is `End`. The new sequence number, or -1 when the
-/// session is gone.
+/// retention (ms), "1" when the event ends the stream. The new sequence number, -1 when the
+/// session is gone, -2 when the stream already ended.
 const APPEND: &str = concat!(
     lua_common!(),
     r#"
@@ -114,6 +114,7 @@ local now = now_ms()
 local left = touch(KEYS[1], now)
 if not left then return -1 end
 local id = ARGV[6]
+if redis.call('HEXISTS', KEYS[1], 'end:' .. id) == 1 then return -2 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq:' .. id, 1)
 if ARGV[10] == '1' then redis.call('HSET', KEYS[1], 'end:' .. id, seq) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '0-' .. seq, 'p', ARGV[7], 't', now)

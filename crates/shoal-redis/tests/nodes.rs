@@ -10,7 +10,7 @@ use futures::StreamExt;
 use shoal_core::host::{
     Broadcast, HostError, NodeEvent, ReadFrom, SessionHost, StoredEvent, StreamEvent,
 };
-use shoal_core::ids::{SessionId, StreamId};
+use shoal_core::ids::{NodeId, SessionId, StreamId};
 use shoal_core::jsonrpc::RequestId;
 use shoal_redis::RedisHost;
 use shoal_testkit::redis::RedisServer;
@@ -378,5 +378,27 @@ async fn readers_catch_up_after_the_pubsub_connection_is_killed() {
             .await
             .unwrap(),
         Some(NodeEvent::Broadcast(Broadcast::PromptsListChanged))
+    );
+}
+
+#[tokio::test]
+async fn a_node_is_alive_while_its_host_runs() {
+    let redis = RedisServer::start().await;
+    let prefix = common::unique_prefix();
+    let config = |node: &str| shoal_redis::RedisHostConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        node_ttl: Duration::from_millis(400),
+        ..common::config(&redis.url(), &prefix, node)
+    };
+    let a = RedisHost::connect(config("a")).await.unwrap();
+    let b = RedisHost::connect(config("b")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(a.node_alive(&NodeId::new("b")).await.unwrap());
+    assert!(!a.node_alive(&NodeId::new("never-was")).await.unwrap());
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !a.node_alive(&NodeId::new("b")).await.unwrap(),
+        "a node without heartbeats is dead"
     );
 }

@@ -37,6 +37,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SHOAL_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// Where sessions live: `memory` (a single replica) or a Redis URL shared by every replica,
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS [default: memory].
+    #[arg(long, env = "SHOAL_SESSION_HOST", value_name = "memory|URL")]
+    pub session_host: Option<String>,
+
+    /// Prefix of every Redis key and channel, so that deployments can share one Redis
+    /// [default: shoal].
+    #[arg(long, env = "SHOAL_REDIS_KEY_PREFIX", value_name = "PREFIX")]
+    pub redis_key_prefix: Option<String>,
+
     /// Built-in tool sets to serve, comma-separated: demo, conformance [default: demo].
     #[arg(long, env = "SHOAL_TOOLS", value_name = "LIST", value_delimiter = ',')]
     pub tools: Option<Vec<String>>,
@@ -124,9 +134,38 @@ mod humantime_serde_opt {
     }
 }
 
+/// Where sessions live.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SessionHostKind {
+    /// In this process: one replica.
+    Memory,
+    /// In Redis, shared by every replica.
+    Redis {
+        /// `redis://` or `rediss://` URL (may hold a password: never logged).
+        url: String,
+        /// Prefix of every key and channel.
+        key_prefix: String,
+    },
+}
+
+impl std::fmt::Debug for SessionHostKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionHostKind::Memory => f.write_str("Memory"),
+            SessionHostKind::Redis { key_prefix, .. } => f
+                .debug_struct("Redis")
+                .field("url", &"<redacted>")
+                .field("key_prefix", key_prefix)
+                .finish(),
+        }
+    }
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Where sessions live.
+    pub session_host: SessionHostKind,
     /// MCP endpoint address.
     pub listen: SocketAddr,
     /// The endpoint as clients reach it.
@@ -206,7 +245,22 @@ impl ServeArgs {
                  in front authenticates clients"
             );
         }
+        let key_prefix = self
+            .redis_key_prefix
+            .or(file.redis_key_prefix)
+            .unwrap_or_else(|| "shoal".to_owned());
+        let session_host = match self.session_host.or(file.session_host).as_deref() {
+            None | Some("memory") => SessionHostKind::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                SessionHostKind::Redis {
+                    url: url.to_owned(),
+                    key_prefix,
+                }
+            }
+            Some(_) => bail!("--session-host must be `memory` or a redis:// or rediss:// URL"),
+        };
         let config = Config {
+            session_host,
             listen,
             public_url,
             tools,
@@ -304,6 +358,33 @@ mod tests {
         assert_eq!(config.public_url, "http://127.0.0.1:8080/mcp");
         assert_eq!(config.tools, vec!["demo"]);
         assert_eq!(config.session_idle_timeout, Duration::from_secs(1800));
+        assert_eq!(config.session_host, SessionHostKind::Memory);
+    }
+
+    #[test]
+    fn session_host_is_memory_or_a_redis_url() {
+        let redis = ServeArgs {
+            session_host: Some("redis://:secret@127.0.0.1:6379/0".into()),
+            ..Default::default()
+        };
+        let config = redis.resolve().unwrap();
+        assert!(
+            matches!(&config.session_host, SessionHostKind::Redis { key_prefix, .. } if key_prefix == "shoal")
+        );
+        assert!(
+            !format!("{config:?}").contains("secret"),
+            "the password never reaches a log"
+        );
+        let bad = ServeArgs {
+            session_host: Some("postgres://x".into()),
+            ..Default::default()
+        };
+        assert!(
+            bad.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("--session-host")
+        );
     }
 
     #[test]

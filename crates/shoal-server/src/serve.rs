@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -12,13 +13,14 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use shoal_core::engine::{Engine, EngineConfig};
 use shoal_core::handler::Handlers;
-use shoal_core::host::{MemoryHost, MemoryHostConfig, SharedHost};
+use shoal_core::host::{HostError, MemoryHost, MemoryHostConfig, SharedHost};
 use shoal_core::ids::NodeId;
+use shoal_redis::{RedisHost, RedisHostConfig};
 use shoal_transport::TransportConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, SessionHostKind};
 use crate::tools;
 
 /// Runs the server with the tool sets named in the configuration until SIGTERM or Ctrl-C,
@@ -39,14 +41,7 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         Some(id) => NodeId::new(id),
         None => NodeId::with_random_suffix(&hostname()),
     };
-    let host: SharedHost = Arc::new(MemoryHost::new(
-        node.clone(),
-        MemoryHostConfig {
-            idle_timeout: config.session_idle_timeout,
-            max_lifetime: config.session_max_lifetime,
-            ..MemoryHostConfig::default()
-        },
-    ));
+    let host = session_host(&config, node.clone()).await?;
     let engine = Engine::new(host.clone(), handlers, EngineConfig::default());
 
     let drain = CancellationToken::new();
@@ -107,6 +102,39 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     admin_server.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Connects the configured session host. Redis is retried until it answers: a replica that
+/// starts before its Redis waits for it instead of crash-looping.
+async fn session_host(config: &Config, node: NodeId) -> anyhow::Result<SharedHost> {
+    match &config.session_host {
+        SessionHostKind::Memory => Ok(Arc::new(MemoryHost::new(
+            node,
+            MemoryHostConfig {
+                idle_timeout: config.session_idle_timeout,
+                max_lifetime: config.session_max_lifetime,
+                ..MemoryHostConfig::default()
+            },
+        ))),
+        SessionHostKind::Redis { url, key_prefix } => {
+            let mut redis = RedisHostConfig::new(url.clone(), node);
+            redis.key_prefix = key_prefix.clone();
+            redis.idle_timeout = config.session_idle_timeout;
+            redis.max_lifetime = config.session_max_lifetime;
+            let mut delay = Duration::from_millis(250);
+            loop {
+                match RedisHost::connect(redis.clone()).await {
+                    Ok(host) => return Ok(Arc::new(host)),
+                    Err(HostError::Unavailable(detail)) => {
+                        tracing::warn!(%detail, retry_in = ?delay, "waiting for Redis");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                    Err(error) => anyhow::bail!("cannot use the Redis session host: {error}"),
+                }
+            }
+        }
+    }
 }
 
 #[derive(Clone)]

@@ -143,6 +143,11 @@ pub(crate) fn host_rejection(error: HostError) -> Rejection {
         HostError::EventFromTheFuture => {
             Rejection::BadLastEventId("Last-Event-ID is ahead of its stream")
         }
+        // Only a brand-new stream is appended to here: an ended one is a bug, not bad input.
+        HostError::StreamEnded => {
+            tracing::error!("append to an ended stream while opening a reply");
+            Rejection::Internal
+        }
     }
 }
 

@@ -62,6 +62,9 @@ pub enum Rejection {
         /// The error.
         error: RpcError,
     },
+    /// 500: a bug; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal,
     /// 503: the session host is unreachable.
     #[error("service unavailable: the session store is unreachable")]
     Unavailable,
@@ -78,6 +81,7 @@ impl Rejection {
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::SessionNotFound => StatusCode::NOT_FOUND,
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::Parse(_)
             | Rejection::UnsupportedProtocolVersion(_)
             | Rejection::MissingSession
@@ -94,7 +98,7 @@ impl Rejection {
             Rejection::Parse(error) => return error.to_rpc_error(),
             Rejection::InvalidRequest { error, .. } => return error.clone(),
             Rejection::SessionNotFound => SESSION_NOT_FOUND,
-            Rejection::Unavailable => INTERNAL_ERROR,
+            Rejection::Unavailable | Rejection::Internal => INTERNAL_ERROR,
             _ => INVALID_REQUEST,
         };
         jsonrpc::rpc_error(code, self.to_string())

@@ -84,37 +84,45 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
     if let Some(first) = state.first.take() {
         return Some((first, state));
     }
-    if state.done {
-        return None;
-    }
-    tokio::select! {
-        biased;
-        () = state.options.drain.cancelled() => {
-            state.done = true;
-            let retry = Bytes::from(format!("retry: {}\n\n", state.options.retry.as_millis()));
-            Some((retry, state))
+    loop {
+        if state.done {
+            return None;
         }
-        next = state.events.next() => {
-            let stored = match next {
-                Some(Ok(stored)) => stored,
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "stream ended by the host");
-                    return None;
-                }
-                None => return None,
-            };
-            let id = EventId { stream: state.stream.clone(), seq: stored.seq };
-            match stored.event {
-                StreamEvent::Message(data) => Some((event(&id, None, &data), state)),
-                StreamEvent::Disconnect => {
-                    state.done = true;
-                    Some((event(&id, Some(state.options.retry), ""), state))
-                }
-                StreamEvent::End => None,
+        tokio::select! {
+            biased;
+            () = state.options.drain.cancelled() => {
+                state.done = true;
+                let retry = Bytes::from(format!("retry: {}\n\n", state.options.retry.as_millis()));
+                return Some((retry, state));
             }
-        }
-        () = tokio::time::sleep(state.options.keep_alive) => {
-            Some((Bytes::from_static(b": keep-alive\n\n"), state))
+            next = state.events.next() => {
+                let stored = match next {
+                    Some(Ok(stored)) => stored,
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "stream ended by the host");
+                        return None;
+                    }
+                    None => return None,
+                };
+                let id = EventId { stream: state.stream.clone(), seq: stored.seq };
+                match stored.event {
+                    // Bookkeeping for the server, not for the client.
+                    StreamEvent::Request(_) => continue,
+                    StreamEvent::Message(data) => return Some((event(&id, None, &data), state)),
+                    StreamEvent::Last(data) => {
+                        state.done = true;
+                        return Some((event(&id, None, &data), state));
+                    }
+                    StreamEvent::Disconnect => {
+                        state.done = true;
+                        return Some((event(&id, Some(state.options.retry), ""), state));
+                    }
+                    StreamEvent::End => return None,
+                }
+            }
+            () = tokio::time::sleep(state.options.keep_alive) => {
+                return Some((Bytes::from_static(b": keep-alive\n\n"), state));
+            }
         }
     }
 }

@@ -123,13 +123,17 @@ async fn a_request_that_emits_progress_is_an_sse_stream_with_ordered_ids() {
     assert_eq!(priming.retry, Some(1000), "the configured retry");
     let (stream_id, seq) = split_id(&priming);
     assert_eq!(seq, 0, "the priming event is <stream>.0");
-    assert_eq!(stream_id.len(), 16);
+    assert!(
+        stream_id.len() > 16,
+        "a reply stream's id names the node writing it: {stream_id}"
+    );
 
     let events = stream.collect_events().await;
     let ids: Vec<String> = events.iter().map(|e| e.id.clone().unwrap()).collect();
     assert_eq!(
         ids,
-        (1..=4)
+        // Position 1 holds the request id, for the server's own use.
+        (2..=5)
             .map(|n| format!("{stream_id}.{n}"))
             .collect::<Vec<_>>(),
         "every event has an id of this stream, in order, without gaps"
@@ -192,8 +196,8 @@ async fn older_revisions_get_no_priming_event() {
     let first = stream.expect_event().await;
     assert_eq!(
         first.seq(),
-        Some(1),
-        "no priming event before 2025-11-25: {first:?}"
+        Some(2),
+        "no priming event before 2025-11-25 (position 1 holds the request id): {first:?}"
     );
     assert_eq!(progress_of(&first), Some(1));
 }
@@ -377,9 +381,10 @@ async fn elicitation_is_a_request_on_the_stream_answered_by_post() {
             }
         })]
     );
-    // Event ids: priming, the request, the response.
+    // Event ids: priming, the elicitation request, the response (position 1 holds the
+    // request id, for the server's own use).
     let seqs: Vec<u64> = exchange.events.iter().map(|e| e.seq().unwrap()).collect();
-    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(seqs, [0, 2, 3]);
 }
 
 #[tokio::test]

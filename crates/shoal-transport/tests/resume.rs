@@ -39,9 +39,12 @@ async fn a_broken_post_stream_resumes_with_the_rest_and_the_response_exactly_onc
     let first = stream.expect_event().await;
     assert_eq!(progress_of(&first), Some(1));
     let (stream_id, seq) = split_id(&first);
-    assert_eq!(seq, 1);
+    assert_eq!(
+        seq, 2,
+        "position 1 holds the request id, for the server's own use"
+    );
     let last_seen = stream.last_event_id().unwrap().to_owned();
-    assert_eq!(last_seen, format!("{stream_id}.1"));
+    assert_eq!(last_seen, format!("{stream_id}.2"));
     // The network breaks while the handler is still working.
     drop(stream);
 
@@ -60,7 +63,7 @@ async fn a_broken_post_stream_resumes_with_the_rest_and_the_response_exactly_onc
     );
     assert_eq!(
         seqs(&events),
-        [2, 3, 4, 5, 6, 7],
+        [3, 4, 5, 6, 7, 8],
         "no gap, no duplicate: {events:#?}"
     );
     let progress: Vec<u64> = events.iter().filter_map(progress_of).collect();
@@ -86,20 +89,20 @@ async fn resuming_a_finished_stream_from_the_middle_replays_only_the_rest() {
     let (id, mut stream) =
         start_streaming_call(&client, "steps", json!({ "count": 3, "delay_ms": 1 })).await;
     let all = stream.collect_events().await;
-    assert_eq!(seqs(&all), [0, 1, 2, 3, 4]);
+    assert_eq!(seqs(&all), [0, 2, 3, 4, 5]);
     let (stream_id, _) = split_id(&all[0]);
 
-    let mut resumed = client.get_stream(Some(&format!("{stream_id}.2"))).await;
+    let mut resumed = client.get_stream(Some(&format!("{stream_id}.3"))).await;
     assert_eq!(
         assert_priming(&resumed.expect_event().await),
-        format!("{stream_id}.2")
+        format!("{stream_id}.3")
     );
     let rest = resumed.collect_events().await;
     assert_eq!(rest, all[3..].to_vec());
     assert_eq!(rest.last().unwrap().json().unwrap()["id"], json!(id));
 
     // After the response, nothing is left but the end.
-    let mut tail = client.get_stream(Some(&format!("{stream_id}.4"))).await;
+    let mut tail = client.get_stream(Some(&format!("{stream_id}.5"))).await;
     assert_priming(&tail.expect_event().await);
     tail.expect_end().await;
 }
@@ -111,7 +114,7 @@ async fn resuming_from_the_priming_id_replays_everything() {
     let (_, mut stream) =
         start_streaming_call(&client, "steps", json!({ "count": 3, "delay_ms": 5 })).await;
     let original = stream.collect_events().await;
-    assert_eq!(seqs(&original), [0, 1, 2, 3, 4]);
+    assert_eq!(seqs(&original), [0, 2, 3, 4, 5]);
     let priming_id = original[0].id.clone().unwrap();
 
     // Twice: a resumption does not consume the log.
@@ -266,7 +269,7 @@ async fn a_stream_the_handler_closes_is_resumed_where_it_stopped() {
     let client = harness.connect().await;
     let (id, mut stream) = start_streaming_call(&client, "pause", json!({})).await;
     let events = stream.collect_events().await;
-    assert_eq!(seqs(&events), [0, 1, 2], "{events:#?}");
+    assert_eq!(seqs(&events), [0, 2, 3], "{events:#?}");
     assert_eq!(progress_of(&events[1]), Some(1));
     let disconnect = &events[2];
     assert!(
@@ -281,7 +284,7 @@ async fn a_stream_the_handler_closes_is_resumed_where_it_stopped() {
         disconnect.id.clone().unwrap()
     );
     let rest = resumed.collect_events().await;
-    assert_eq!(seqs(&rest), [3, 4]);
+    assert_eq!(seqs(&rest), [4, 5]);
     assert_eq!(progress_of(&rest[0]), Some(2));
     let response = rest[1].json().unwrap();
     assert_eq!(response["id"], json!(id));
@@ -304,11 +307,12 @@ async fn last_event_id_no_longer_retained_is_400() {
     let events = stream.collect_events().await;
     assert_eq!(
         events.last().and_then(SseEvent::seq),
-        Some(5),
+        Some(6),
         "{events:#?}"
     );
     let (stream_id, _) = split_id(&events[0]);
-    // Events 1..=3 are trimmed: progress 4, the response and the end are kept.
+    // Positions 1..=3 (the request id, progress 1 and 2) are trimmed: progress 3 and 4 and
+    // the response are kept.
     for seq in [0, 1, 2] {
         get_with_last_event_id(&client, &format!("{stream_id}.{seq}"))
             .await
@@ -317,6 +321,6 @@ async fn last_event_id_no_longer_retained_is_400() {
     let mut tail = client.get_stream(Some(&format!("{stream_id}.3"))).await;
     assert_priming(&tail.expect_event().await);
     let rest = tail.collect_events().await;
-    assert_eq!(seqs(&rest), [4, 5]);
-    assert_eq!(rest, events[4..].to_vec());
+    assert_eq!(seqs(&rest), [4, 5, 6]);
+    assert_eq!(rest, events[3..].to_vec());
 }

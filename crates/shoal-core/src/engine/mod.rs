@@ -9,6 +9,7 @@
 //! and resume it.
 
 mod dispatch;
+mod liveness;
 mod node;
 mod pagination;
 mod pending;
@@ -43,6 +44,9 @@ pub struct EngineConfig {
     pub page_size: usize,
     /// How long a handler waits for the client to answer a server→client request.
     pub client_request_timeout: Duration,
+    /// A reader of a reply stream written by another node checks that node's liveness after
+    /// this long without events; a dead writer's request is answered with an error.
+    pub liveness_check_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -56,6 +60,7 @@ impl Default for EngineConfig {
             instructions: None,
             page_size: 100,
             client_request_timeout: Duration::from_secs(300),
+            liveness_check_interval: Duration::from_secs(1),
         }
     }
 }
@@ -237,6 +242,7 @@ impl Engine {
         let cancel = CancellationToken::new();
         let session = Arc::new(session);
         let running_key = (session.id.clone(), request.id.clone());
+        let request_id = serde_json::to_string(&request.id).unwrap_or_default();
         self.shared
             .running
             .insert(running_key.clone(), cancel.clone());
@@ -268,9 +274,16 @@ impl Engine {
         if let (Outbound::Final(response), true) = (&first, json_allowed) {
             return Ok(Reply::Json(response.clone()));
         }
-        let stream = StreamId::random();
+        let stream = StreamId::for_node(self.shared.host.node_id());
         let host = self.shared.host.clone();
-        // Log the first message before answering, so that the stream exists when read.
+        // Log the request id and the first message before answering, so that the stream exists
+        // when read and any replica can answer for this one if it dies.
+        host.append(
+            &session.id,
+            &stream,
+            StreamEvent::Request(request_id.into()),
+        )
+        .await?;
         let done = append(&host, &session.id, &stream, first).await?;
         if !done {
             let (session_id, stream) = (session.id.clone(), stream.clone());
@@ -352,7 +365,7 @@ impl Engine {
         session: &SessionRecord,
         last_event: &EventId,
     ) -> Result<Subscription, HostError> {
-        let subscription = self
+        let mut subscription = self
             .shared
             .host
             .subscribe(
@@ -361,6 +374,19 @@ impl Engine {
                 ReadFrom::After(last_event.seq),
             )
             .await?;
+        let writer = last_event
+            .stream
+            .writer()
+            .filter(|w| w != self.shared.host.node_id());
+        if let Some(writer) = writer {
+            subscription.events = liveness::watch(
+                self.shared.clone(),
+                session.id.clone(),
+                last_event.stream.clone(),
+                writer,
+                subscription.events,
+            );
+        }
         Ok(self.track(session, &last_event.stream, subscription))
     }
 
@@ -425,9 +451,8 @@ async fn append(
             Ok(false)
         }
         Outbound::Final(response) => {
-            host.append(session, stream, StreamEvent::Message(response.into()))
+            host.append(session, stream, StreamEvent::Last(response.into()))
                 .await?;
-            host.append(session, stream, StreamEvent::End).await?;
             Ok(true)
         }
         Outbound::Abandoned => {

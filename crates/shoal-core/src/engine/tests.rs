@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::handler::{ToolError, ToolSet, typed_tool};
-use crate::host::{MemoryHost, MemoryHostConfig, StreamEvent};
+use crate::host::{MemoryHost, MemoryHostConfig, SessionHost, StreamEvent};
 use crate::ids::NodeId;
 use crate::jsonrpc::Message;
 use crate::model::{ElicitAction, ElicitRequest};
@@ -108,8 +108,12 @@ async fn read_stream(engine: &Engine, session: &SessionRecord, stream: StreamId)
     {
         match event.unwrap().event {
             StreamEvent::Message(text) => messages.push(serde_json::from_str(&text).unwrap()),
+            StreamEvent::Last(text) => {
+                messages.push(serde_json::from_str(&text).unwrap());
+                break;
+            }
             StreamEvent::End => break,
-            StreamEvent::Disconnect => {}
+            StreamEvent::Disconnect | StreamEvent::Request(_) => {}
         }
     }
     messages
@@ -301,6 +305,14 @@ async fn elicitation_answers_are_routed_to_the_waiting_handler() {
         .resume(&session, &EventId { stream, seq: 0 })
         .await
         .unwrap();
+    let Some(Ok(opened)) = sub.events.next().await else {
+        panic!()
+    };
+    assert_eq!(
+        opened.event,
+        StreamEvent::Request("10".into()),
+        "a reply stream names its request first"
+    );
     let Some(Ok(first)) = sub.events.next().await else {
         panic!()
     };
@@ -319,7 +331,7 @@ async fn elicitation_answers_are_routed_to_the_waiting_handler() {
     let Some(Ok(last)) = sub.events.next().await else {
         panic!()
     };
-    let StreamEvent::Message(text) = last.event else {
+    let StreamEvent::Last(text) = last.event else {
         panic!()
     };
     let result: Value = serde_json::from_str(&text).unwrap();
@@ -349,4 +361,47 @@ async fn elicitation_needs_the_client_capability() {
             .unwrap()
             .contains("does not support elicitation")
     );
+}
+
+#[tokio::test]
+async fn a_reader_answers_for_a_request_whose_replica_died() {
+    let host = Arc::new(MemoryHost::new(
+        NodeId::new("node-a"),
+        MemoryHostConfig::default(),
+    ));
+    let config = EngineConfig {
+        liveness_check_interval: Duration::from_millis(50),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(host.clone(), Handlers::new(), config);
+    let session = session(&engine, json!({})).await;
+    // A reply stream that a node which no longer lives was writing.
+    let stream = StreamId::for_node(&NodeId::new("node-gone"));
+    host.append(&session.id, &stream, StreamEvent::Request("42".into()))
+        .await
+        .unwrap();
+    host.append(
+        &session.id,
+        &stream,
+        StreamEvent::Message(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#.into()),
+    )
+    .await
+    .unwrap();
+    let messages = read_stream(&engine, &session, stream.clone()).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[1]["id"], 42);
+    assert_eq!(messages[1]["error"]["code"], jsonrpc::INTERNAL_ERROR);
+    assert!(
+        messages[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("abandoned")
+    );
+    // The answer is final: nothing can follow it, and a second reader sees the same.
+    assert_eq!(
+        host.append(&session.id, &stream, StreamEvent::Message("late".into()))
+            .await,
+        Err(HostError::StreamEnded)
+    );
+    assert_eq!(read_stream(&engine, &session, stream).await, messages);
 }

@@ -300,9 +300,12 @@ impl SessionHost for MemoryHost {
             if state.closed {
                 return Err(HostError::SessionNotFound);
             }
+            if state.ended {
+                return Err(HostError::StreamEnded);
+            }
             state.last_seq += 1;
             let seq = state.last_seq;
-            state.ended |= event == StreamEvent::End;
+            state.ended |= event.ends_stream();
             let now = Instant::now();
             state.events.push_back((seq, now, event));
             log.trim(&mut state, &self.inner.config, now);
@@ -363,6 +366,11 @@ impl SessionHost for MemoryHost {
             .boxed()
     }
 
+    async fn node_alive(&self, node: &NodeId) -> Result<bool, HostError> {
+        // One process, one node: any other node id is from a previous life of this process.
+        Ok(*node == self.inner.node)
+    }
+
     async fn ping(&self) -> Result<(), HostError> {
         Ok(())
     }
@@ -386,7 +394,7 @@ impl Reader {
             }
             if let Some(event) = self.pending.pop_front() {
                 self.cursor = event.seq;
-                self.done = event.event == StreamEvent::End;
+                self.done = event.event.ends_stream();
                 return Some((Ok(event), self));
             }
             match self.log.read_after(self.cursor) {

@@ -13,6 +13,10 @@
 //!   no duplicate, and ends after a [`StreamEvent::End`] or when the session goes away.
 //! - A stream belongs to one session: asking for it under another session is `UnknownStream`.
 //! - Logs are bounded: resuming from a position that was trimmed is `EventExpired`.
+//! - Nothing is appended after an event that ends a stream (`Last`, `End`): such an append is
+//!   `StreamEnded`, so that of two replicas finishing one stream exactly one wins.
+//! - Nodes prove they live with a heartbeat the host keeps; `node_alive` tells whether another
+//!   node still does, so that a stream whose handler died can be answered for.
 //! - `send_to_node` and `broadcast` are at-most-once wake-ups and control messages; nothing a
 //!   client must receive travels only through them.
 
@@ -38,13 +42,25 @@ pub type SharedHost = Arc<dyn SessionHost>;
 /// One entry of a stream's log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamEvent {
+    /// The id of the request whose reply this stream carries (JSON). The first event of every
+    /// reply stream; never sent to the client. Lets any replica answer for a dead one.
+    Request(Arc<str>),
     /// A serialized JSON-RPC message for the client.
     Message(Arc<str>),
+    /// The final message (the response); nothing follows it.
+    Last(Arc<str>),
     /// The handler asked to close the client's connection (SEP-1699 polling): the reader
     /// sends this event's id with `retry` and closes; the client resumes after it.
     Disconnect,
-    /// The stream is complete (the final response was sent, or the request was abandoned).
+    /// The stream is complete without a final message (the request was cancelled).
     End,
+}
+
+impl StreamEvent {
+    /// Whether nothing may follow this event.
+    pub fn ends_stream(&self) -> bool {
+        matches!(self, StreamEvent::Last(_) | StreamEvent::End)
+    }
 }
 
 /// An event read back from a log.
@@ -148,6 +164,9 @@ pub enum HostError {
     /// The position asked for was never written.
     #[error("event not yet written")]
     EventFromTheFuture,
+    /// The stream already ended: nothing can be appended (the first final message wins).
+    #[error("stream already ended")]
+    StreamEnded,
     /// The backing store is unreachable or failed.
     #[error("session host unavailable: {0}")]
     Unavailable(String),
@@ -195,6 +214,9 @@ pub trait SessionHost: Send + Sync + 'static {
 
     /// The messages for this node. Called once by the engine.
     fn node_events(&self) -> BoxStream<'static, NodeEvent>;
+
+    /// Whether `node` is alive (its heartbeat is recent). This node is always alive.
+    async fn node_alive(&self, node: &NodeId) -> Result<bool, HostError>;
 
     /// Whether the backing store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), HostError>;
