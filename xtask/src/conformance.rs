@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -34,23 +34,54 @@ const RESULTS_DIR: &str = "conformance-results";
 /// Builds shoal and runs the suite (or only `scenario`) against it.
 pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<()> {
     let binary = server::build(repo, tools)?;
+    let suite_dir = install(repo, tools)?;
+    let server = Server::start(repo, &binary, ToolSet::Conformance)?;
+    let outcome = run_suite(
+        repo,
+        tools,
+        &server.mcp_url(),
+        scenario,
+        &suite_dir.join(EXPECTED_FAILURES),
+        RESULTS_DIR,
+    );
+    if outcome.is_err() {
+        server.print_log_tail();
+    }
+    outcome
+}
+
+/// Installs the suite's pinned packages; returns the suite's directory.
+pub(crate) fn install(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
     let suite_dir = repo.root().join(SUITE_DIR);
     cmd::run(&mut tools.npm(&suite_dir, &["ci", "--no-audit", "--no-fund"]))?;
+    Ok(suite_dir)
+}
 
-    let results = repo.target().join(RESULTS_DIR);
+/// Runs the installed suite (or only `scenario`) against the MCP endpoint at `url`, with the
+/// known-failures baseline `expected_failures` when that file exists, writing results to
+/// `results_dir` (relative to the target directory, cleared first); then tallies the results.
+pub(crate) fn run_suite(
+    repo: &Repo,
+    tools: &Tools,
+    url: &str,
+    scenario: Option<&str>,
+    expected_failures: &Path,
+    results_dir: &str,
+) -> Result<()> {
+    let suite_dir = repo.root().join(SUITE_DIR);
+    let results = repo.target().join(results_dir);
     if results.exists() {
         fs::remove_dir_all(&results)
             .with_context(|| format!("cannot clear {}", results.display()))?;
     }
 
-    let server = Server::start(repo, &binary, ToolSet::Conformance)?;
     let mut suite = tools.command(tools.node());
     suite
         .current_dir(&suite_dir)
         .arg(SUITE_ENTRY)
         .arg("server")
         .arg("--url")
-        .arg(server.mcp_url());
+        .arg(url);
     match scenario {
         Some(name) => suite.args(["--scenario", name]),
         None => suite.args(["--suite", "all"]),
@@ -59,9 +90,8 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<
         .args(["--spec-version", SPEC_VERSION])
         .arg("--output-dir")
         .arg(&results);
-    let baseline = suite_dir.join(EXPECTED_FAILURES);
-    if baseline.is_file() {
-        suite.arg("--expected-failures").arg(&baseline);
+    if expected_failures.is_file() {
+        suite.arg("--expected-failures").arg(expected_failures);
     }
     let status = cmd::status(&mut suite)?;
 
@@ -71,7 +101,6 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<
         Err(error) => eprintln!("cannot read the results: {error:#}"),
     }
     if !status.success() {
-        server.print_log_tail();
         bail!("the conformance suite failed ({status})");
     }
     if tally?.scenarios.is_empty() {

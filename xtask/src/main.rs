@@ -4,8 +4,10 @@
 //! # Commands
 //!
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
-//!   `cargo clippy`, `cargo test`, the MCP conformance suite, the SDK client checks.
-//! - `conformance [--scenario NAME]`: only the conformance suite against a fresh `shoal`.
+//!   `cargo clippy`, `cargo test`, the MCP conformance suite, the same suite against three
+//!   replicas behind a round-robin proxy, the SDK client checks.
+//! - `conformance [--scenario NAME] [--cluster]`: only the conformance suite against a fresh
+//!   `shoal` (with `--cluster`: against three replicas on one Redis behind `rr-proxy`).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
 //!
 //! # Layout
@@ -16,8 +18,10 @@
 //!   and the environment every child process gets (`SHOAL_NODE`, `SHOAL_PYTHON`, `PATH`).
 //! - `server`: building `shoal` and a spawned `shoal serve` that is stopped on drop.
 //! - `conformance`, `clients`: the checks that drive `shoal` with third-party clients.
+//! - `cluster`: Redis, three `shoal` replicas and `rr-proxy`, for the conformance suite.
 
 mod clients;
+mod cluster;
 mod cmd;
 mod conformance;
 mod server;
@@ -43,14 +47,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step in order (tools, fmt, clippy, test, conformance, clients); stop at the
-    /// first failure.
+    /// Run every CI step in order (tools, fmt, clippy, test, conformance, conformance-cluster,
+    /// clients); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
         /// Run only this scenario (the suite's `list --server` names them).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
+        /// Run it against three replicas sharing one Redis behind a round-robin proxy.
+        #[arg(long)]
+        cluster: bool,
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
     Clients,
@@ -68,14 +75,31 @@ fn main() -> ExitCode {
     match cli.command {
         Task::Ci => Steps::execute(
             "ci",
-            &["tools", "fmt", "clippy", "test", "conformance", "clients"],
+            &[
+                "tools",
+                "fmt",
+                "clippy",
+                "test",
+                "conformance",
+                "conformance-cluster",
+                "clients",
+            ],
             |steps| ci(&repo, steps),
         ),
-        Task::Conformance { scenario } => {
-            Steps::execute("conformance", &["tools", "conformance"], |steps| {
-                only_conformance(&repo, steps, scenario.as_deref())
-            })
-        }
+        Task::Conformance {
+            scenario,
+            cluster: false,
+        } => Steps::execute("conformance", &["tools", "conformance"], |steps| {
+            only_conformance(&repo, steps, scenario.as_deref())
+        }),
+        Task::Conformance {
+            scenario,
+            cluster: true,
+        } => Steps::execute(
+            "conformance --cluster",
+            &["tools", "conformance-cluster"],
+            |steps| only_conformance_cluster(&repo, steps, scenario.as_deref()),
+        ),
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
         }),
@@ -102,6 +126,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
         cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
     })?;
     steps.run("conformance", || conformance::run(repo, &tools, None))?;
+    steps.run("conformance-cluster", || cluster::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
     Ok(())
 }
@@ -113,6 +138,18 @@ fn only_conformance(
 ) -> Result<(), StepFailed> {
     let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
     steps.run("conformance", || conformance::run(repo, &tools, scenario))
+}
+
+fn only_conformance_cluster(
+    repo: &Repo,
+    steps: &mut Steps,
+    scenario: Option<&str>,
+) -> Result<(), StepFailed> {
+    // redis-server must already be on PATH: `cluster::run` says so when it is not.
+    let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
+    steps.run("conformance-cluster", || {
+        cluster::run(repo, &tools, scenario)
+    })
 }
 
 fn only_clients(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {

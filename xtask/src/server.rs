@@ -192,17 +192,24 @@ impl Drop for Server {
     }
 }
 
-/// Two distinct free loopback ports. Both are bound before either is released, so they differ;
-/// another process could still take one before shoal binds it, which is unlikely enough here.
-fn free_ports() -> Result<[SocketAddr; 2]> {
-    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a free port");
-    let first = bind()?;
-    let second = bind()?;
-    Ok([first.local_addr()?, second.local_addr()?])
+/// `N` distinct free loopback ports. All are bound before any is released, so they differ;
+/// another process could still take one before it is used, which is unlikely enough here.
+pub(crate) fn free_ports<const N: usize>() -> Result<[SocketAddr; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a free port"))
+        .collect::<Result<Vec<_>>>()?;
+    let addrs = listeners
+        .iter()
+        .map(TcpListener::local_addr)
+        .collect::<io::Result<Vec<_>>>()
+        .context("cannot read a bound address")?;
+    addrs
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bound the wrong number of ports"))
 }
 
 /// The status code of `GET path` on `addr`, over a fresh HTTP/1.1 connection.
-fn http_get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
+pub(crate) fn http_get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
     stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
     stream.set_write_timeout(Some(PROBE_TIMEOUT))?;

@@ -86,15 +86,15 @@ impl Steps {
         for name in &self.planned {
             match self.done.iter().find(|done| done.name == *name) {
                 Some(done) => println!(
-                    "    {name:<12} {:<8} {:>8}",
+                    "    {name:<20} {:<8} {:>8}",
                     if done.ok { "ok" } else { "FAILED" },
                     seconds(done.elapsed)
                 ),
-                None => println!("    {name:<12} skipped"),
+                None => println!("    {name:<20} skipped"),
             }
         }
         println!(
-            "    {:<12} {:<8} {:>8}",
+            "    {:<20} {:<8} {:>8}",
             "total",
             "",
             seconds(self.started.elapsed())

@@ -10,6 +10,10 @@
 //! - [`SseStream`]: an open SSE response read one event at a time; [`RawResponse`]: any
 //!   other response, read to its end, with [`RawResponse::assert_rpc_error`] for refusals.
 //! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`].
+//! - [`proxy::RoundRobinProxy`]: a reverse proxy that sends every request to the next ready
+//!   backend, logging where each landed (also the `rr-proxy` binary, for `cargo xtask`).
+//! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
+//!   that proxy, to kill, stop and restart one by one.
 //!
 //! Every helper is bounded in time and panics with a message that says what it waited for:
 //! a failing test fails in seconds, never hangs.
@@ -34,6 +38,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod cluster;
+pub mod proxy;
 pub mod redis;
 mod response;
 mod server;
