@@ -94,6 +94,12 @@ pub struct ServeArgs {
     #[serde(default, with = "humantime_serde_opt")]
     pub drain_timeout: Option<Duration>,
 
+    /// On SIGTERM, how long to keep serving while reporting not ready, so that load balancers
+    /// stop sending requests first (a Kubernetes preStop delay) [default: 0s].
+    #[arg(long, env = "SHOAL_SHUTDOWN_DELAY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub shutdown_delay: Option<Duration>,
+
     /// This replica's node id [default: the host name plus a random suffix].
     #[arg(long, env = "SHOAL_NODE_ID", value_name = "ID")]
     pub node_id: Option<String>,
@@ -186,6 +192,8 @@ pub struct Config {
     pub session_max_lifetime: Duration,
     /// Bound on the drain after SIGTERM.
     pub drain_timeout: Duration,
+    /// Time spent not ready but serving, before the drain.
+    pub shutdown_delay: Duration,
     /// Node id, if configured.
     pub node_id: Option<String>,
     /// Log format.
@@ -286,6 +294,10 @@ impl ServeArgs {
                 .drain_timeout
                 .or(file.drain_timeout)
                 .unwrap_or(DEFAULT_DRAIN_TIMEOUT),
+            shutdown_delay: self
+                .shutdown_delay
+                .or(file.shutdown_delay)
+                .unwrap_or(Duration::ZERO),
             node_id: self.node_id.or(file.node_id),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         };

@@ -51,6 +51,7 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         max_body_bytes: config.max_body_bytes,
         ..TransportConfig::default()
     };
+    let drain_engine = engine.clone();
     let app = shoal_transport::router(engine, transport, drain.clone());
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin_router(AdminState {
@@ -89,15 +90,29 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     let admin_server = tokio::spawn(async move { admin_server.await });
 
     wait_for_signal().await;
-    tracing::info!("draining: not ready, closing streams, finishing in-flight requests");
+    // Not ready first, and keep serving for the shutdown delay, so that the load balancer stops
+    // sending new requests before this replica stops accepting them.
     draining.store(true, Ordering::SeqCst);
+    tracing::info!(delay = ?config.shutdown_delay, "draining: reporting not ready");
+    tokio::time::sleep(config.shutdown_delay).await;
+    tracing::info!("draining: closing streams, finishing in-flight requests");
     drain.cancel();
     shutdown.cancel();
-    match tokio::time::timeout(config.drain_timeout, server).await {
+    let finished = tokio::time::timeout(config.drain_timeout, async {
+        let served = server.await;
+        // Handlers whose clients went away still write their replies to the logs, where a
+        // client that reconnects to another replica reads them.
+        drain_engine.wait_idle().await;
+        served
+    })
+    .await;
+    match finished {
         Ok(result) => result.context("server task")?.context("serving")?,
-        Err(_) => {
-            tracing::warn!(timeout = ?config.drain_timeout, "drain timed out; in-flight requests were cut")
-        }
+        Err(_) => tracing::warn!(
+            timeout = ?config.drain_timeout,
+            in_flight = drain_engine.in_flight(),
+            "drain timed out; in-flight requests were cut"
+        ),
     }
     admin_server.abort();
     tracing::info!("stopped");

@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     pub(crate) config: EngineConfig,
     pub(crate) pending: Pending,
     pub(crate) running: Running,
+    /// Requests whose reply is not completely written yet (JSON returned, or stream ended).
+    pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
     pub(crate) local_streams: LocalStreams,
 }
 
@@ -141,6 +143,7 @@ impl Engine {
             handlers,
             config,
             running: Running::default(),
+            in_flight: Arc::default(),
             local_streams: LocalStreams::default(),
         });
         node::spawn_loop(&shared);
@@ -228,6 +231,21 @@ impl Engine {
         Ok(record)
     }
 
+    /// Requests whose reply is not completely written yet.
+    pub fn in_flight(&self) -> usize {
+        self.shared
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until every request in flight has its reply written (for a graceful drain; bound it
+    /// with a timeout).
+    pub async fn wait_idle(&self) {
+        while self.in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs a request of an established session. With `json_allowed`, a handler that sends
     /// nothing before its result is answered as [`Reply::Json`]; otherwise the reply is a stream.
     pub async fn handle_request(
@@ -237,6 +255,7 @@ impl Engine {
         request: Request,
         json_allowed: bool,
     ) -> Result<Reply, HostError> {
+        let in_flight = InFlight::enter(&self.shared.in_flight);
         let (tx, mut rx) = mpsc::channel(64);
         let outbox = Outbox(tx);
         let cancel = CancellationToken::new();
@@ -288,6 +307,7 @@ impl Engine {
         if !done {
             let (session_id, stream) = (session.id.clone(), stream.clone());
             tokio::spawn(async move {
+                let _in_flight = in_flight;
                 while let Some(outbound) = rx.recv().await {
                     match append(&host, &session_id, &stream, outbound).await {
                         Ok(false) => continue,
@@ -430,6 +450,22 @@ pub enum InitializeError {
     /// The host failed.
     #[error(transparent)]
     Host(HostError),
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Appends one outbound item; returns whether the stream is complete.
