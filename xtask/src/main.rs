@@ -5,9 +5,11 @@
 //!
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
 //!   `cargo clippy`, `cargo test`, the MCP conformance suite, the same suite against three
-//!   replicas behind a round-robin proxy, the SDK client checks.
-//! - `conformance [--scenario NAME] [--cluster]`: only the conformance suite against a fresh
-//!   `shoal` (with `--cluster`: against three replicas on one Redis behind `rr-proxy`).
+//!   replicas behind a round-robin proxy (on one Redis, then on a three-master Redis Cluster),
+//!   the SDK client checks.
+//! - `conformance [--scenario NAME] [--cluster [--redis-cluster]]`: only the conformance suite
+//!   against a fresh `shoal` (with `--cluster`: against three replicas on one Redis behind
+//!   `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
 //!
 //! # Layout
@@ -18,7 +20,8 @@
 //!   and the environment every child process gets (`SHOAL_NODE`, `SHOAL_PYTHON`, `PATH`).
 //! - `server`: building `shoal` and a spawned `shoal serve` that is stopped on drop.
 //! - `conformance`, `clients`: the checks that drive `shoal` with third-party clients.
-//! - `cluster`: Redis, three `shoal` replicas and `rr-proxy`, for the conformance suite.
+//! - `cluster`: Redis (one server or a Cluster), three `shoal` replicas and `rr-proxy`, for the
+//!   conformance suite.
 
 mod clients;
 mod cluster;
@@ -34,6 +37,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::cluster::RedisMode;
 use crate::steps::{StepFailed, Steps};
 use crate::tools::{Needs, Tools};
 
@@ -48,7 +52,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Run every CI step in order (tools, fmt, clippy, test, conformance, conformance-cluster,
-    /// clients); stop at the first failure.
+    /// conformance-redis-cluster, clients); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -58,6 +62,9 @@ enum Task {
         /// Run it against three replicas sharing one Redis behind a round-robin proxy.
         #[arg(long)]
         cluster: bool,
+        /// With `--cluster`: the replicas share a three-master Redis Cluster instead.
+        #[arg(long, requires = "cluster")]
+        redis_cluster: bool,
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
     Clients,
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
                 "test",
                 "conformance",
                 "conformance-cluster",
+                "conformance-redis-cluster",
                 "clients",
             ],
             |steps| ci(&repo, steps),
@@ -89,16 +97,27 @@ fn main() -> ExitCode {
         Task::Conformance {
             scenario,
             cluster: false,
+            ..
         } => Steps::execute("conformance", &["tools", "conformance"], |steps| {
             only_conformance(&repo, steps, scenario.as_deref())
         }),
         Task::Conformance {
             scenario,
             cluster: true,
+            redis_cluster: false,
         } => Steps::execute(
             "conformance --cluster",
             &["tools", "conformance-cluster"],
-            |steps| only_conformance_cluster(&repo, steps, scenario.as_deref()),
+            |steps| only_conformance_cluster(&repo, steps, scenario.as_deref(), RedisMode::Single),
+        ),
+        Task::Conformance {
+            scenario,
+            cluster: true,
+            redis_cluster: true,
+        } => Steps::execute(
+            "conformance --cluster --redis-cluster",
+            &["tools", "conformance-redis-cluster"],
+            |steps| only_conformance_cluster(&repo, steps, scenario.as_deref(), RedisMode::Cluster),
         ),
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
@@ -126,7 +145,12 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
         cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
     })?;
     steps.run("conformance", || conformance::run(repo, &tools, None))?;
-    steps.run("conformance-cluster", || cluster::run(repo, &tools, None))?;
+    steps.run("conformance-cluster", || {
+        cluster::run(repo, &tools, None, RedisMode::Single)
+    })?;
+    steps.run("conformance-redis-cluster", || {
+        cluster::run(repo, &tools, None, RedisMode::Cluster)
+    })?;
     steps.run("clients", || clients::run(repo, &tools))?;
     Ok(())
 }
@@ -144,12 +168,15 @@ fn only_conformance_cluster(
     repo: &Repo,
     steps: &mut Steps,
     scenario: Option<&str>,
+    mode: RedisMode,
 ) -> Result<(), StepFailed> {
-    // redis-server must already be on PATH: `cluster::run` says so when it is not.
+    // redis-server (and redis-cli) must already be on PATH: `cluster::run` says so when not.
     let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
-    steps.run("conformance-cluster", || {
-        cluster::run(repo, &tools, scenario)
-    })
+    let step = match mode {
+        RedisMode::Single => "conformance-cluster",
+        RedisMode::Cluster => "conformance-redis-cluster",
+    };
+    steps.run(step, || cluster::run(repo, &tools, scenario, mode))
 }
 
 fn only_clients(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {

@@ -86,15 +86,15 @@ impl Steps {
         for name in &self.planned {
             match self.done.iter().find(|done| done.name == *name) {
                 Some(done) => println!(
-                    "    {name:<20} {:<8} {:>8}",
+                    "    {name:<26} {:<8} {:>8}",
                     if done.ok { "ok" } else { "FAILED" },
                     seconds(done.elapsed)
                 ),
-                None => println!("    {name:<20} skipped"),
+                None => println!("    {name:<26} skipped"),
             }
         }
         println!(
-            "    {:<20} {:<8} {:>8}",
+            "    {:<26} {:<8} {:>8}",
             "total",
             "",
             seconds(self.started.elapsed())

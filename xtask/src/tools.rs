@@ -1,6 +1,7 @@
 //! The tools the checks need, installed on demand and cached under `target/tools`:
 //!
-//! - `redis-server`: from Debian's packages (`apt-get`) when it is not on `PATH`.
+//! - `redis-server` and `redis-cli` (for the Redis Cluster run): from Debian's packages
+//!   (`apt-get`: `redis-server`, `redis-tools`) when they are not on `PATH`.
 //! - Node ≥ 22: the system `node` when it is new enough, otherwise the `node-linux-*` npm
 //!   package installed once into `target/tools/node` with the system `npm`. That package ships
 //!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
@@ -141,11 +142,18 @@ impl Tools {
 fn ensure_redis(apt: &mut Apt) -> Result<()> {
     if cmd::which("redis-server").is_none() {
         println!("redis-server is not on PATH; installing it");
-        apt.install(&["redis-server"])?;
+        apt.install(&["redis-server", "redis-tools"])?;
+    }
+    if cmd::which("redis-cli").is_none() {
+        println!("redis-cli is not on PATH; installing it");
+        apt.install(&["redis-tools"])?;
     }
     let version = cmd::probe(Command::new("redis-server").arg("--version"))
         .context("redis-server does not run")?;
     println!("redis-server: {version}");
+    let cli =
+        cmd::probe(Command::new("redis-cli").arg("--version")).context("redis-cli does not run")?;
+    println!("redis-cli: {cli}");
     Ok(())
 }
 

@@ -30,7 +30,9 @@ pub const DEFAULT_NODE_TTL: Duration = Duration::from_secs(3);
 /// Settings of a [`RedisHost`](crate::RedisHost). `Debug` hides the URL's password.
 #[derive(Clone)]
 pub struct RedisHostConfig {
-    /// `redis://[user[:password]@]host[:port][/db]` or `rediss://…` for TLS.
+    /// `redis://[user[:password]@]host[:port][/db]` or `rediss://…` for TLS; for a Redis
+    /// Cluster, `redis-cluster://[user[:password]@]host:port` of any master (others with
+    /// `?node=host:port&…`; `rediss-cluster://` for TLS): the other masters are discovered.
     pub url: String,
     /// Prefix of every key and channel; lets several deployments share one Redis. May not
     /// contain `{` or `}` (they would break the Cluster hash tags).
@@ -196,6 +198,19 @@ mod tests {
         assert_eq!(redacted("redis://h:6379"), "redis://h:6379");
         let config = RedisHostConfig::new("redis://u:pw@h", NodeId::new("n"));
         assert!(!format!("{config:?}").contains("pw"));
+    }
+
+    #[test]
+    fn cluster_urls_parse_as_clusters() {
+        let config = fred::types::config::Config::from_url("redis-cluster://u:pw@127.0.0.1:7000");
+        let config = config.ok();
+        assert!(config.as_ref().is_some_and(|c| c.server.is_clustered()));
+        assert_eq!(
+            config.and_then(|c| c.password.clone()).as_deref(),
+            Some("pw")
+        );
+        let plain = fred::types::config::Config::from_url("redis://127.0.0.1:6379").ok();
+        assert!(plain.is_some_and(|c| !c.server.is_clustered()));
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use fred::clients::{Client, SubscriberClient, WithOptions};
 use fred::interfaces::{ClientLike, EventInterface, KeysInterface, LuaInterface, PubsubInterface};
-use fred::types::config::{Config, Options, ReconnectPolicy};
+use fred::types::config::{Config, Options, ReconnectPolicy, Server};
 use fred::types::{Builder, ClusterHash, CustomCommand, Expiration, Value};
+use fred::util::redis_keyslot;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use shoal_core::host::{
@@ -115,17 +116,7 @@ impl RedisHost {
         let connected = async {
             client.init().await.map_err(unavailable)?;
             subscriber.init().await.map_err(unavailable)?;
-            let mut shas = Vec::with_capacity(Scripts::SOURCES.len());
-            for lua in Scripts::SOURCES {
-                shas.push(
-                    client
-                        .script_load::<String, _>(lua)
-                        .await
-                        .map_err(unavailable)?,
-                );
-            }
-            let scripts = Scripts::new(shas)
-                .ok_or_else(|| HostError::Unavailable("SCRIPT LOAD answered oddly".into()))?;
+            let scripts = load_scripts(&client).await?;
             subscriber
                 .subscribe(vec![node_channel.clone(), broadcast_channel.clone()])
                 .await
@@ -244,8 +235,12 @@ impl Inner {
         call.push(Value::from(keys.len() as i64));
         call.extend(keys.iter().map(|k| Value::from(*k)));
         call.extend(args.into_iter().map(Value::from));
-        // The first key decides the Cluster slot; every key of a call shares it.
-        let hash = ClusterHash::Offset(2);
+        // KEYS[1] decides the Cluster slot; every key a script touches shares its `{<session>}`
+        // hash tag, hence that slot. (`fred` honours only `ClusterHash::Custom` for a custom
+        // command: any other policy would hash the first string argument, the SHA. Standalone
+        // ignores the slot.)
+        let slot = keys.first().map_or(0, |key| redis_keyslot(key.as_bytes()));
+        let hash = ClusterHash::Custom(slot);
         let evalsha = CustomCommand::new_static("EVALSHA", hash.clone(), false);
         match self
             .commands
@@ -519,6 +514,43 @@ impl SessionHost for RedisHost {
         }
         Ok(())
     }
+}
+
+/// `SCRIPT LOAD`s every script: on the one server, or on every master of a Cluster (the
+/// script cache is per server and `EVALSHA` runs on the master owning the session's slot).
+/// A master that joins later, or a replica promoted by a failover, answers `NOSCRIPT` once per
+/// script; [`Inner::eval`] then runs `EVAL`, which caches it there.
+async fn load_scripts(client: &Client) -> Result<Scripts, HostError> {
+    let targets: Vec<Option<Server>> = if client.is_clustered() {
+        let masters = client.active_connections();
+        if masters.is_empty() {
+            return Err(HostError::Unavailable(
+                "connected to no Redis Cluster master".into(),
+            ));
+        }
+        masters.into_iter().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let mut shas = Vec::with_capacity(Scripts::SOURCES.len());
+    for lua in Scripts::SOURCES {
+        let mut sha: Option<String> = None;
+        for target in &targets {
+            let on = client.with_options(&Options {
+                cluster_node: target.clone(),
+                ..Default::default()
+            });
+            let loaded: String = on.script_load(lua).await.map_err(unavailable)?;
+            if sha.as_ref().is_some_and(|sha| *sha != loaded) {
+                return Err(HostError::Unavailable(
+                    "Redis masters named one script differently".into(),
+                ));
+            }
+            sha = Some(loaded);
+        }
+        shas.push(sha.unwrap_or_default());
+    }
+    Scripts::new(shas).ok_or_else(|| HostError::Unavailable("SCRIPT LOAD answered oddly".into()))
 }
 
 /// Renews this node's liveness key (`SET … PX node_ttl`) every `interval`, for as long as

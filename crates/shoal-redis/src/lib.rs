@@ -3,8 +3,13 @@
 //!
 //! [`RedisHost`] keeps exactly the semantics of `shoal_core::host` (the in-memory host is the
 //! reference; both pass `shoal_core::host::suite`). It is built on `fred` and uses two
-//! connections per process, whatever the number of sessions and open streams: one for
-//! commands (pipelined across tasks by `fred`) and one in pub/sub mode.
+//! connections per process (per master in a Redis Cluster), whatever the number of sessions
+//! and open streams: one for commands (pipelined across tasks by `fred`) and one in pub/sub
+//! mode.
+//!
+//! It runs on one Redis server (`redis://`, `rediss://`) or on a Redis Cluster
+//! (`redis-cluster://host:port` of any master, `rediss-cluster://` for TLS; see
+//! [Redis Cluster](#redis-cluster)).
 //!
 //! # Key schema
 //!
@@ -19,6 +24,7 @@
 //! | `<p>:{<s>}:wake:<t>` | channel | wake-up after an append (the position) or on delete (`0`) | — |
 //! | `<p>:node:<node>` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for one node | — |
 //! | `<p>:broadcast` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for every node | — |
+//! | `<p>:alive:<node>` | string | `1` while the node's heartbeat is recent | `PX node_ttl`, renewed every `heartbeat_interval` |
 //!
 //! The position counter lives in the session hash, so it survives the trimming or expiry of the
 //! log: positions stay gapless, and a resume from a trimmed position is `EventExpired`.
@@ -46,6 +52,36 @@
 //! wake-up, after every reconnection of the pub/sub connection, and every `reread_interval`
 //! when idle: pub/sub is at-most-once, so a lost wake-up costs latency, never an event.
 //!
+//! # Redis Cluster
+//!
+//! Every operation is correct on a Cluster (tested on three masters: the host suite, two nodes
+//! sharing sessions, and the MCP conformance suite through three replicas):
+//!
+//! - **Slot routing.** Every script call names the session hash as `KEYS[1]` and is sent to
+//!   the master owning `KEYS[1]`'s slot (the slot is computed here and given to `fred` as
+//!   `ClusterHash::Custom`: for a custom command `fred` would otherwise hash the first string
+//!   argument, the script's SHA, and every call would cost a `MOVED` redirection; with one
+//!   command attempt it failed). Sessions spread over the masters by their id.
+//! - **Script keys.** `append`, `open` and `read` pass both keys they touch (`KEYS[1]` the
+//!   session hash, `KEYS[2]` the log). `delete_session` and the lifetime check (`destroy`)
+//!   also delete logs named in the hash (`seq:<t>` fields) that cannot be known before the
+//!   script runs: they are built inside the script from `<p>:{<s>}:`, so they carry the same
+//!   hash tag, hence the same slot, on the same master; Redis allows a script to touch
+//!   undeclared keys of the slot it runs in. (During a live resharding of that slot, a log
+//!   already moved would be missed by this `DEL` and left to its TTL, `event_retention`.)
+//! - **Scripts cache.** `SCRIPT LOAD` runs on every master at connect. A master that has not
+//!   seen it (a promoted replica after a failover, a master added later, `SCRIPT FLUSH`)
+//!   answers `NOSCRIPT`, and the call is repeated once as `EVAL` on the same master, which
+//!   caches the script there.
+//! - **Pub/sub: classic channels, cluster-wide.** `PUBLISH` (also from inside a script) reaches
+//!   subscribers on every node of a Cluster, so wake-ups, node inboxes and broadcasts need no
+//!   routing. `fred` sends every classic (un)subscription of a client to the one master owning
+//!   the slot of the client's id; the `PING` that proves a `SUBSCRIBE` was applied is sent to
+//!   that same slot. The cost: each wake-up crosses the cluster bus to every master (traffic
+//!   per append grows with the number of masters). Sharded `SPUBLISH`/`SSUBSCRIBE` for the
+//!   per-stream channels would keep a wake-up on its session's master; it is not done yet.
+//! - Liveness keys (`<p>:alive:<node>`) are single keys in any slot.
+//!
 //! # Failures
 //!
 //! Commands fail fast while the connection is known to be down and are bounded by
@@ -65,8 +101,8 @@
 //!   the session first), for at most `event_retention`. `delete_session` removes them at once.
 //! - Age trimming drops at most 8 expired events per append (plus the log's TTL); length
 //!   trimming is approximate (`MAXLEN ~` keeps at least `max_events_per_stream`).
-//! - Channels are classic pub/sub (`PUBLISH` reaches every node of a Cluster); sharded
-//!   `SPUBLISH` for the per-session channels is future work.
+//! - Channels are classic pub/sub (`PUBLISH` reaches every node of a Cluster, over the
+//!   cluster bus); sharded `SPUBLISH` for the per-session channels is future work.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

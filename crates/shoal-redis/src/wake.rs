@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
-use fred::types::Message;
+use fred::types::{ClusterHash, CustomCommand, Message, Value};
+use fred::util::redis_keyslot;
 use shoal_core::host::{HostError, NodeEvent};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -154,12 +155,19 @@ impl Wake {
 /// Waits until Redis has applied every (un)subscription sent so far on this connection.
 ///
 /// `fred` resolves `SUBSCRIBE` once written, not once confirmed; a `PING` on the same
-/// connection is answered only after the commands before it ran.
+/// connection is answered only after the commands before it ran. In a Cluster, `fred` sends
+/// every classic (un)subscription to the master owning the hash slot of the client's id (one
+/// connection, so that the order holds), and a `PING` without a slot to any master: the `PING`
+/// must name that slot too.
 pub(crate) async fn confirm(subscriber: &SubscriberClient) -> Result<(), HostError> {
-    let _: fred::types::Value = subscriber
-        .ping(None)
-        .await
-        .map_err(|e| HostError::Unavailable(e.to_string()))?;
+    let pong: Result<Value, _> = if subscriber.is_clustered() {
+        let slot = redis_keyslot(subscriber.id().as_bytes());
+        let ping = CustomCommand::new_static("PING", ClusterHash::Custom(slot), false);
+        subscriber.custom(ping, Vec::<Value>::new()).await
+    } else {
+        subscriber.ping(None).await
+    };
+    pong.map_err(|e| HostError::Unavailable(e.to_string()))?;
     Ok(())
 }
 

@@ -17,6 +17,13 @@ const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 const DEFAULT_TOOLS: &str = "demo";
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SESSION_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// The URL schemes `--session-host` takes for Redis: one server (plain or TLS) or a Cluster.
+const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis-cluster://",
+    "rediss-cluster://",
+];
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of `shoal serve`.
@@ -38,7 +45,9 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 
     /// Where sessions live: `memory` (a single replica) or a Redis URL shared by every replica,
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS [default: memory].
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS, or a Redis Cluster,
+    /// `redis-cluster://[user:password@]host:port` (any one master; `rediss-cluster://` for
+    /// TLS) [default: memory].
     #[arg(long, env = "SHOAL_SESSION_HOST", value_name = "memory|URL")]
     pub session_host: Option<String>,
 
@@ -147,7 +156,8 @@ pub enum SessionHostKind {
     Memory,
     /// In Redis, shared by every replica.
     Redis {
-        /// `redis://` or `rediss://` URL (may hold a password: never logged).
+        /// `redis://`, `rediss://`, `redis-cluster://` or `rediss-cluster://` URL (may hold a
+        /// password: never logged).
         url: String,
         /// Prefix of every key and channel.
         key_prefix: String,
@@ -259,13 +269,16 @@ impl ServeArgs {
             .unwrap_or_else(|| "shoal".to_owned());
         let session_host = match self.session_host.or(file.session_host).as_deref() {
             None | Some("memory") => SessionHostKind::Memory,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Some(url) if REDIS_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) => {
                 SessionHostKind::Redis {
                     url: url.to_owned(),
                     key_prefix,
                 }
             }
-            Some(_) => bail!("--session-host must be `memory` or a redis:// or rediss:// URL"),
+            Some(_) => bail!(
+                "--session-host must be `memory` or a redis://, rediss://, redis-cluster:// or \
+                 rediss-cluster:// URL"
+            ),
         };
         let config = Config {
             session_host,
@@ -387,6 +400,21 @@ mod tests {
             !format!("{config:?}").contains("secret"),
             "the password never reaches a log"
         );
+        for url in [
+            "redis-cluster://127.0.0.1:7000",
+            "rediss-cluster://app:secret@redis.example:7000",
+        ] {
+            let cluster = ServeArgs {
+                session_host: Some(url.into()),
+                ..Default::default()
+            };
+            let config = cluster.resolve().unwrap();
+            assert!(
+                matches!(&config.session_host, SessionHostKind::Redis { url: u, .. } if u == url),
+                "{url} is a Redis Cluster"
+            );
+            assert!(!format!("{config:?}").contains("secret"));
+        }
         let bad = ServeArgs {
             session_host: Some("postgres://x".into()),
             ..Default::default()

@@ -12,6 +12,7 @@
 //! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`].
 //! - [`proxy::RoundRobinProxy`]: a reverse proxy that sends every request to the next ready
 //!   backend, logging where each landed (also the `rr-proxy` binary, for `cargo xtask`).
+//! - [`redis_cluster::RedisCluster`]: a throwaway three-master Redis Cluster.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
 //!
@@ -41,6 +42,7 @@ pub mod client;
 pub mod cluster;
 pub mod proxy;
 pub mod redis;
+pub mod redis_cluster;
 mod response;
 mod server;
 pub mod sse;
