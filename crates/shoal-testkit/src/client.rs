@@ -170,6 +170,13 @@ impl McpClient {
         self.protocol_version.as_deref()
     }
 
+    /// Replaces the revision sent in `MCP-Protocol-Version` (`None`: send none). With
+    /// [`McpClient::set_session_id`], a client of another URL (one replica, the proxy) can
+    /// carry on a session that this or another client initialized.
+    pub fn set_protocol_version(&mut self, version: Option<String>) {
+        self.protocol_version = version;
+    }
+
     /// A fresh request id.
     pub fn next_id(&self) -> i64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -37,6 +37,9 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How many lines of a replica's log a failure message shows.
 const LOG_TAIL_LINES: usize = 40;
+/// How many times [`ClusterBuilder::start`] starts a replica on fresh ports when one of its
+/// ports was taken between picking it and binding it.
+const PORT_ATTEMPTS: usize = 5;
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
@@ -67,6 +70,8 @@ struct Replica {
     listen: SocketAddr,
     admin: SocketAddr,
     log: PathBuf,
+    /// Where the log of the current process starts in `log`.
+    log_start: u64,
     child: Option<Child>,
 }
 
@@ -129,13 +134,28 @@ impl ClusterBuilder {
                 listen,
                 admin,
                 log: dir.join(format!("replica-{i}.log")),
+                log_start: 0,
                 child: None,
             };
             replica.spawn(&self, &redis_url);
             replicas.push(replica);
         }
         for replica in &mut replicas {
-            replica.wait_ready().await;
+            // A free port may be taken (by another test's process, or as the local port of an
+            // outgoing connection) before the replica binds it: start it on other ports. The
+            // proxy does not know the ports yet.
+            let mut attempts = 1;
+            while !replica.wait_ready().await {
+                assert!(
+                    attempts < PORT_ATTEMPTS,
+                    "{} found its ports taken {PORT_ATTEMPTS} times\n{}",
+                    replica.node_id,
+                    replica.log_tail()
+                );
+                attempts += 1;
+                [replica.listen, replica.admin] = free_ports();
+                replica.spawn(&self, &redis_url);
+            }
         }
         let backends = replicas
             .iter()
@@ -288,7 +308,13 @@ impl ShoalCluster {
         let replica = &mut self.replicas[i];
         replica.kill();
         replica.spawn(&self.config, &self.redis_url);
-        replica.wait_ready().await;
+        // The proxy knows its ports: another process that took one is a failure.
+        assert!(
+            replica.wait_ready().await,
+            "{} cannot bind its ports again\n{}",
+            replica.node_id,
+            replica.log_tail()
+        );
         self.proxy.wait_ready(i, true, READY_TIMEOUT).await;
     }
 }
@@ -308,6 +334,14 @@ impl Drop for ShoalCluster {
 
 // === impl Replica ===
 
+/// A replica whose cluster never finished starting (a panic in [`ClusterBuilder::start`])
+/// must not outlive the test either.
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 impl Replica {
     fn spawn(&mut self, config: &ClusterBuilder, redis_url: &str) {
         let mut log = OpenOptions::new()
@@ -315,6 +349,7 @@ impl Replica {
             .append(true)
             .open(&self.log)
             .unwrap_or_else(|e| panic!("opening {}: {e}", self.log.display()));
+        self.log_start = log.metadata().map_or(0, |m| m.len());
         let _ = writeln!(
             log,
             "--- shoal-testkit: starting {} on {} (admin {}) ---",
@@ -341,8 +376,13 @@ impl Replica {
         self.child = Some(child);
     }
 
-    /// Polls `/readyz` until 200.
-    async fn wait_ready(&mut self) {
+    /// Polls `/readyz` until 200: true then; false when the process exited because one of
+    /// its ports was in use.
+    ///
+    /// # Panics
+    ///
+    /// When it exits for another reason, or is not ready within [`READY_TIMEOUT`].
+    async fn wait_ready(&mut self) -> bool {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(1))
@@ -354,6 +394,10 @@ impl Replica {
             let exited = self.child.as_mut().map(|c| c.try_wait().ok().flatten());
             match exited {
                 None => panic!("{} is not running", self.node_id),
+                Some(Some(_)) if self.port_was_taken() => {
+                    self.child = None;
+                    return false;
+                }
                 Some(Some(status)) => panic!(
                     "{} exited before it was ready ({status})\n{}",
                     self.node_id,
@@ -362,7 +406,7 @@ impl Replica {
                 Some(None) => {}
             }
             let last = match http.get(&url).send().await {
-                Ok(response) if response.status() == reqwest::StatusCode::OK => return,
+                Ok(response) if response.status() == reqwest::StatusCode::OK => return true,
                 Ok(response) => format!("HTTP {}", response.status()),
                 Err(error) => error.to_string(),
             };
@@ -383,6 +427,16 @@ impl Replica {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Whether the current process's log says a port was in use (`shoal serve` fails with
+    /// "binding <addr>: Address already in use").
+    fn port_was_taken(&self) -> bool {
+        let text = fs::read(&self.log).unwrap_or_default();
+        let start = usize::try_from(self.log_start)
+            .unwrap_or(usize::MAX)
+            .min(text.len());
+        String::from_utf8_lossy(&text[start..]).contains("Address already in use")
     }
 
     fn log_tail(&self) -> String {
