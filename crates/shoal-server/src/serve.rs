@@ -152,6 +152,9 @@ async fn session_host(config: &Config, node: NodeId) -> anyhow::Result<SharedHos
     }
 }
 
+/// Bound on the session host's answer to a readiness probe.
+const READYZ_PING_TIMEOUT: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 struct AdminState {
     host: SharedHost,
@@ -175,9 +178,10 @@ async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
     if state.draining.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining\n");
     }
-    match state.host.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(_) => (
+    // Answer well inside a probe's timeout even when the store hangs.
+    match tokio::time::timeout(READYZ_PING_TIMEOUT, state.host.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n"),
+        _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "session host unreachable\n",
         ),
