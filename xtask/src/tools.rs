@@ -1,12 +1,15 @@
 //! The tools the checks need, installed on demand and cached under `target/tools`:
 //!
 //! - `redis-server` and `redis-cli` (for the Redis Cluster run): from Debian's packages
-//!   (`apt-get`: `redis-server`, `redis-tools`) when they are not on `PATH`.
+//!   (`apt-get`: `redis-server`, `redis-tools`) when they are not on `PATH`; `openssl` too (the
+//!   `rediss://` test makes its certificates with it).
 //! - Node ≥ 22: the system `node` when it is new enough, otherwise the `node-linux-*` npm
 //!   package installed once into `target/tools/node` with the system `npm`. That package ships
 //!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
 //! - Python: a venv in `target/tools/venv` with `tests/clients/python/requirements.txt`,
 //!   rebuilt when that file changes.
+//! - The npm packages that `cargo test` runs (the auth tests' authorization server and the
+//!   TypeScript SDK): `npm ci` in each of [`TEST_PACKAGES`], for the whole CI run.
 //!
 //! Child processes learn where they are from [`ENV_NODE`] and [`ENV_PYTHON`], and find Node 22
 //! first on `PATH` ([`Tools::apply`]). xtask never changes its own environment.
@@ -34,26 +37,33 @@ const NODE_PACKAGE_VERSION: &str = "22";
 const PYTHON_REQUIREMENTS: &str = "tests/clients/python/requirements.txt";
 /// A copy of the requirements a venv was built from, relative to the venv.
 const VENV_STAMP: &str = "shoal-requirements.txt";
+/// npm package directories the Rust tests use, relative to the workspace root.
+const TEST_PACKAGES: [&str; 2] = ["tests/auth/oidc", "tests/clients/ts"];
 
 /// Which tools a command needs (Node always).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Needs {
     redis: bool,
     python: bool,
+    /// The npm packages of [`TEST_PACKAGES`] (for `cargo test`).
+    test_packages: bool,
 }
 
 impl Needs {
     pub(crate) const ALL: Self = Self {
         redis: true,
         python: true,
+        test_packages: true,
     };
     pub(crate) const NODE: Self = Self {
         redis: false,
         python: false,
+        test_packages: false,
     };
     pub(crate) const NODE_AND_PYTHON: Self = Self {
         redis: false,
         python: true,
+        test_packages: false,
     };
 }
 
@@ -85,11 +95,19 @@ impl Tools {
         } else {
             None
         };
-        Ok(Self {
+        let tools = Self {
             node,
             node_dir,
             python,
-        })
+        };
+        if needs.test_packages {
+            for dir in TEST_PACKAGES {
+                cmd::run(
+                    &mut tools.npm(&repo.root().join(dir), &["ci", "--no-audit", "--no-fund"]),
+                )?;
+            }
+        }
+        Ok(tools)
     }
 
     /// The Node ≥ 22 binary.
@@ -147,6 +165,11 @@ fn ensure_redis(apt: &mut Apt) -> Result<()> {
     if cmd::which("redis-cli").is_none() {
         println!("redis-cli is not on PATH; installing it");
         apt.install(&["redis-tools"])?;
+    }
+    // The rediss:// test makes its certificates with the openssl command.
+    if cmd::which("openssl").is_none() {
+        println!("openssl is not on PATH; installing it");
+        apt.install(&["openssl"])?;
     }
     let version = cmd::probe(Command::new("redis-server").arg("--version"))
         .context("redis-server does not run")?;

@@ -5,12 +5,15 @@
 //! fills what both left unset. Every setting is listed once in [`ServeArgs`], whose doc
 //! comments are what `shoal serve --help` prints.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use shoal_auth::config as auth_config;
+use shoal_auth::{AuthConfig, JwtConfig, StaticConfig, StaticTokens};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
@@ -25,6 +28,9 @@ const REDIS_SCHEMES: [&str; 4] = [
     "rediss-cluster://",
 ];
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Static tokens from the environment only (`name=token,name2=token2`): a flag would show the
+/// tokens in every process list.
+pub const ENV_AUTH_TOKENS: &str = "SHOAL_AUTH_TOKENS";
 
 /// Settings of `shoal serve`.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -118,9 +124,118 @@ pub struct ServeArgs {
     #[serde(default)]
     pub allow_unauthenticated: bool,
 
+    /// Authentication: `none`, `static` (tokens from --auth-tokens-file and/or the
+    /// SHOAL_AUTH_TOKENS variable) or `jwt` (access tokens of --issuer) [default: none].
+    #[arg(long, env = "SHOAL_AUTH", value_name = "none|static|jwt")]
+    pub auth: Option<AuthMode>,
+
+    /// static: file of `principal-name token` lines (`#` starts a comment; keep it readable by
+    /// shoal only). Tokens may also come from the environment variable SHOAL_AUTH_TOKENS
+    /// (`name=token,name2=token2`), which has no flag so that tokens never show in process lists.
+    #[arg(long, env = "SHOAL_AUTH_TOKENS_FILE", value_name = "FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// static: read the token from this header (e.g. X-API-Key) instead of
+    /// `Authorization: Bearer <token>`.
+    #[arg(long, env = "SHOAL_AUTH_HEADER", value_name = "NAME")]
+    pub auth_header: Option<String>,
+
+    /// jwt: the authorization server's issuer identifier, compared exactly with `iss` and with
+    /// the `issuer` of its discovered metadata (e.g. https://kc.example.com/realms/mcp).
+    /// http:// only for loopback hosts.
+    #[arg(long, env = "SHOAL_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// jwt: the audience a token's `aud` must contain, compared exactly [default: the public
+    /// URL without a trailing slash].
+    #[arg(long, env = "SHOAL_AUDIENCE", value_name = "URL")]
+    pub audience: Option<String>,
+
+    /// jwt: the JWKS URL; skips discovery from the issuer [default: the discovered jwks_uri].
+    #[arg(long, env = "SHOAL_JWKS_URL", value_name = "URL")]
+    pub jwks_url: Option<String>,
+
+    /// jwt: scopes every request needs, comma-separated (403 insufficient_scope otherwise).
+    #[arg(
+        long,
+        env = "SHOAL_REQUIRED_SCOPES",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub required_scopes: Option<Vec<String>>,
+
+    /// jwt: scopes a tools/call of one tool needs, `TOOL=SCOPE[ SCOPE...]`; repeat the flag
+    /// for several tools (the environment variable separates them with `;`). Adds to the
+    /// config file's `[tool_scopes]` table (`echo = ["mcp:echo"]`), replacing a tool's entry.
+    #[arg(
+        long = "tool-scope",
+        env = "SHOAL_TOOL_SCOPES",
+        value_name = "TOOL=SCOPES",
+        value_delimiter = ';'
+    )]
+    #[serde(skip)]
+    pub tool_scope: Vec<String>,
+
+    /// Per-tool scopes from the config file: `[tool_scopes]` then `echo = ["mcp:echo"]`.
+    #[arg(skip)]
+    pub tool_scopes: Option<BTreeMap<String, Vec<String>>>,
+
+    /// jwt: require the RFC 9068 header `typ: at+jwt` (or application/at+jwt).
+    #[arg(long, env = "SHOAL_REQUIRE_AT_JWT")]
+    #[serde(default)]
+    pub require_at_jwt: bool,
+
+    /// jwt: accepted signing algorithms, comma-separated; `none` and HS* are refused
+    /// [default: RS256,ES256,EdDSA].
+    #[arg(
+        long,
+        env = "SHOAL_JWT_ALGORITHMS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub jwt_algorithms: Option<Vec<String>>,
+
+    /// jwt: clock skew tolerated on exp, nbf and iat [default: 30s].
+    #[arg(long, env = "SHOAL_JWT_LEEWAY", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub jwt_leeway: Option<Duration>,
+
+    /// jwt: a token with an unknown key id refetches the JWKS at most this often [default: 10s].
+    #[arg(long, env = "SHOAL_JWKS_REFETCH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub jwks_refetch_interval: Option<Duration>,
+
+    /// jwt: the JWKS is refreshed in the background this often [default: 5m].
+    #[arg(long, env = "SHOAL_JWKS_REFRESH_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub jwks_refresh_interval: Option<Duration>,
+
+    /// jwt: also serve the authorization server's discovered metadata at
+    /// /.well-known/oauth-authorization-server, for clients that look for it there.
+    #[arg(long, env = "SHOAL_MIRROR_AS_METADATA")]
+    #[serde(default)]
+    pub mirror_authorization_server_metadata: bool,
+
+    /// jwt: `resource_name` in the Protected Resource Metadata.
+    #[arg(long, env = "SHOAL_RESOURCE_NAME", value_name = "NAME")]
+    pub resource_name: Option<String>,
+
     /// Log format: text or json [default: text]. The filter comes from SHOAL_LOG or RUST_LOG.
     #[arg(long, env = "SHOAL_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+}
+
+/// Authentication mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No authentication (non-loopback listen addresses need --allow-unauthenticated).
+    #[default]
+    None,
+    /// Static tokens, each naming a principal.
+    Static,
+    /// JWT access tokens of an OAuth authorization server.
+    Jwt,
 }
 
 /// How logs are written.
@@ -208,12 +323,23 @@ pub struct Config {
     pub node_id: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Listening on a non-loopback address without authentication (allowed explicitly).
+    pub unauthenticated_exposed: bool,
+    /// Things worth a warning at start (logging is not set up while configuration resolves).
+    pub warnings: Vec<String>,
 }
 
 impl ServeArgs {
     /// Fills what flags and environment left unset from the config file, then defaults, and
-    /// checks the result.
+    /// checks the result. Reads SHOAL_AUTH_TOKENS from the process environment.
     pub fn resolve(self) -> anyhow::Result<Config> {
+        self.resolve_with_env(|name| std::env::var(name).ok())
+    }
+
+    /// [`ServeArgs::resolve`], with the variables that have no flag read through `env`.
+    pub fn resolve_with_env(self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => ServeArgs::default(),
@@ -224,9 +350,12 @@ impl ServeArgs {
         })?;
         let public_url = self
             .public_url
-            .or(file.public_url)
+            .clone()
+            .or_else(|| file.public_url.clone())
             .unwrap_or_else(|| format!("http://{listen}/mcp"));
         let public_host = public_host(&public_url)?;
+        let mut warnings = Vec::new();
+        let auth = resolve_auth(&self, &file, &public_url, &env, &mut warnings)?;
         let tools = self
             .tools
             .or(file.tools)
@@ -256,7 +385,8 @@ impl ServeArgs {
         );
         allowed_hosts.dedup();
         let allow_unauthenticated = self.allow_unauthenticated || file.allow_unauthenticated;
-        if !listen.ip().is_loopback() && !allow_unauthenticated {
+        let unauthenticated_exposed = auth == AuthConfig::None && !listen.ip().is_loopback();
+        if unauthenticated_exposed && !allow_unauthenticated {
             bail!(
                 "refusing to listen on {listen} without authentication: anyone who can reach it could use \
                  every tool. Listen on a loopback address, or pass --allow-unauthenticated if a gateway \
@@ -313,6 +443,9 @@ impl ServeArgs {
                 .unwrap_or(Duration::ZERO),
             node_id: self.node_id.or(file.node_id),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            auth,
+            unauthenticated_exposed,
+            warnings,
         };
         if config.max_body_bytes < 1024 {
             bail!(
@@ -324,6 +457,134 @@ impl ServeArgs {
             bail!("session timeouts must be greater than zero");
         }
         Ok(config)
+    }
+}
+
+/// The auth settings: flags and environment first, then the file.
+fn resolve_auth(
+    args: &ServeArgs,
+    file: &ServeArgs,
+    public_url: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<AuthConfig> {
+    let mode = args.auth.or(file.auth).unwrap_or_default();
+    let issuer = args.issuer.clone().or_else(|| file.issuer.clone());
+    let tokens_file = args
+        .auth_tokens_file
+        .clone()
+        .or_else(|| file.auth_tokens_file.clone());
+    let auth_header = args
+        .auth_header
+        .clone()
+        .or_else(|| file.auth_header.clone());
+    let required_scopes = args
+        .required_scopes
+        .clone()
+        .or_else(|| file.required_scopes.clone())
+        .unwrap_or_default();
+    let required_scopes: Vec<String> = required_scopes
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut tool_scopes = file.tool_scopes.clone().unwrap_or_default();
+    for entry in args.tool_scope.iter().filter(|e| !e.trim().is_empty()) {
+        let Some((tool, scopes)) = entry.split_once('=') else {
+            bail!("--tool-scope {entry:?} is not TOOL=SCOPE[ SCOPE...]");
+        };
+        tool_scopes.insert(
+            tool.trim().to_owned(),
+            scopes.split_whitespace().map(str::to_owned).collect(),
+        );
+    }
+    for scope in required_scopes.iter().chain(tool_scopes.values().flatten()) {
+        auth_config::check_scope(scope)?;
+    }
+    if mode != AuthMode::Jwt {
+        if issuer.is_some() {
+            bail!("--issuer is set but --auth is not jwt; pass --auth jwt");
+        }
+        if !required_scopes.is_empty() || tool_scopes.values().any(|s| !s.is_empty()) {
+            bail!(
+                "--required-scopes and tool scopes need --auth jwt (static tokens have no scopes)"
+            );
+        }
+    }
+    if mode != AuthMode::Static && tokens_file.is_some() {
+        bail!("--auth-tokens-file is set but --auth is not static; pass --auth static");
+    }
+    match mode {
+        AuthMode::None => Ok(AuthConfig::None),
+        AuthMode::Static => {
+            let mut tokens = StaticTokens::new();
+            if let Some(path) = &tokens_file
+                && tokens.insert_file(path)?
+            {
+                warnings.push(format!(
+                    "the tokens file {} is readable by every user; chmod 600 it",
+                    path.display()
+                ));
+            }
+            if let Some(value) = env(ENV_AUTH_TOKENS) {
+                tokens.insert_env(ENV_AUTH_TOKENS, &value)?;
+            }
+            if tokens.is_empty() {
+                return Err(shoal_auth::Error::NoTokens.into());
+            }
+            let header = auth_header
+                .as_deref()
+                .map(auth_config::parse_header_name)
+                .transpose()?;
+            if header.is_none() {
+                tokens.check_bearer_syntax()?;
+            }
+            Ok(AuthConfig::Static(StaticConfig { tokens, header }))
+        }
+        AuthMode::Jwt => {
+            let Some(issuer) = issuer else {
+                return Err(shoal_auth::Error::MissingIssuer.into());
+            };
+            if auth_header.is_some() {
+                bail!("--auth-header is for --auth static; JWTs travel in Authorization: Bearer");
+            }
+            let audience = args
+                .audience
+                .clone()
+                .or_else(|| file.audience.clone())
+                .unwrap_or_else(|| public_url.trim_end_matches('/').to_owned());
+            let mut config = JwtConfig::new(issuer, audience);
+            if let Some(names) = args
+                .jwt_algorithms
+                .as_ref()
+                .or(file.jwt_algorithms.as_ref())
+            {
+                config.algorithms = auth_config::parse_algorithms(names)?;
+            }
+            config.jwks_url = args.jwks_url.clone().or_else(|| file.jwks_url.clone());
+            config.required_scopes = required_scopes;
+            config.tool_scopes = tool_scopes;
+            config.require_at_jwt = args.require_at_jwt || file.require_at_jwt;
+            config.mirror_authorization_server_metadata = args.mirror_authorization_server_metadata
+                || file.mirror_authorization_server_metadata;
+            config.resource_name = args
+                .resource_name
+                .clone()
+                .or_else(|| file.resource_name.clone());
+            if let Some(leeway) = args.jwt_leeway.or(file.jwt_leeway) {
+                config.leeway = leeway;
+            }
+            if let Some(interval) = args.jwks_refetch_interval.or(file.jwks_refetch_interval) {
+                config.jwks_refetch_interval = interval;
+            }
+            if let Some(interval) = args.jwks_refresh_interval.or(file.jwks_refresh_interval) {
+                if interval.is_zero() {
+                    bail!("--jwks-refresh-interval must be greater than zero");
+                }
+                config.jwks_refresh_interval = interval;
+            }
+            Ok(AuthConfig::Jwt(config))
+        }
     }
 }
 
@@ -497,5 +758,163 @@ mod tests {
             ..Default::default()
         };
         assert!(bad_url.resolve().is_err());
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn auth_none_needs_loopback_or_the_explicit_flag() {
+        let config = ServeArgs::default().resolve_with_env(no_env).unwrap();
+        assert_eq!(config.auth, AuthConfig::None);
+        assert!(!config.unauthenticated_exposed);
+        let exposed = ServeArgs {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            allow_unauthenticated: true,
+            ..Default::default()
+        };
+        assert!(
+            exposed
+                .resolve_with_env(no_env)
+                .unwrap()
+                .unauthenticated_exposed
+        );
+        let with_auth = ServeArgs {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            auth: Some(AuthMode::Static),
+            ..Default::default()
+        };
+        let env = |name: &str| (name == ENV_AUTH_TOKENS).then(|| "ci=tok-1,ops=tok-2".to_owned());
+        let config = with_auth.resolve_with_env(env).unwrap();
+        assert!(
+            !config.unauthenticated_exposed,
+            "auth makes a public listen fine"
+        );
+        let AuthConfig::Static(settings) = &config.auth else {
+            panic!("static")
+        };
+        assert_eq!(settings.tokens.verify("tok-2"), Some("ops"));
+        assert!(
+            !format!("{config:?}").contains("tok-1"),
+            "tokens never reach a log"
+        );
+    }
+
+    #[test]
+    fn static_tokens_from_a_file_and_a_custom_header() {
+        let dir = std::env::temp_dir().join(format!("shoal-auth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens");
+        std::fs::write(&path, "# team\nalice a-token\n").unwrap();
+        let args = ServeArgs {
+            auth: Some(AuthMode::Static),
+            auth_tokens_file: Some(path.clone()),
+            auth_header: Some("X-API-Key".into()),
+            ..Default::default()
+        };
+        let config = args.resolve_with_env(no_env).unwrap();
+        let AuthConfig::Static(settings) = &config.auth else {
+            panic!("static")
+        };
+        assert_eq!(settings.header.as_ref().unwrap().as_str(), "x-api-key");
+        assert_eq!(settings.tokens.verify("a-token"), Some("alice"));
+        let empty = ServeArgs {
+            auth: Some(AuthMode::Static),
+            ..Default::default()
+        };
+        assert!(
+            empty
+                .resolve_with_env(no_env)
+                .unwrap_err()
+                .to_string()
+                .contains("at least one token")
+        );
+    }
+
+    #[test]
+    fn jwt_settings_and_defaults() {
+        let dir = std::env::temp_dir().join(format!("shoal-jwt-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(
+            &path,
+            "auth = \"jwt\"\nissuer = \"https://kc.example.com/realms/mcp\"\n\
+             [tool_scopes]\necho = [\"mcp:echo\"]\ncount = [\"mcp:count\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            public_url: Some("https://mcp.example.com/mcp/".into()),
+            tool_scope: vec!["echo=mcp:echo mcp:extra".into()],
+            required_scopes: Some(vec!["mcp:use".into()]),
+            ..Default::default()
+        };
+        let config = args.resolve_with_env(no_env).unwrap();
+        let AuthConfig::Jwt(jwt) = &config.auth else {
+            panic!("jwt")
+        };
+        assert_eq!(jwt.issuer, "https://kc.example.com/realms/mcp");
+        assert_eq!(
+            jwt.audience, "https://mcp.example.com/mcp",
+            "no trailing slash"
+        );
+        assert_eq!(jwt.required_scopes, ["mcp:use"]);
+        assert_eq!(
+            jwt.tool_scopes["echo"],
+            ["mcp:echo", "mcp:extra"],
+            "the flag wins"
+        );
+        assert_eq!(jwt.tool_scopes["count"], ["mcp:count"]);
+        assert_eq!(jwt.leeway, Duration::from_secs(30));
+        assert_eq!(
+            jwt.algorithms,
+            shoal_auth::config::DEFAULT_ALGORITHMS.to_vec()
+        );
+
+        for (args, needle) in [
+            (
+                ServeArgs {
+                    auth: Some(AuthMode::Jwt),
+                    ..Default::default()
+                },
+                "--issuer",
+            ),
+            (
+                ServeArgs {
+                    auth: Some(AuthMode::Jwt),
+                    issuer: Some("https://as.example.com".into()),
+                    jwt_algorithms: Some(vec!["RS256".into(), "HS256".into()]),
+                    ..Default::default()
+                },
+                "HS256",
+            ),
+            (
+                ServeArgs {
+                    auth: Some(AuthMode::Jwt),
+                    issuer: Some("https://as.example.com".into()),
+                    jwt_algorithms: Some(vec!["none".into()]),
+                    ..Default::default()
+                },
+                "none",
+            ),
+            (
+                ServeArgs {
+                    issuer: Some("https://as.example.com".into()),
+                    ..Default::default()
+                },
+                "--auth jwt",
+            ),
+            (
+                ServeArgs {
+                    required_scopes: Some(vec!["a".into()]),
+                    ..Default::default()
+                },
+                "--auth jwt",
+            ),
+        ] {
+            let error = args.resolve_with_env(no_env).unwrap_err();
+            assert!(format!("{error:#}").contains(needle), "{error:#}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use shoal_auth::Auth;
 use shoal_core::engine::{Engine, EngineConfig};
 use shoal_core::handler::Handlers;
 use shoal_core::host::{HostError, MemoryHost, MemoryHostConfig, SharedHost};
@@ -44,15 +45,33 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     let host = session_host(&config, node.clone()).await?;
     let engine = Engine::new(host.clone(), handlers, EngineConfig::default());
 
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if config.unauthenticated_exposed {
+        tracing::warn!(
+            listen = %config.listen,
+            "AUTHENTICATION IS OFF on a non-loopback address (--allow-unauthenticated): anyone who \
+             can reach it can use every tool; make sure a gateway in front authenticates clients"
+        );
+    }
+    let auth = Auth::start(config.auth.clone(), &config.public_url)
+        .await
+        .context("starting authentication")?;
+
     let drain = CancellationToken::new();
     let transport = TransportConfig {
         allowed_hosts: config.allowed_hosts.clone(),
         allowed_origins: config.allowed_origins.clone(),
         max_body_bytes: config.max_body_bytes,
+        tool_scopes: auth.tool_scopes(),
         ..TransportConfig::default()
     };
     let drain_engine = engine.clone();
-    let app = shoal_transport::router(engine, transport, drain.clone());
+    // The well-known documents are public; everything of the MCP endpoint is authenticated.
+    let app = shoal_transport::router(engine, transport, drain.clone())
+        .layer(auth.layer())
+        .merge(auth.routes());
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin_router(AdminState {
         host,
@@ -71,6 +90,7 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         public_url = %config.public_url,
         admin = %admin_listener.local_addr()?,
         tools = %config.tools.join(","),
+        auth = auth_mode(&config.auth),
         "shoal is serving"
     );
 
@@ -209,6 +229,14 @@ async fn wait_for_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+fn auth_mode(auth: &shoal_auth::AuthConfig) -> &'static str {
+    match auth {
+        shoal_auth::AuthConfig::None => "none",
+        shoal_auth::AuthConfig::Static(_) => "static",
+        shoal_auth::AuthConfig::Jwt(_) => "jwt",
     }
 }
 

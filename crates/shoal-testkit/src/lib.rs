@@ -40,6 +40,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod oidc;
 pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;

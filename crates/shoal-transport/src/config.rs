@@ -1,6 +1,12 @@
 //! Settings of the Streamable HTTP endpoint.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use shoal_core::session::Principal;
+
+use crate::rejection::Challenge;
 
 /// Default endpoint path.
 pub const DEFAULT_PATH: &str = "/mcp";
@@ -28,6 +34,19 @@ pub struct TransportConfig {
     pub keep_alive: Duration,
     /// The `retry` advertised on priming events and when a stream is closed early.
     pub retry: Duration,
+    /// Checked at every `tools/call`, after the session is resolved: an auth layer's per-tool
+    /// scopes. `None` lets every principal call every tool.
+    pub tool_scopes: Option<Arc<dyn ToolScopeCheck>>,
+}
+
+/// Per-tool authorization, checked at `tools/call` (the only place the tool name is known).
+///
+/// The transport defines the seam and an auth crate implements it, so that the transport
+/// needs no auth dependency. `tools/list` is not filtered.
+pub trait ToolScopeCheck: Send + Sync + fmt::Debug {
+    /// `Ok` when `principal` may call `tool`, else the challenge to answer with (typically 403
+    /// `insufficient_scope`).
+    fn check(&self, tool: &str, principal: Option<&Principal>) -> Result<(), Challenge>;
 }
 
 /// The names every local client uses for this machine.
@@ -42,6 +61,7 @@ impl Default for TransportConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             keep_alive: DEFAULT_KEEP_ALIVE,
             retry: DEFAULT_RETRY,
+            tool_scopes: None,
         }
     }
 }

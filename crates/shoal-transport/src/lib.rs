@@ -17,7 +17,8 @@
 //!
 //! An auth layer in front of this router authenticates the request and inserts a
 //! [`Principal`](shoal_core::session::Principal) into the request extensions; the transport
-//! binds it to the session at initialize and requires the same principal afterwards.
+//! binds it to the session at initialize and requires the same principal afterwards. Per-tool
+//! authorization plugs in as [`TransportConfig::tool_scopes`], checked at `tools/call`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,8 +39,8 @@ use axum::routing::any;
 use shoal_core::engine::Engine;
 use tokio_util::sync::CancellationToken;
 
-pub use config::TransportConfig;
-pub use rejection::{Rejection, SESSION_NOT_FOUND};
+pub use config::{ToolScopeCheck, TransportConfig};
+pub use rejection::{Challenge, Rejection, SESSION_NOT_FOUND};
 
 /// What every handler of the endpoint shares.
 #[derive(Clone)]

@@ -71,6 +71,7 @@ pub(crate) async fn handle(
         };
     };
     let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+    check_tool_scopes(state, &request, principal.as_ref())?;
     let reply = state
         .engine
         .handle_request(session.clone(), principal, request, true)
@@ -113,6 +114,30 @@ async fn require_session(
 ) -> Result<SessionRecord, Rejection> {
     let id = headers::session_id(headers).ok_or(Rejection::MissingSession)?;
     resolve_session(state, id, principal).await
+}
+
+/// Per-tool authorization: a `tools/call` of a tool whose scopes the principal lacks is
+/// refused (403) before its handler runs. A call without a tool name is left to the engine.
+fn check_tool_scopes(
+    state: &AppState,
+    request: &Request,
+    principal: Option<&Principal>,
+) -> Result<(), Rejection> {
+    let Some(check) = &state.config.tool_scopes else {
+        return Ok(());
+    };
+    if request.method != "tools/call" {
+        return Ok(());
+    }
+    let Some(tool) = request
+        .params
+        .as_ref()
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+    else {
+        return Ok(());
+    };
+    check.check(tool, principal).map_err(Rejection::Auth)
 }
 
 /// A request of the stateless 2026-07-28 revision carries its version in `_meta`.

@@ -3,7 +3,7 @@
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use shoal_core::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, ParseError, RequestId, RpcError};
 
 /// `-32001`: the code the official SDKs use for an unknown session.
@@ -68,6 +68,22 @@ pub enum Rejection {
     /// 503: the session host is unreachable.
     #[error("service unavailable: the session store is unreachable")]
     Unavailable,
+    /// 400, 401 or 403 from authentication or authorization, with its `WWW-Authenticate`.
+    #[error("{}", .0.message)]
+    Auth(Challenge),
+}
+
+/// An auth refusal: the status (400 `invalid_request`, 401 missing or invalid token, 403
+/// `insufficient_scope`), the `WWW-Authenticate` value (RFC 6750 §3) and the message of the
+/// JSON-RPC error body. None of them may contain the presented token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// 400, 401 or 403.
+    pub status: StatusCode,
+    /// The `WWW-Authenticate` header value, e.g. `Bearer error="invalid_token"`.
+    pub www_authenticate: String,
+    /// The message of the JSON-RPC error in the body.
+    pub message: String,
 }
 
 impl Rejection {
@@ -82,6 +98,7 @@ impl Rejection {
             Rejection::SessionNotFound => StatusCode::NOT_FOUND,
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::Auth(challenge) => challenge.status,
             Rejection::Parse(_)
             | Rejection::UnsupportedProtocolVersion(_)
             | Rejection::MissingSession
@@ -116,6 +133,11 @@ impl IntoResponse for Rejection {
         response
             .headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Rejection::Auth(challenge) = &self
+            && let Ok(value) = HeaderValue::from_str(&challenge.www_authenticate)
+        {
+            response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
         if self == Rejection::MethodNotAllowed {
             response
                 .headers_mut()

