@@ -186,7 +186,7 @@ pub(crate) fn run(
 }
 
 /// Builds `rr-proxy` and returns its path.
-fn build_proxy(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
+pub(crate) fn build_proxy(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
     cmd::run(tools.apply(&mut repo.cargo(["build", "-p", "shoal-testkit", "--bin", "rr-proxy"])))?;
     let binary = repo.target().join("debug").join("rr-proxy");
     if !binary.is_file() {
@@ -320,7 +320,7 @@ fn cluster_ok(addr: SocketAddr) -> bool {
 
 /// A child process logging to `<log_dir>/<name>.log`, stopped on drop.
 #[derive(Debug)]
-struct Process {
+pub(crate) struct Process {
     name: String,
     child: Child,
     log: PathBuf,
@@ -329,7 +329,7 @@ struct Process {
 // === impl Process ===
 
 impl Process {
-    fn spawn(name: &str, command: &mut Command, log_dir: &Path) -> Result<Self> {
+    pub(crate) fn spawn(name: &str, command: &mut Command, log_dir: &Path) -> Result<Self> {
         let log = log_dir.join(format!("{name}.log"));
         let stdout =
             File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -348,7 +348,7 @@ impl Process {
         })
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = match fs::read(&self.log) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(error) => return format!("(cannot read {}: {error})", self.log.display()),
@@ -365,7 +365,7 @@ impl Process {
     }
 
     /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`].
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
@@ -402,7 +402,7 @@ impl Drop for Process {
 }
 
 /// Polls `ready` until it holds, failing if `process` exits or [`READY_TIMEOUT`] passes.
-fn wait_until(process: &mut Process, mut ready: impl FnMut() -> bool) -> Result<()> {
+pub(crate) fn wait_until(process: &mut Process, mut ready: impl FnMut() -> bool) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < READY_TIMEOUT {
         if let Some(status) = process

@@ -6,11 +6,15 @@
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
 //!   `cargo clippy`, `cargo test`, the MCP conformance suite, the same suite against three
 //!   replicas behind a round-robin proxy (on one Redis, then on a three-master Redis Cluster),
-//!   the SDK client checks.
-//! - `conformance [--scenario NAME] [--cluster [--redis-cluster]]`: only the conformance suite
-//!   against a fresh `shoal` (with `--cluster`: against three replicas on one Redis behind
-//!   `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead).
+//!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
+//!   checks.
+//! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
+//!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
+//!   Redis behind `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead;
+//!   with `--auth`: against `shoal --auth jwt` behind `rr-proxy` adding a token of the
+//!   `oidc-provider` fixture).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
+//! - `chart`: only the offline checks of the Helm chart and `deploy/` (the `chart` step of `ci`).
 //!
 //! # Layout
 //!
@@ -22,7 +26,11 @@
 //! - `conformance`, `clients`: the checks that drive `shoal` with third-party clients.
 //! - `cluster`: Redis (one server or a Cluster), three `shoal` replicas and `rr-proxy`, for the
 //!   conformance suite.
+//! - `auth`: the `oidc-provider` fixture, `shoal --auth jwt` and `rr-proxy` adding the access
+//!   token, for the conformance suite.
 
+mod auth;
+mod chart;
 mod clients;
 mod cluster;
 mod cmd;
@@ -51,8 +59,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step in order (tools, fmt, clippy, test, conformance, conformance-cluster,
-    /// conformance-redis-cluster, clients); stop at the first failure.
+    /// Run every CI step in order (tools, fmt, clippy, chart, test, conformance,
+    /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients); stop at the
+    /// first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -65,9 +74,15 @@ enum Task {
         /// With `--cluster`: the replicas share a three-master Redis Cluster instead.
         #[arg(long, requires = "cluster")]
         redis_cluster: bool,
+        /// Run it against `shoal --auth jwt` behind a proxy that adds an access token of the
+        /// `oidc-provider` fixture.
+        #[arg(long, conflicts_with = "cluster")]
+        auth: bool,
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
     Clients,
+    /// Lint and render the Helm chart offline and check its manifests (see `xtask/src/chart.rs`).
+    Chart,
 }
 
 fn main() -> ExitCode {
@@ -86,13 +101,24 @@ fn main() -> ExitCode {
                 "tools",
                 "fmt",
                 "clippy",
+                "chart",
                 "test",
                 "conformance",
                 "conformance-cluster",
                 "conformance-redis-cluster",
+                "conformance-auth",
                 "clients",
             ],
             |steps| ci(&repo, steps),
+        ),
+        Task::Conformance {
+            scenario,
+            auth: true,
+            ..
+        } => Steps::execute(
+            "conformance --auth",
+            &["tools", "conformance-auth"],
+            |steps| only_conformance_auth(&repo, steps, scenario.as_deref()),
         ),
         Task::Conformance {
             scenario,
@@ -105,6 +131,7 @@ fn main() -> ExitCode {
             scenario,
             cluster: true,
             redis_cluster: false,
+            ..
         } => Steps::execute(
             "conformance --cluster",
             &["tools", "conformance-cluster"],
@@ -114,11 +141,16 @@ fn main() -> ExitCode {
             scenario,
             cluster: true,
             redis_cluster: true,
+            ..
         } => Steps::execute(
             "conformance --cluster --redis-cluster",
             &["tools", "conformance-redis-cluster"],
             |steps| only_conformance_cluster(&repo, steps, scenario.as_deref(), RedisMode::Cluster),
         ),
+        Task::Chart => Steps::execute("chart", &["tools", "chart"], |steps| {
+            let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_PYTHON))?;
+            steps.run("chart", || chart::run(&repo, &tools))
+        }),
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
         }),
@@ -141,6 +173,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
             "warnings",
         ])))
     })?;
+    steps.run("chart", || chart::run(repo, &tools))?;
     steps.run("test", || {
         cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
     })?;
@@ -151,6 +184,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     steps.run("conformance-redis-cluster", || {
         cluster::run(repo, &tools, None, RedisMode::Cluster)
     })?;
+    steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
     Ok(())
 }
@@ -177,6 +211,16 @@ fn only_conformance_cluster(
         RedisMode::Cluster => "conformance-redis-cluster",
     };
     steps.run(step, || cluster::run(repo, &tools, scenario, mode))
+}
+
+fn only_conformance_auth(
+    repo: &Repo,
+    steps: &mut Steps,
+    scenario: Option<&str>,
+) -> Result<(), StepFailed> {
+    // `auth::run` installs the fixture's npm packages when they are missing.
+    let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
+    steps.run("conformance-auth", || auth::run(repo, &tools, scenario))
 }
 
 fn only_clients(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {

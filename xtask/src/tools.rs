@@ -6,8 +6,8 @@
 //! - Node ≥ 22: the system `node` when it is new enough, otherwise the `node-linux-*` npm
 //!   package installed once into `target/tools/node` with the system `npm`. That package ships
 //!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
-//! - Python: a venv in `target/tools/venv` with `tests/clients/python/requirements.txt`,
-//!   rebuilt when that file changes.
+//! - Python: a venv in `target/tools/venv` with [`PYTHON_REQUIREMENTS`] (the SDK client check's
+//!   and the chart check's), rebuilt when one of those files changes.
 //! - The npm packages that `cargo test` runs (the auth tests' authorization server and the
 //!   TypeScript SDK): `npm ci` in each of [`TEST_PACKAGES`], for the whole CI run.
 //!
@@ -33,8 +33,14 @@ pub(crate) const ENV_PYTHON: &str = "SHOAL_PYTHON";
 const MIN_NODE_MAJOR: u32 = 22;
 /// The npm package whose version supplies Node when the system one is too old.
 const NODE_PACKAGE_VERSION: &str = "22";
-/// The pinned Python requirements, relative to the workspace root.
-const PYTHON_REQUIREMENTS: &str = "tests/clients/python/requirements.txt";
+/// The pinned Python requirements, relative to the workspace root: the SDK client check's and
+/// the chart check's (`helm-python-sdk`, `kubernetes-validate`).
+const PYTHON_REQUIREMENTS: [&str; 2] = [
+    "tests/clients/python/requirements.txt",
+    "tests/chart/requirements.txt",
+];
+/// What the venv must import to count as built.
+const PYTHON_PROBE: &str = "import mcp, helm_python, kubernetes_validate";
 /// A copy of the requirements a venv was built from, relative to the venv.
 const VENV_STAMP: &str = "shoal-requirements.txt";
 /// npm package directories the Rust tests use, relative to the workspace root.
@@ -255,17 +261,23 @@ fn node_major(node: &Path) -> Option<u32> {
 }
 
 fn ensure_venv(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
-    let requirements_path = repo.root().join(PYTHON_REQUIREMENTS);
-    let requirements = fs::read_to_string(&requirements_path)
-        .with_context(|| format!("cannot read {}", requirements_path.display()))?;
+    let requirements_paths: Vec<PathBuf> = PYTHON_REQUIREMENTS
+        .iter()
+        .map(|path| repo.root().join(path))
+        .collect();
+    let mut requirements = String::new();
+    for path in &requirements_paths {
+        requirements +=
+            &fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    }
     let venv = repo.target().join("tools").join("venv");
     let python = venv.join("bin").join("python");
     let stamp = venv.join(VENV_STAMP);
 
     let current = fs::read_to_string(&stamp).is_ok_and(|built| built == requirements)
-        && cmd::probe(Command::new(&python).args(["-c", "import mcp"])).is_some();
+        && cmd::probe(Command::new(&python).args(["-c", PYTHON_PROBE])).is_some();
     if !current {
-        build_venv(&venv, &requirements_path, apt)?;
+        build_venv(&venv, &requirements_paths, apt)?;
         fs::write(&stamp, &requirements)
             .with_context(|| format!("cannot write {}", stamp.display()))?;
     }
@@ -276,7 +288,7 @@ fn ensure_venv(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
     Ok(python)
 }
 
-fn build_venv(venv: &Path, requirements: &Path, apt: &mut Apt) -> Result<()> {
+fn build_venv(venv: &Path, requirements: &[PathBuf], apt: &mut Apt) -> Result<()> {
     if venv.exists() {
         fs::remove_dir_all(venv).with_context(|| format!("cannot remove {}", venv.display()))?;
     }
@@ -295,18 +307,18 @@ fn build_venv(venv: &Path, requirements: &Path, apt: &mut Apt) -> Result<()> {
         apt.install(&["python3-venv"])?;
         create()?;
     }
-    cmd::run(
-        Command::new(venv.join("bin").join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg("--requirement")
-            .arg(requirements),
-    )
+    let mut pip = Command::new(venv.join("bin").join("python"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    for file in requirements {
+        pip.arg("--requirement").arg(file);
+    }
+    cmd::run(&mut pip)
 }
 
 /// `apt-get install`, with one `apt-get update` before the first install.

@@ -14,6 +14,10 @@
 //!   as the backend writes it. Both sides set `TCP_NODELAY`. Hop-by-hop headers are dropped.
 //! - Every answered request is logged ([`RoundRobinProxy::served`]), so a test can assert
 //!   where each of its requests landed.
+//! - Optionally, fixed headers are added to every forwarded request that lacks them
+//!   ([`RoundRobinProxy::bind_with_headers`], `rr-proxy --header`/`--header-env`): an
+//!   `Authorization: Bearer …` for clients that cannot send one, such as the conformance suite.
+//!   Their values are never logged.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -108,6 +112,8 @@ struct Shared {
     log: Mutex<Vec<Served>>,
     /// Print one line per request to stderr.
     trace: bool,
+    /// Added to every forwarded request that has no header of that name.
+    inject: HeaderMap,
 }
 
 #[derive(Default)]
@@ -246,6 +252,29 @@ impl RoundRobinProxy {
         backends: Vec<Backend>,
         trace: bool,
     ) -> std::io::Result<Self> {
+        Self::bind_with_headers(addr, backends, trace, HeaderMap::new()).await
+    }
+
+    /// As [`RoundRobinProxy::bind`], and every forwarded request that has no header of a name
+    /// in `inject` gets that header (all its values) added; a request that has one keeps its
+    /// own. The values are marked sensitive and never logged.
+    ///
+    /// # Errors
+    ///
+    /// When `addr` cannot be bound.
+    ///
+    /// # Panics
+    ///
+    /// When there is no backend.
+    pub async fn bind_with_headers(
+        addr: SocketAddr,
+        backends: Vec<Backend>,
+        trace: bool,
+        mut inject: HeaderMap,
+    ) -> std::io::Result<Self> {
+        for value in inject.values_mut() {
+            value.set_sensitive(true);
+        }
         assert!(!backends.is_empty(), "a proxy needs at least one backend");
         let path = backends[0].mcp.path().to_owned();
         let listener = TcpListener::bind(addr).await?;
@@ -268,6 +297,7 @@ impl RoundRobinProxy {
             picks: Mutex::new(Picks::default()),
             log: Mutex::new(Vec::new()),
             trace,
+            inject,
         });
 
         let mut tasks = Vec::new();
@@ -448,6 +478,7 @@ async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let (mut parts, body) = request.into_parts();
     remove_hop_by_hop(&mut parts.headers);
+    add_missing(&mut parts.headers, &shared.inject);
     let path = parts
         .uri
         .path_and_query()
@@ -550,6 +581,43 @@ impl Shared {
         }
         lock(&self.log).push(served);
     }
+}
+
+/// Adds each header of `inject` whose name `headers` lacks, with all its values.
+fn add_missing(headers: &mut HeaderMap, inject: &HeaderMap) {
+    for name in inject.keys() {
+        if !headers.contains_key(name) {
+            for value in inject.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Parses `Name: value` (as `curl -H` takes it) into a header name and a sensitive value.
+///
+/// # Errors
+///
+/// When there is no `:`, or the name or the value is not a valid header name or value.
+pub fn parse_header(spec: &str) -> Result<(HeaderName, header::HeaderValue), String> {
+    let (name, value) = spec
+        .split_once(':')
+        .ok_or_else(|| "a header is `Name: value`".to_owned())?;
+    header_pair(name, value.trim())
+}
+
+/// A header name and a sensitive value; errors never show the value.
+///
+/// # Errors
+///
+/// When the name or the value is not valid in a header.
+pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, header::HeaderValue), String> {
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("{:?} is not a header name", name.trim()))?;
+    let mut value = header::HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of header {name} is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 /// `Connection`, the headers it names, and the other hop-by-hop headers of RFC 9110 §7.6.1.
@@ -819,6 +887,78 @@ mod tests {
         let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["content-type", "mcp-session-id"]);
+    }
+
+    #[tokio::test]
+    async fn adds_configured_headers_to_requests_that_lack_them() {
+        // The backend answers the Authorization and X-Tenant headers it got.
+        let mcp = Router::new().route(
+            "/mcp",
+            get(|headers: HeaderMap| async move {
+                let show = |name: &str| {
+                    headers
+                        .get_all(name)
+                        .iter()
+                        .map(|v| v.to_str().unwrap_or("?").to_owned())
+                        .collect::<Vec<_>>()
+                        .join("+")
+                };
+                format!("{}|{}", show("authorization"), show("x-tenant"))
+            }),
+        );
+        let admin = Router::new().route("/readyz", get(|| async { "ready" }));
+        let (mcp, admin) = (spawn_router(mcp).await, spawn_router(admin).await);
+        let mut inject = HeaderMap::new();
+        let (name, value) = parse_header("Authorization: Bearer injected").unwrap();
+        inject.insert(name, value);
+        let (name, value) = header_pair("x-tenant", "t1").unwrap();
+        inject.append(name.clone(), value);
+        inject.append(name, header::HeaderValue::from_static("t2"));
+        let proxy = RoundRobinProxy::bind_with_headers(
+            (Ipv4Addr::LOCALHOST, 0).into(),
+            vec![Backend::new(
+                "only",
+                &mcp.mcp_url(),
+                &format!("http://{}", admin.addr()),
+            )],
+            false,
+            inject,
+        )
+        .await
+        .unwrap();
+        let client = http();
+        let get = |request: reqwest::RequestBuilder| async move {
+            request.send().await.unwrap().text().await.unwrap()
+        };
+        assert_eq!(get(client.get(proxy.url())).await, "Bearer injected|t1+t2");
+        // A request's own header wins, name by name.
+        assert_eq!(
+            get(client
+                .get(proxy.url())
+                .header("authorization", "Bearer mine"))
+            .await,
+            "Bearer mine|t1+t2"
+        );
+        assert_eq!(
+            get(client.get(proxy.url()).header("X-Tenant", "own")).await,
+            "Bearer injected|own"
+        );
+        // The values stay out of debug output.
+        assert!(!format!("{:?}", proxy.shared.inject).contains("injected"));
+    }
+
+    #[test]
+    fn parses_header_specs() {
+        let (name, value) = parse_header("Authorization:  Bearer a b ").unwrap();
+        assert_eq!(name, header::AUTHORIZATION);
+        assert_eq!(value, "Bearer a b");
+        assert!(value.is_sensitive());
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+        let error = parse_header("x-secret: s3\u{1}cret")
+            .map(|_| ())
+            .unwrap_err();
+        assert!(!error.contains("s3"), "{error}");
     }
 
     #[test]

@@ -3,23 +3,39 @@
 //! ```text
 //! rr-proxy --listen 127.0.0.1:PORT \
 //!     --backend http://127.0.0.1:A/mcp=http://127.0.0.1:AA \
-//!     --backend http://127.0.0.1:B/mcp=http://127.0.0.1:BB
+//!     --backend http://127.0.0.1:B/mcp=http://127.0.0.1:BB \
+//!     [--header 'NAME: VALUE']... [--header-env NAME=ENV_VAR]...
 //! ```
 //!
 //! Each `--backend` is a replica's MCP endpoint and its admin listener (`/readyz`). Every
 //! request goes to the next ready replica (see `shoal_testkit::proxy`); each answered request
 //! is printed to stderr. Runs until SIGTERM or Ctrl-C.
+//!
+//! `--header 'Authorization: Bearer …'` adds that header to every forwarded request that has
+//! none of that name (a request's own header wins); repeat it for several headers or values.
+//! `--header-env Authorization=PROXY_AUTHORIZATION` does the same with the value read from the
+//! environment variable `PROXY_AUTHORIZATION`, which keeps secrets such as bearer tokens out of
+//! process lists: prefer it for those. Header values are never printed.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use shoal_testkit::proxy::{Backend, RoundRobinProxy};
+use http::HeaderMap;
+use shoal_testkit::proxy::{Backend, RoundRobinProxy, header_pair, parse_header};
 
-const USAGE: &str = "usage: rr-proxy --listen ADDR --backend MCP_URL=ADMIN_URL [--backend …]";
+const USAGE: &str = "usage: rr-proxy --listen ADDR --backend MCP_URL=ADMIN_URL [--backend …] \
+                     [--header 'NAME: VALUE']… [--header-env NAME=ENV_VAR]…";
+
+/// What the command line asks for.
+struct Args {
+    listen: SocketAddr,
+    backends: Vec<Backend>,
+    headers: HeaderMap,
+}
 
 fn main() -> ExitCode {
-    let (listen, backends) = match parse(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
+    let args = match parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
+        Ok(args) => args,
         Err(error) => {
             eprintln!("rr-proxy: {error}\n{USAGE}");
             return ExitCode::from(2);
@@ -35,8 +51,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let Args {
+        listen,
+        backends,
+        headers,
+    } = args;
+    let added: Vec<String> = headers.keys().map(ToString::to_string).collect();
     runtime.block_on(async move {
-        let proxy = match RoundRobinProxy::bind(listen, backends, true).await {
+        let proxy = match RoundRobinProxy::bind_with_headers(listen, backends, true, headers).await
+        {
             Ok(proxy) => proxy,
             Err(error) => {
                 eprintln!("rr-proxy: cannot listen on {listen}: {error}");
@@ -48,8 +71,13 @@ fn main() -> ExitCode {
             .iter()
             .map(|b| b.name().to_owned())
             .collect();
+        let adding = if added.is_empty() {
+            String::new()
+        } else {
+            format!(", adding {} when missing", added.join(", "))
+        };
         eprintln!(
-            "rr-proxy: serving {} in front of {}",
+            "rr-proxy: serving {} in front of {}{adding}",
             proxy.url(),
             names.join(", ")
         );
@@ -58,9 +86,14 @@ fn main() -> ExitCode {
     })
 }
 
-fn parse(mut args: impl Iterator<Item = String>) -> Result<(SocketAddr, Vec<Backend>), String> {
+/// Parses the arguments; `env` reads the variables that `--header-env` names.
+fn parse(
+    mut args: impl Iterator<Item = String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Args, String> {
     let mut listen = None;
     let mut backends = Vec::new();
+    let mut headers = HeaderMap::new();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => {
@@ -84,6 +117,24 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(SocketAddr, Vec<Back
                 );
             }
             "--backend" => backends.push(Backend::parse(&value()?)?),
+            // The value may be a secret: errors name the header, never the value.
+            "--header" => {
+                let (name, value) =
+                    parse_header(&value()?).map_err(|e| format!("--header: {e}"))?;
+                headers.append(name, value);
+            }
+            "--header-env" => {
+                let spec = value()?;
+                let (name, var) = spec
+                    .split_once('=')
+                    .ok_or_else(|| format!("--header-env {spec:?} is not NAME=ENV_VAR"))?;
+                let value = env(var).ok_or_else(|| {
+                    format!("--header-env {spec}: the environment variable {var} is not set")
+                })?;
+                let (name, value) =
+                    header_pair(name, &value).map_err(|e| format!("--header-env {spec}: {e}"))?;
+                headers.append(name, value);
+            }
             "-h" | "--help" => return Err("help".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -92,5 +143,63 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<(SocketAddr, Vec<Back
     if backends.is_empty() {
         return Err("at least one --backend is required".into());
     }
-    Ok((listen, backends))
+    Ok(Args {
+        listen,
+        backends,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> impl Iterator<Item = String> {
+        line.iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    fn env(name: &str) -> Option<String> {
+        (name == "PROXY_AUTHORIZATION").then(|| "Bearer from-env".to_owned())
+    }
+
+    #[test]
+    fn parses_headers_from_flags_and_the_environment() {
+        let parsed = parse(
+            args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--backend",
+                "http://127.0.0.1:1/mcp=http://127.0.0.1:2",
+                "--header",
+                "X-Tenant: t1",
+                "--header-env=Authorization=PROXY_AUTHORIZATION",
+            ]),
+            env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.headers["x-tenant"], "t1");
+        assert_eq!(parsed.headers["authorization"], "Bearer from-env");
+        assert!(parsed.headers["authorization"].is_sensitive());
+    }
+
+    #[test]
+    fn header_errors_do_not_show_values() {
+        let base = [
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            "http://127.0.0.1:1/mcp=http://127.0.0.1:2",
+        ];
+        let fail = |extra: &[&str]| {
+            let line: Vec<&str> = base.iter().chain(extra).copied().collect();
+            parse(args(&line), env).map(|_| ()).unwrap_err()
+        };
+        assert!(fail(&["--header-env", "Authorization=UNSET"]).contains("UNSET is not set"));
+        assert!(fail(&["--header-env", "Authorization"]).contains("NAME=ENV_VAR"));
+        let error = fail(&["--header", "X-Secret: top\u{1}secret"]);
+        assert!(!error.contains("top"), "{error}");
+    }
 }

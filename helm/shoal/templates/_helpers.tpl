@@ -1,0 +1,129 @@
+{{/* Chart name. */}}
+{{- define "shoal.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, or the release name when it already contains the chart's. */}}
+{{- define "shoal.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "shoal.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "shoal.labels" -}}
+helm.sh/chart: {{ include "shoal.chart" . }}
+{{ include "shoal.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: shoal
+{{- end }}
+
+{{- define "shoal.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "shoal.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "shoal.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "shoal.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "shoal.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The quick-start Redis' name. */}}
+{{- define "shoal.redisName" -}}
+{{- printf "%s-redis" (include "shoal.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Whether sessions live in Redis (any of the three ways to name one). */}}
+{{- define "shoal.usesRedis" -}}
+{{- if or .Values.redis.enabled .Values.redis.existingSecret .Values.redis.url }}true{{ end }}
+{{- end }}
+
+{{/* The Secret and key holding the Redis URL. */}}
+{{- define "shoal.redisSecretName" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecret }}{{ else }}{{ printf "%s-redis-url" (include "shoal.fullname" .) | trunc 63 | trimSuffix "-" }}{{ end }}
+{{- end }}
+{{- define "shoal.redisSecretKey" -}}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}url{{ end }}
+{{- end }}
+
+{{/* The Secret holding static tokens. */}}
+{{- define "shoal.tokensSecretName" -}}
+{{- if .Values.shoal.auth.static.existingSecret }}{{ .Values.shoal.auth.static.existingSecret }}{{ else }}{{ printf "%s-tokens" (include "shoal.fullname" .) | trunc 63 | trimSuffix "-" }}{{ end }}
+{{- end }}
+{{- define "shoal.tokensSecretKey" -}}
+{{- if .Values.shoal.auth.static.existingSecret }}{{ .Values.shoal.auth.static.existingSecretKey }}{{ else }}tokens{{ end }}
+{{- end }}
+
+{{/* The public URL clients use. */}}
+{{- define "shoal.publicUrl" -}}
+{{- if .Values.shoal.publicUrl }}
+{{- .Values.shoal.publicUrl }}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
+{{- $host := (first .Values.ingress.hosts).host }}
+{{- printf "%s://%s/mcp" (ternary "https" "http" (gt (len .Values.ingress.tls) 0)) $host }}
+{{- else }}
+{{- printf "http://%s.%s.svc:%d/mcp" (include "shoal.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- end }}
+{{- end }}
+
+{{/* Host headers accepted: the Service's DNS names, the Ingress hosts and shoal.allowedHosts. */}}
+{{- define "shoal.allowedHosts" -}}
+{{- $name := include "shoal.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- $hosts := list $name (printf "%s.%s" $name $ns) (printf "%s.%s.svc" $name $ns) (printf "%s.%s.svc.cluster.local" $name $ns) }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts .host }}
+{{- end }}
+{{- end }}
+{{- $hosts = concat $hosts .Values.shoal.allowedHosts }}
+{{- join "," (uniq $hosts) }}
+{{- end }}
+
+{{/* Whole seconds of a "Ns" duration. */}}
+{{- define "shoal.seconds" -}}
+{{- trimSuffix "s" . | int }}
+{{- end }}
+
+{{/* Refuse combinations that cannot work, at render time. */}}
+{{- define "shoal.validate" -}}
+{{- if and (eq .Values.shoal.auth.mode "none") (not .Values.shoal.auth.allowUnauthenticated) }}
+{{- fail "shoal.auth.mode=none listens on 0.0.0.0 without authentication: set shoal.auth.allowUnauthenticated=true (only behind a gateway that authenticates), or use shoal.auth.mode=static or jwt" }}
+{{- end }}
+{{- if and .Values.shoal.auth.allowUnauthenticated (ne .Values.shoal.auth.mode "none") }}
+{{- fail "shoal.auth.allowUnauthenticated applies to shoal.auth.mode=none only" }}
+{{- end }}
+{{- if and (eq .Values.shoal.auth.mode "jwt") (not .Values.shoal.auth.jwt.issuer) }}
+{{- fail "shoal.auth.mode=jwt needs shoal.auth.jwt.issuer" }}
+{{- end }}
+{{- if not (include "shoal.usesRedis" .) }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "autoscaling.enabled needs a shared session host: set redis.existingSecret (or redis.url, or redis.enabled for a quick start)" }}
+{{- end }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail "replicaCount > 1 needs a shared session host: set redis.existingSecret (or redis.url, or redis.enabled for a quick start)" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.redis.enabled (or .Values.redis.existingSecret .Values.redis.url) }}
+{{- fail "redis.enabled (the quick-start Redis) and redis.existingSecret/redis.url exclude each other" }}
+{{- end }}
+{{- end }}
