@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::codec::{self, DecodeError};
 use crate::config::{ConfigError, RedisHostConfig};
 use crate::keys::{Keys, SessionKeys};
+use crate::metrics::observe;
 use crate::scripts::{Script, Scripts};
 use crate::wake::{self, Wake, Wakeups};
 
@@ -223,9 +224,10 @@ enum ReadOutcome {
 }
 
 impl Inner {
-    /// `EVALSHA`, or `EVAL` once when Redis lost its script cache.
+    /// `EVALSHA`, or `EVAL` once when Redis lost its script cache; observed as `command`.
     async fn eval(
         &self,
+        command: &'static str,
         script: &Script,
         keys: &[&str],
         args: Vec<String>,
@@ -242,18 +244,21 @@ impl Inner {
         let slot = keys.first().map_or(0, |key| redis_keyslot(key.as_bytes()));
         let hash = ClusterHash::Custom(slot);
         let evalsha = CustomCommand::new_static("EVALSHA", hash.clone(), false);
-        match self
-            .commands
-            .custom::<Value, Value>(evalsha, call.clone())
-            .await
-        {
-            Err(e) if e.details().starts_with("NOSCRIPT") => {
-                call[0] = Value::from(script.lua);
-                let eval = CustomCommand::new_static("EVAL", hash, false);
-                self.commands.custom(eval, call).await.map_err(unavailable)
+        observe(command, async {
+            match self
+                .commands
+                .custom::<Value, Value>(evalsha, call.clone())
+                .await
+            {
+                Err(e) if e.details().starts_with("NOSCRIPT") => {
+                    call[0] = Value::from(script.lua);
+                    let eval = CustomCommand::new_static("EVAL", hash, false);
+                    self.commands.custom(eval, call).await.map_err(unavailable)
+                }
+                result => result.map_err(unavailable),
             }
-            result => result.map_err(unavailable),
-        }
+        })
+        .await
     }
 
     /// The first five arguments of the scripts that refresh or destroy a session.
@@ -276,6 +281,7 @@ impl Inner {
     ) -> Result<ReadOutcome, HostError> {
         let reply = self
             .eval(
+                "read",
                 &self.scripts.read,
                 &[&session.session, &session.stream(stream)],
                 vec![
@@ -325,7 +331,12 @@ impl SessionHost for RedisHost {
         });
         args.extend(record.subscriptions.iter().cloned());
         inner
-            .eval(&inner.scripts.create, &[&keys.session], args)
+            .eval(
+                "create_session",
+                &inner.scripts.create,
+                &[&keys.session],
+                args,
+            )
             .await?;
         Ok(())
     }
@@ -335,7 +346,7 @@ impl SessionHost for RedisHost {
         let keys = inner.keys.session(id);
         let args = inner.common_args(id, &keys)?;
         match inner
-            .eval(&inner.scripts.get, &[&keys.session], args)
+            .eval("session", &inner.scripts.get, &[&keys.session], args)
             .await?
         {
             Value::Null => Ok(None),
@@ -362,7 +373,12 @@ impl SessionHost for RedisHost {
             }
         }
         let reply = inner
-            .eval(&inner.scripts.update, &[&keys.session], args)
+            .eval(
+                "update_session",
+                &inner.scripts.update,
+                &[&keys.session],
+                args,
+            )
             .await?;
         if codec::integer(&reply)? == 1 {
             Ok(())
@@ -376,7 +392,12 @@ impl SessionHost for RedisHost {
         let keys = inner.keys.session(id);
         let args = inner.common_args(id, &keys)?;
         let reply = inner
-            .eval(&inner.scripts.delete, &[&keys.session], args)
+            .eval(
+                "delete_session",
+                &inner.scripts.delete,
+                &[&keys.session],
+                args,
+            )
             .await?;
         Ok(codec::integer(&reply)? == 1)
     }
@@ -397,6 +418,7 @@ impl SessionHost for RedisHost {
         args.push(if event.ends_stream() { "1" } else { "0" }.to_owned());
         let reply = inner
             .eval(
+                "append",
                 &inner.scripts.append,
                 &[&keys.session, &keys.stream(stream)],
                 args,
@@ -421,6 +443,7 @@ impl SessionHost for RedisHost {
         args.push(stream.as_str().to_owned());
         let reply = inner
             .eval(
+                "subscribe",
                 &inner.scripts.open,
                 &[&keys.session, &keys.stream(stream)],
                 args,
@@ -459,21 +482,19 @@ impl SessionHost for RedisHost {
     async fn send_to_node(&self, node: &NodeId, event: NodeEvent) -> Result<(), HostError> {
         let channel = self.inner.keys.node_channel(node);
         let payload = serde_json::to_string(&event).map_err(unavailable)?;
-        let _: i64 = self
-            .inner
-            .commands
-            .publish(channel, payload)
-            .await
-            .map_err(unavailable)?;
+        let _: i64 = observe(
+            "send_to_node",
+            self.inner.commands.publish(channel, payload),
+        )
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn broadcast(&self, event: NodeEvent) -> Result<(), HostError> {
         let payload = serde_json::to_string(&event).map_err(unavailable)?;
-        let _: i64 = self
-            .inner
-            .commands
-            .publish(self.inner.broadcast_channel.as_str(), payload)
+        let channel = self.inner.broadcast_channel.as_str();
+        let _: i64 = observe("broadcast", self.inner.commands.publish(channel, payload))
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -498,17 +519,17 @@ impl SessionHost for RedisHost {
         if *node == self.inner.config.node {
             return Ok(true);
         }
-        let alive: i64 = self
-            .inner
-            .commands
-            .exists(self.inner.keys.alive(node))
+        let key = self.inner.keys.alive(node);
+        let alive: i64 = observe("node_alive", self.inner.commands.exists(key))
             .await
             .map_err(unavailable)?;
         Ok(alive > 0)
     }
 
     async fn ping(&self) -> Result<(), HostError> {
-        let _: Value = self.inner.commands.ping(None).await.map_err(unavailable)?;
+        let _: Value = observe("ping", self.inner.commands.ping(None))
+            .await
+            .map_err(unavailable)?;
         if !self.inner.subscriber.is_connected() {
             return Err(HostError::Unavailable("pub/sub connection down".into()));
         }
@@ -560,9 +581,11 @@ async fn run_heartbeat(client: Client, key: String, interval: Duration, ttl: Dur
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        let renewed: Result<Value, _> = client
-            .set(&key, "1", Some(Expiration::PX(ttl_ms)), None, false)
-            .await;
+        let renewed: Result<Value, _> = observe(
+            "heartbeat",
+            client.set(&key, "1", Some(Expiration::PX(ttl_ms)), None, false),
+        )
+        .await;
         if let Err(error) = renewed {
             tracing::debug!(%error, "heartbeat not renewed");
         }

@@ -111,6 +111,7 @@ mod codec;
 mod config;
 mod host;
 mod keys;
+pub mod metrics;
 mod scripts;
 mod wake;
 

@@ -1,16 +1,19 @@
 //! `shoal serve`: wires the host, the engine, the transport and the admin listener together,
 //! and drains on SIGTERM.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use shoal_auth::Auth;
 use shoal_core::engine::{Engine, EngineConfig};
 use shoal_core::handler::Handlers;
@@ -42,6 +45,10 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         Some(id) => NodeId::new(id),
         None => NodeId::with_random_suffix(&hostname()),
     };
+    let metrics = install_metrics();
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "node" => node.to_string())
+        .set(1.0);
+    metrics::gauge!(DRAINING).set(0.0);
     let host = session_host(&config, node.clone()).await?;
     let engine = Engine::new(host.clone(), handlers, EngineConfig::default());
 
@@ -69,13 +76,18 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     };
     let drain_engine = engine.clone();
     // The well-known documents are public; everything of the MCP endpoint is authenticated.
+    // Outermost, so that refusals by the auth layer are measured too.
     let app = shoal_transport::router(engine, transport, drain.clone())
         .layer(auth.layer())
-        .merge(auth.routes());
+        .merge(auth.routes())
+        .layer(axum::middleware::from_fn(
+            shoal_transport::metrics::track_http,
+        ));
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin_router(AdminState {
         host,
         draining: draining.clone(),
+        metrics,
     });
 
     let listener = TcpListener::bind(config.listen)
@@ -113,6 +125,7 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     // Not ready first, and keep serving for the shutdown delay, so that the load balancer stops
     // sending new requests before this replica stops accepting them.
     draining.store(true, Ordering::SeqCst);
+    metrics::gauge!(DRAINING).set(1.0);
     tracing::info!(delay = ?config.shutdown_delay, "draining: reporting not ready");
     tokio::time::sleep(config.shutdown_delay).await;
     tracing::info!("draining: closing streams, finishing in-flight requests");
@@ -179,13 +192,100 @@ const READYZ_PING_TIMEOUT: Duration = Duration::from_millis(500);
 struct AdminState {
     host: SharedHost,
     draining: Arc<AtomicBool>,
+    /// `None` when the process already had another metrics recorder (an embedder's).
+    metrics: Option<PrometheusHandle>,
 }
 
 fn admin_router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .with_state(state)
+}
+
+/// Gauge: 1, labelled with the `version` and the `node` id of this replica.
+const BUILD_INFO: &str = "shoal_build_info";
+/// Gauge: 1 while this replica drains (not ready, closing streams), else 0.
+const DRAINING: &str = "shoal_draining";
+
+/// Buckets of the latency histograms: an RPC service, from 0.5 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets of the session duration: from a second to a day.
+const SESSION_BUCKETS: [f64; 13] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
+];
+/// How often the recorder drops histogram samples already rendered.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Installs the Prometheus recorder once per process (with an upkeep task on the current
+/// runtime) and describes every metric. `None` when another recorder was installed first.
+fn install_metrics() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = match prometheus_builder().and_then(PrometheusBuilder::install_recorder) {
+                Ok(handle) => handle,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics recorder not installed; /metrics is off");
+                    return None;
+                }
+            };
+            describe_metrics();
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(METRICS_UPKEEP_INTERVAL);
+                loop {
+                    ticks.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Some(handle)
+        })
+        .clone()
+}
+
+fn prometheus_builder() -> Result<PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    let latency = shoal_transport::metrics::HISTOGRAMS
+        .into_iter()
+        .chain(shoal_redis::metrics::HISTOGRAMS)
+        .chain([shoal_core::engine::metrics::OPERATION_DURATION]);
+    let mut builder = PrometheusBuilder::new();
+    for name in latency {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), &LATENCY_BUCKETS)?;
+    }
+    builder.set_buckets_for_metric(
+        Matcher::Full(shoal_core::engine::metrics::SESSION_DURATION.into()),
+        &SESSION_BUCKETS,
+    )
+}
+
+fn describe_metrics() {
+    shoal_transport::metrics::describe();
+    shoal_core::engine::metrics::describe();
+    shoal_redis::metrics::describe();
+    metrics::describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the labels say which version runs as which node"
+    );
+    metrics::describe_gauge!(
+        DRAINING,
+        "1 while this replica drains after SIGTERM (not ready, closing streams), else 0"
+    );
+}
+
+/// Prometheus text exposition of every metric of this replica.
+async fn metrics_text(State(state): State<AdminState>) -> axum::response::Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            handle.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are off\n").into_response(),
+    }
 }
 
 /// The process is alive.

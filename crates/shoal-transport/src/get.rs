@@ -8,6 +8,7 @@ use shoal_core::version;
 
 use crate::AppState;
 use crate::headers::{self, LAST_EVENT_ID};
+use crate::metrics::StreamKind;
 use crate::post::host_rejection;
 use crate::rejection::Rejection;
 use crate::sse::{self, SseOptions};
@@ -33,7 +34,7 @@ pub(crate) async fn handle(
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or(Rejection::BadLastEventId("malformed Last-Event-ID"))?;
-            serve_stream(state, &session, &last).await
+            serve_stream(state, &session, &last, true).await
         }
         None => {
             let subscription = state
@@ -44,18 +45,25 @@ pub(crate) async fn handle(
             Ok(sse::response(
                 session.standalone_stream.clone(),
                 subscription,
-                options(state, &session),
+                options(state, &session, StreamKind::Standalone, false),
             ))
         }
     }
 }
 
-/// Serves the stream `from` names, after that event.
+/// Serves the stream `from` names, after that event; `resumed` when the client asked for it
+/// with `Last-Event-ID`.
 pub(crate) async fn serve_stream(
     state: &AppState,
     session: &SessionRecord,
     from: &EventId,
+    resumed: bool,
 ) -> Result<Response, Rejection> {
+    let kind = if from.stream == session.standalone_stream {
+        StreamKind::Standalone
+    } else {
+        StreamKind::Request
+    };
     let subscription = state
         .engine
         .resume(session, from)
@@ -64,17 +72,24 @@ pub(crate) async fn serve_stream(
     Ok(sse::response(
         from.stream.clone(),
         subscription,
-        options(state, session),
+        options(state, session, kind, resumed),
     ))
 }
 
-fn options(state: &AppState, session: &SessionRecord) -> SseOptions {
+fn options(
+    state: &AppState,
+    session: &SessionRecord,
+    kind: StreamKind,
+    resumed: bool,
+) -> SseOptions {
     SseOptions {
         // Priming events arrived with 2025-11-25; older clients may choke on empty data.
         priming: version::at_least(&session.protocol_version, "2025-11-25"),
         keep_alive: state.config.keep_alive,
         retry: state.config.retry,
         drain: state.drain.clone(),
+        kind,
+        resumed,
     }
 }
 

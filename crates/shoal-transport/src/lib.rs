@@ -12,6 +12,8 @@
 //! - `rejection`: every refusal, with its status code and JSON-RPC error body.
 //! - `post`, `get`, `delete`: the three methods.
 //! - `sse`: framing a stream log as Server-Sent Events, with priming, keep-alive and drain.
+//! - [`metrics`]: the HTTP request middleware ([`metrics::track_http`]), open SSE streams and
+//!   replayed events.
 //!
 //! # Auth seam
 //!
@@ -28,6 +30,7 @@ mod delete;
 mod get;
 mod guard;
 mod headers;
+pub mod metrics;
 mod post;
 mod rejection;
 mod sse;

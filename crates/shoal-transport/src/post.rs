@@ -79,7 +79,9 @@ pub(crate) async fn handle(
         .map_err(host_rejection)?;
     match reply {
         Reply::Json(body) => Ok(json(body)),
-        Reply::Stream(stream) => serve_stream(state, &session, &EventId { stream, seq: 0 }).await,
+        Reply::Stream(stream) => {
+            serve_stream(state, &session, &EventId { stream, seq: 0 }, false).await
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use shoal_core::host::{HostError, StoredEvent, StreamEvent, Subscription};
 use shoal_core::ids::{EventId, StreamId};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{self, OpenStream, StreamKind};
+
 /// Frames `id`, optional `retry`, and `data` (single-line JSON, or empty for priming).
 fn event(id: &EventId, retry: Option<Duration>, data: &str) -> Bytes {
     let mut frame = format!("id: {id}\n");
@@ -38,6 +40,10 @@ pub(crate) struct SseOptions {
     pub(crate) keep_alive: Duration,
     pub(crate) retry: Duration,
     pub(crate) drain: CancellationToken,
+    /// What the stream is, for `shoal_sse_streams_open`.
+    pub(crate) kind: StreamKind,
+    /// The client resumed with `Last-Event-ID`: events count as `shoal_events_replayed_total`.
+    pub(crate) resumed: bool,
 }
 
 struct State {
@@ -46,6 +52,8 @@ struct State {
     options: SseOptions,
     first: Option<Bytes>,
     done: bool,
+    /// Counts the connection as open until the body is dropped.
+    _open: OpenStream,
 }
 
 /// The HTTP response that serves `subscription` of `stream`.
@@ -65,6 +73,7 @@ pub(crate) fn response(
         )
     });
     let state = State {
+        _open: OpenStream::open(options.kind),
         events: subscription.events,
         stream,
         options,
@@ -105,6 +114,9 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
                     None => return None,
                 };
                 let id = EventId { stream: state.stream.clone(), seq: stored.seq };
+                if state.options.resumed && !matches!(stored.event, StreamEvent::Request(_) | StreamEvent::End) {
+                    metrics::event_replayed();
+                }
                 match stored.event {
                     // Bookkeeping for the server, not for the client.
                     StreamEvent::Request(_) => continue,

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use super::Shared;
+use super::metrics::{self as m, Operation};
 use super::pagination::page;
 use crate::handler::{HandlerError, Handlers, RequestContext, ToolError};
 use crate::host::SessionUpdate;
@@ -35,20 +36,46 @@ pub(crate) fn server_capabilities(handlers: &Handlers) -> Value {
     capabilities
 }
 
-/// Runs one request and encodes its response.
+/// Runs one request and encodes its response; records its duration as
+/// `mcp_server_operation_duration_seconds` (a request cancelled before it finishes is not
+/// observed: its future is dropped).
 pub(crate) async fn request(
     shared: &Arc<Shared>,
     ctx: RequestContext,
     request: &Request,
 ) -> String {
-    let outcome = match request.method.as_str() {
+    let started = tokio::time::Instant::now();
+    let method = m::method_label(&request.method);
+    let mut operation = if method == "tools/call" {
+        Operation::tool_call()
+    } else {
+        Operation::default()
+    };
+    let outcome = dispatch(shared, ctx, request, &mut operation).await;
+    if let Err(error) = &outcome {
+        operation.error = Some(m::error_code_label(error.code));
+    }
+    operation.record(method, started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(result) => jsonrpc::encode_result(&request.id, &result),
+        Err(error) => jsonrpc::encode_error(Some(&request.id), &error),
+    }
+}
+
+async fn dispatch(
+    shared: &Arc<Shared>,
+    ctx: RequestContext,
+    request: &Request,
+    operation: &mut Operation,
+) -> Outcome {
+    match request.method.as_str() {
         "ping" => Ok(json!({})),
         "initialize" => Err(jsonrpc::rpc_error(
             INVALID_REQUEST,
             "the session is already initialized",
         )),
         "tools/list" => list_tools(shared, &ctx, request).await,
-        "tools/call" => call_tool(shared, ctx, request).await,
+        "tools/call" => call_tool(shared, ctx, request, operation).await,
         "resources/list" => list_resources(shared, &ctx, request).await,
         "resources/templates/list" => list_templates(shared, &ctx, request).await,
         "resources/read" => read_resource(shared, ctx, request).await,
@@ -62,10 +89,6 @@ pub(crate) async fn request(
             METHOD_NOT_FOUND,
             format!("method not found: {method}"),
         )),
-    };
-    match outcome {
-        Ok(result) => jsonrpc::encode_result(&request.id, &result),
-        Err(error) => jsonrpc::encode_error(Some(&request.id), &error),
     }
 }
 
@@ -125,11 +148,22 @@ struct CallParams {
     arguments: Option<JsonObject>,
 }
 
-async fn call_tool(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
+/// Runs a tool. The tool's name becomes the `gen_ai_tool_name` label only once a provider
+/// has run it (so only registered names are labels); an `isError` result is a `tool_error`.
+async fn call_tool(
+    shared: &Shared,
+    ctx: RequestContext,
+    request: &Request,
+    operation: &mut Operation,
+) -> Outcome {
     let CallParams { name, arguments } = params(request)?;
     let arguments = arguments.unwrap_or_default();
     for provider in &shared.handlers.tools {
-        let result = match provider.call(ctx.clone(), &name, arguments.clone()).await {
+        let outcome = provider.call(ctx.clone(), &name, arguments.clone()).await;
+        if !matches!(outcome, Err(ToolError::NotFound)) {
+            operation.tool = Some(name.clone().into());
+        }
+        let result = match outcome {
             Err(ToolError::NotFound) => continue,
             Ok(result) => result,
             Err(ToolError::InvalidArguments(message)) => {
@@ -138,6 +172,9 @@ async fn call_tool(shared: &Shared, ctx: RequestContext, request: &Request) -> O
             Err(ToolError::Failed(message)) => CallToolResult::error(message),
             Err(ToolError::Internal(detail)) => return Err(internal(detail)),
         };
+        if result.is_error == Some(true) {
+            operation.error = Some(m::SharedString::const_str(m::TOOL_ERROR));
+        }
         return to_value(&result);
     }
     Err(jsonrpc::rpc_error(

@@ -89,10 +89,13 @@ impl Target {
             )
             .await
         {
-            Ok(_) | Err(HostError::StreamEnded) => {
+            Ok(_) => {
+                super::metrics::request_abandoned();
                 tracing::info!(node = %self.writer, "answered for a request whose replica died");
                 true
             }
+            // Another reader answered first.
+            Err(HostError::StreamEnded) => true,
             Err(error) => {
                 tracing::debug!(%error, "could not answer for a dead replica");
                 false

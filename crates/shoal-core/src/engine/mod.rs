@@ -10,6 +10,7 @@
 
 mod dispatch;
 mod liveness;
+pub mod metrics;
 mod node;
 mod pagination;
 mod pending;
@@ -163,6 +164,27 @@ impl Engine {
     /// Handles `initialize`: negotiates the revision and creates the session.
     /// On failure, returns the JSON-RPC error to answer with.
     pub async fn initialize(
+        &self,
+        principal: Option<&Principal>,
+        request: &Request,
+    ) -> Result<(SessionRecord, String), InitializeError> {
+        let started = tokio::time::Instant::now();
+        let result = self.initialize_session(principal, request).await;
+        let mut operation = metrics::Operation::default();
+        match &result {
+            Ok(_) => metrics::session_initialized(),
+            Err(InitializeError::Invalid(error)) => {
+                operation.error = Some(metrics::error_code_label(error.code));
+            }
+            Err(InitializeError::Host(_)) => {
+                operation.error = Some(metrics::error_code_label(jsonrpc::INTERNAL_ERROR));
+            }
+        }
+        operation.record("initialize", started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn initialize_session(
         &self,
         principal: Option<&Principal>,
         request: &Request,
@@ -435,9 +457,15 @@ impl Engine {
         }
     }
 
-    /// Ends a session everywhere.
+    /// Ends a session everywhere. A session this call deleted is counted and its lifetime
+    /// observed (whole seconds: records keep their creation time in seconds).
     pub async fn delete_session(&self, session: &SessionRecord) -> Result<bool, HostError> {
-        self.shared.host.delete_session(&session.id).await
+        let deleted = self.shared.host.delete_session(&session.id).await?;
+        if deleted {
+            let lifetime = crate::session::unix_now().saturating_sub(session.created_at);
+            metrics::session_deleted(lifetime);
+        }
+        Ok(deleted)
     }
 }
 

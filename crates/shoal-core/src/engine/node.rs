@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::metrics;
 use super::pending::node_of;
 use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
 use crate::ids::{SessionId, StreamId};
@@ -217,20 +218,26 @@ async fn handle_event(shared: &Arc<Shared>, event: NodeEvent) {
             id,
             outcome,
         } => {
+            metrics::inbox_delivery("client_response");
             shared.pending.complete(&session, &id, outcome);
         }
         NodeEvent::Cancel {
             session,
             request_id,
         } => {
+            metrics::inbox_delivery("cancel");
             shared.running.cancel(&session, &request_id);
         }
         NodeEvent::Broadcast(Broadcast::SessionClosed(session)) => {
+            metrics::inbox_delivery("broadcast");
             // Nobody can read what the session's handlers would still produce.
             shared.running.cancel_session(&session);
             shared.local_streams.close_session(&session);
         }
-        NodeEvent::Broadcast(broadcast) => deliver_broadcast(shared, broadcast).await,
+        NodeEvent::Broadcast(broadcast) => {
+            metrics::inbox_delivery("broadcast");
+            deliver_broadcast(shared, broadcast).await;
+        }
     }
 }
 

@@ -1,0 +1,173 @@
+//! The engine's metrics, recorded through the `metrics` facade (the binary installs the
+//! exporter; without one, recording is a no-op).
+//!
+//! Label values come from bounded sets: method names from the spec's list (anything else is
+//! `_unknown`), tool names only of tools a provider actually ran (an unknown name is
+//! `_unknown`), error types from JSON-RPC codes.
+
+use metrics::Label;
+pub(crate) use metrics::SharedString;
+
+use crate::jsonrpc;
+
+/// Histogram: how long the engine took to answer one request, by `mcp_method_name`,
+/// `gen_ai_tool_name` (tools/call only) and `error_type` (absent on success).
+pub const OPERATION_DURATION: &str = "mcp_server_operation_duration_seconds";
+/// Histogram: the lifetime of a session deleted by its client on this replica.
+pub const SESSION_DURATION: &str = "mcp_server_session_duration_seconds";
+/// Counter: sessions initialized on this replica.
+pub const SESSIONS_INITIALIZED: &str = "shoal_sessions_initialized_total";
+/// Counter: sessions deleted (DELETE) on this replica.
+pub const SESSIONS_DELETED: &str = "shoal_sessions_deleted_total";
+/// Counter: node events (inbox and broadcast) handled, by `kind`.
+pub const INBOX_DELIVERIES: &str = "shoal_inbox_deliveries_total";
+/// Counter: requests of a dead replica that a reader on this one answered with an error.
+pub const REQUESTS_ABANDONED: &str = "shoal_requests_abandoned_total";
+
+/// Registers the help text of every metric of the engine with the installed recorder, and
+/// creates its counters at zero (so that they are exported before their first event).
+pub fn describe() {
+    for counter in [SESSIONS_INITIALIZED, SESSIONS_DELETED, REQUESTS_ABANDONED] {
+        metrics::counter!(counter).absolute(0);
+    }
+    for kind in INBOX_KINDS {
+        metrics::counter!(INBOX_DELIVERIES, "kind" => kind).absolute(0);
+    }
+    metrics::describe_histogram!(
+        OPERATION_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of MCP requests handled by this replica, from dispatch to the response"
+    );
+    metrics::describe_histogram!(
+        SESSION_DURATION,
+        metrics::Unit::Seconds,
+        "Lifetime of MCP sessions ended by DELETE on this replica (expiries are not observed)"
+    );
+    metrics::describe_counter!(
+        SESSIONS_INITIALIZED,
+        "MCP sessions initialized on this replica"
+    );
+    metrics::describe_counter!(
+        SESSIONS_DELETED,
+        "MCP sessions deleted by their client (DELETE) on this replica"
+    );
+    metrics::describe_counter!(
+        INBOX_DELIVERIES,
+        "Node events (client responses, cancellations, broadcasts) handled by this replica"
+    );
+    metrics::describe_counter!(
+        REQUESTS_ABANDONED,
+        "Requests of a dead replica answered with an error by a reader on this replica"
+    );
+}
+
+/// The `mcp_method_name` label: the method if the spec knows it, else `_unknown`.
+pub(crate) fn method_label(method: &str) -> &'static str {
+    match method {
+        "initialize" => "initialize",
+        "ping" => "ping",
+        "tools/list" => "tools/list",
+        "tools/call" => "tools/call",
+        "resources/list" => "resources/list",
+        "resources/templates/list" => "resources/templates/list",
+        "resources/read" => "resources/read",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        "prompts/list" => "prompts/list",
+        "prompts/get" => "prompts/get",
+        "completion/complete" => "completion/complete",
+        "logging/setLevel" => "logging/setLevel",
+        _ => UNKNOWN,
+    }
+}
+
+/// The `error_type` of a tools/call whose result has `isError`.
+pub(crate) const TOOL_ERROR: &str = "tool_error";
+
+/// The label value of anything outside its bounded set.
+pub(crate) const UNKNOWN: &str = "_unknown";
+
+/// The `error_type` of a JSON-RPC error: its code, as a string.
+pub(crate) fn error_code_label(code: i32) -> SharedString {
+    match code {
+        jsonrpc::PARSE_ERROR => SharedString::const_str("-32700"),
+        jsonrpc::INVALID_REQUEST => SharedString::const_str("-32600"),
+        jsonrpc::METHOD_NOT_FOUND => SharedString::const_str("-32601"),
+        jsonrpc::INVALID_PARAMS => SharedString::const_str("-32602"),
+        jsonrpc::INTERNAL_ERROR => SharedString::const_str("-32603"),
+        jsonrpc::RESOURCE_NOT_FOUND => SharedString::const_str("-32002"),
+        other => SharedString::from(other.to_string()),
+    }
+}
+
+/// The labels of one observed operation.
+#[derive(Debug, Default)]
+pub(crate) struct Operation {
+    /// `gen_ai_tool_name`: set for tools/call only.
+    pub(crate) tool: Option<SharedString>,
+    /// `error_type`: set on failure.
+    pub(crate) error: Option<SharedString>,
+}
+
+impl Operation {
+    /// A tools/call: the tool is `_unknown` until a provider runs it.
+    pub(crate) fn tool_call() -> Self {
+        Operation {
+            tool: Some(SharedString::const_str(UNKNOWN)),
+            error: None,
+        }
+    }
+
+    /// Records the operation's duration.
+    pub(crate) fn record(self, method: &'static str, seconds: f64) {
+        let mut labels = Vec::with_capacity(3);
+        labels.push(Label::from_static_parts("mcp_method_name", method));
+        if let Some(tool) = self.tool {
+            labels.push(Label::new("gen_ai_tool_name", tool));
+        }
+        if let Some(error) = self.error {
+            labels.push(Label::new("error_type", error));
+        }
+        metrics::histogram!(OPERATION_DURATION, labels).record(seconds);
+    }
+}
+
+/// Counts a session initialized here.
+pub(crate) fn session_initialized() {
+    metrics::counter!(SESSIONS_INITIALIZED).increment(1);
+}
+
+/// Counts a session deleted here and observes its lifetime (in seconds).
+pub(crate) fn session_deleted(lifetime_seconds: u64) {
+    metrics::counter!(SESSIONS_DELETED).increment(1);
+    metrics::histogram!(SESSION_DURATION).record(lifetime_seconds as f64);
+}
+
+/// Counts a request of a dead replica answered here.
+pub(crate) fn request_abandoned() {
+    metrics::counter!(REQUESTS_ABANDONED).increment(1);
+}
+
+/// The values of `kind` of `shoal_inbox_deliveries_total`.
+const INBOX_KINDS: [&str; 3] = ["client_response", "cancel", "broadcast"];
+
+/// Counts one node event handled, by kind (`client_response`, `cancel`, `broadcast`).
+pub(crate) fn inbox_delivery(kind: &'static str) {
+    metrics::counter!(INBOX_DELIVERIES, "kind" => kind).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(method_label("tools/call"), "tools/call");
+        assert_eq!(method_label("made/up"), UNKNOWN);
+        assert_eq!(error_code_label(jsonrpc::INVALID_PARAMS).as_ref(), "-32602");
+        assert_eq!(error_code_label(-32002).as_ref(), "-32002");
+        assert_eq!(error_code_label(-1).as_ref(), "-1");
+        let call = Operation::tool_call();
+        assert_eq!(call.tool.as_deref(), Some(UNKNOWN));
+    }
+}

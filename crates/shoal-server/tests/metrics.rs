@@ -1,0 +1,488 @@
+//! `/metrics` on the admin listener, as Prometheus scrapes it: the real binary over a real
+//! Redis, driven through initialize, tool calls (known, unknown, streamed), a standalone GET
+//! stream, a resumption and a DELETE; every metric family is there with bounded labels.
+
+// Test helpers fail the test by panicking.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use shoal_testkit::redis::RedisServer;
+
+const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `shoal serve` process, killed on drop.
+struct Server {
+    child: Child,
+    mcp: String,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(redis: &RedisServer) -> Server {
+    let (port, admin_port) = (free_port(), free_port());
+    let child = Command::new(SHOAL)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+            "--session-host",
+            &redis.url(),
+            "--node-id",
+            "metrics-node",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        mcp: format!("http://127.0.0.1:{port}/mcp"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(format!("{}/readyz", server.admin)).await
+            && response.status() == 200
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("shoal did not become ready");
+}
+
+fn post(
+    client: &reqwest::Client,
+    url: &str,
+    session: &str,
+    body: Value,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(&body)
+}
+
+fn call(id: u64, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": name, "arguments": arguments}})
+}
+
+/// One sample line: the metric name, its labels, its value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+fn parse(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split("\",")
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (key, value) = pair.split_once("=\"").unwrap();
+                    (key.to_owned(), value.trim_end_matches('"').to_owned())
+                })
+                .collect();
+            Sample {
+                name: name.to_owned(),
+                labels,
+                value: value.parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The sum of the samples of `name` whose labels include `labels` (and lack those given as
+/// empty).
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            labels.iter().all(|(k, v)| match s.labels.get(*k) {
+                Some(found) => found == v,
+                None => v.is_empty(),
+            })
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+fn families(samples: &[Sample]) -> std::collections::BTreeSet<&str> {
+    samples.iter().map(|s| s.name.as_str()).collect()
+}
+
+async fn scrape(server: &Server) -> (String, Vec<Sample>) {
+    let response = reqwest::get(format!("{}/metrics", server.admin))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = response.text().await.unwrap();
+    let samples = parse(&text);
+    (text, samples)
+}
+
+#[tokio::test]
+async fn metrics_cover_every_family_with_bounded_labels() {
+    let redis = RedisServer::start().await;
+    let server = start(&redis).await;
+    let client = reqwest::Client::new();
+
+    // initialize
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+    let response = client
+        .post(&server.mcp)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    // A known tool, and a name no provider knows.
+    let echo = post(
+        &client,
+        &server.mcp,
+        &session,
+        call(1, "echo", json!({"text": "hi"})),
+    );
+    let echo: Value = echo.send().await.unwrap().json().await.unwrap();
+    assert_eq!(echo["result"]["content"][0]["text"], "hi", "{echo}");
+    let unknown = call(2, "no-such-tool-4711", json!({}));
+    let unknown: Value = post(&client, &server.mcp, &session, unknown)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+
+    // A streamed reply: count with a progress token.
+    let mut count = call(3, "count", json!({"to": 2, "interval_ms": 20}));
+    count["params"]["_meta"] = json!({"progressToken": "p1"});
+    let streamed = post(&client, &server.mcp, &session, count)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        streamed.headers()["content-type"],
+        "text/event-stream",
+        "count with progress is streamed"
+    );
+    let body = streamed.text().await.unwrap();
+    assert!(body.contains("notifications/progress"), "{body}");
+    // The id of the first event after priming, to resume from.
+    let first_id = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    // A standalone GET stream, open while we scrape.
+    let mut standalone = client
+        .get(&server.mcp)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(standalone.status(), 200);
+    standalone.chunk().await.unwrap().unwrap();
+
+    // A resumption of the count reply after its first event: the rest is replayed.
+    let resumed = client
+        .get(&server.mcp)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", &first_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
+    let replay = resumed.text().await.unwrap();
+    assert!(replay.contains("\"result\""), "{replay}");
+
+    // A path that is no route: no raw path may become a label.
+    let stray = client
+        .get(format!("{}/stray-path-0815", server.mcp))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stray.status(), 404);
+
+    let (_, open) = scrape(&server).await;
+    assert_eq!(
+        value(&open, "shoal_sse_streams_open", &[("kind", "standalone")]),
+        1.0
+    );
+    drop(standalone);
+
+    let delete = client
+        .delete(&server.mcp)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+
+    // The SessionClosed broadcast comes back through Redis pub/sub: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (text, samples) = loop {
+        let (text, samples) = scrape(&server).await;
+        let delivered = value(
+            &samples,
+            "shoal_inbox_deliveries_total",
+            &[("kind", "broadcast")],
+        );
+        if delivered >= 1.0 || Instant::now() > deadline {
+            break (text, samples);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    // Every family is exported.
+    let names = families(&samples);
+    for family in [
+        "http_server_request_duration_seconds_bucket",
+        "http_server_request_duration_seconds_count",
+        "mcp_server_operation_duration_seconds_bucket",
+        "mcp_server_session_duration_seconds_count",
+        "shoal_sessions_initialized_total",
+        "shoal_sessions_deleted_total",
+        "shoal_sse_streams_open",
+        "shoal_events_replayed_total",
+        "shoal_inbox_deliveries_total",
+        "shoal_requests_abandoned_total",
+        "shoal_redis_command_duration_seconds_bucket",
+        "shoal_redis_command_errors_total",
+        "shoal_draining",
+        "shoal_build_info",
+    ] {
+        assert!(names.contains(family), "{family} missing:\n{text}");
+    }
+
+    // HTTP: route templates, methods and status codes.
+    let http = "http_server_request_duration_seconds_count";
+    let mcp = ("http_route", "/mcp");
+    assert_eq!(
+        value(
+            &samples,
+            http,
+            &[
+                ("http_request_method", "POST"),
+                mcp,
+                ("http_response_status_code", "200")
+            ]
+        ),
+        4.0,
+        "initialize, echo, unknown tool, count:\n{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            http,
+            &[
+                ("http_request_method", "GET"),
+                mcp,
+                ("http_response_status_code", "200")
+            ]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            http,
+            &[
+                ("http_request_method", "DELETE"),
+                mcp,
+                ("http_response_status_code", "204")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            http,
+            &[("http_route", ""), ("http_response_status_code", "404")]
+        ),
+        1.0,
+        "the stray request has no route label"
+    );
+    for sample in samples.iter().filter(|s| s.name.starts_with("http_server")) {
+        let route = sample.labels.get("http_route").map(String::as_str);
+        assert!(matches!(route, None | Some("/mcp")), "{sample:?}");
+    }
+
+    // MCP operations: the tool label is bounded, errors are typed.
+    let op = "mcp_server_operation_duration_seconds_count";
+    let call = ("mcp_method_name", "tools/call");
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[call, ("gen_ai_tool_name", "echo"), ("error_type", "")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[
+                call,
+                ("gen_ai_tool_name", "_unknown"),
+                ("error_type", "-32602")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[call, ("gen_ai_tool_name", "count"), ("error_type", "")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[("mcp_method_name", "initialize"), ("gen_ai_tool_name", "")]
+        ),
+        1.0
+    );
+    assert!(
+        !text.contains("no-such-tool-4711"),
+        "an unknown tool name became a label"
+    );
+
+    // Sessions.
+    assert_eq!(
+        value(&samples, "shoal_sessions_initialized_total", &[]),
+        1.0
+    );
+    assert_eq!(value(&samples, "shoal_sessions_deleted_total", &[]), 1.0);
+    assert_eq!(
+        value(&samples, "mcp_server_session_duration_seconds_count", &[]),
+        1.0
+    );
+
+    // Streams and replay: the resumption replayed the count's remaining events.
+    assert!(
+        value(&samples, "shoal_events_replayed_total", &[]) >= 2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "shoal_inbox_deliveries_total",
+            &[("kind", "broadcast")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(value(&samples, "shoal_requests_abandoned_total", &[]), 0.0);
+
+    // Redis: per operation, bounded names.
+    let redis_count = "shoal_redis_command_duration_seconds_count";
+    for command in [
+        "create_session",
+        "session",
+        "append",
+        "subscribe",
+        "delete_session",
+        "ping",
+    ] {
+        assert!(
+            value(&samples, redis_count, &[("command", command)]) >= 1.0,
+            "no Redis {command}:\n{text}"
+        );
+    }
+    assert_eq!(
+        value(&samples, "shoal_redis_command_errors_total", &[]),
+        0.0
+    );
+
+    // Drain state and build info.
+    assert_eq!(value(&samples, "shoal_draining", &[]), 0.0);
+    assert_eq!(
+        value(
+            &samples,
+            "shoal_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("node", "metrics-node")
+            ]
+        ),
+        1.0
+    );
+
+    // Buckets for an RPC service.
+    assert!(
+        text.contains("le=\"0.0005\"") && text.contains("le=\"10\""),
+        "{text}"
+    );
+
+    // No session id, and no stream id, anywhere.
+    assert!(
+        !text.contains(&session),
+        "a session id leaked into the metrics"
+    );
+    let stream_id = first_id.split('.').next().unwrap();
+    assert!(
+        !text.contains(stream_id),
+        "a stream id leaked into the metrics"
+    );
+}
