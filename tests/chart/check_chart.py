@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import base64
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -265,8 +266,23 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
                 for item in group["rules"]:
                     assert item.get("alert") and item.get("expr"), item
                     assert item.get("annotations", {}).get("runbook"), f"{item['alert']} has no runbook"
+            names = [item["alert"] for group in rule["spec"]["groups"] for item in group["rules"]]
+            with open(os.path.join(REPO, "deploy", "prometheus", "shoal-alerts.yaml"), encoding="utf-8") as file:
+                shipped = [item["alert"] for group in yaml.safe_load(file)["groups"] for item in group["rules"]]
+            assert names[: len(shipped)] == shipped, f"the PrometheusRule's alerts {names} are not {shipped}"
+            for item in rule["spec"]["groups"][0]["rules"][: len(shipped)]:
+                expr = item["expr"]
+                assert expr.count('job="') == expr.count(', namespace="'), f"{item['alert']}: job without namespace: {expr}"
         else:
             assert not any(doc["kind"] == "PrometheusRule" for doc in docs)
+        dashboards = [doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-dashboard")]
+        if metrics_values.get("dashboard", {}).get("enabled"):
+            assert len(dashboards) == 1, "metrics.dashboard.enabled makes one dashboard ConfigMap"
+            assert dashboards[0]["metadata"]["labels"].get("grafana_dashboard") == "1", dashboards[0]["metadata"]["labels"]
+            dashboard = json.loads(dashboards[0]["data"]["shoal-dashboard.json"])
+            assert dashboard["schemaVersion"] >= 39 and dashboard["panels"], "not a Grafana dashboard"
+        else:
+            assert not dashboards, "a dashboard ConfigMap although metrics.dashboard.enabled is off"
         want_policy = values.get("networkPolicy", {}).get("enabled", False)
         assert any(doc["kind"] == "NetworkPolicy" for doc in docs) == want_policy, "networkPolicy.enabled"
         if values.get("redis", {}).get("enabled"):
@@ -451,6 +467,24 @@ def check_kustomize(checks: Checks, repo: str) -> None:
         checks.check(f"kubectl kustomize {label}: kubernetes-validate + assertions", build)
 
 
+# The workspace root (set by main).
+REPO = "."
+
+# Files the chart ships that must equal their deploy/ originals (a chart cannot read outside
+# its directory, so it holds copies).
+COPIES = {
+    "deploy/prometheus/shoal-alerts.yaml": "helm/shoal/files/shoal-alerts.yaml",
+    "deploy/grafana/shoal-dashboard.json": "helm/shoal/files/shoal-dashboard.json",
+}
+
+
+def check_copies(repo: str) -> None:
+    for original, copy in COPIES.items():
+        with open(os.path.join(repo, original), "rb") as a, open(os.path.join(repo, copy), "rb") as b:
+            assert a.read() == b.read(), f"{copy} differs from {original}: cp {original} {copy}"
+        print(f"     {copy} == {original}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -458,6 +492,9 @@ def main() -> int:
     print(f"helm-python-sdk {helm.__version__} (Helm SDK {helm.helm_sdk_version()}), "
           f"kubernetes-validate schemas for {', '.join(KUBE_VERSIONS)}")
     checks = Checks()
+    global REPO
+    REPO = args.repo
+    checks.check("observability copies", lambda: check_copies(args.repo))
     checks.check("chart", lambda: check_chart(checks, args.repo))
     checks.check("kustomize", lambda: check_kustomize(checks, args.repo))
     print(f"chart: {checks.passed} passed, {checks.failed} failed")

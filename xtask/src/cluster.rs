@@ -196,7 +196,7 @@ pub(crate) fn build_proxy(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
 }
 
 /// `$SHOAL_REDIS_SERVER`, else `redis-server` from `PATH` (the tools step installs it).
-fn redis_server() -> Result<PathBuf> {
+pub(crate) fn redis_server() -> Result<PathBuf> {
     if let Some(binary) = std::env::var_os(ENV_REDIS_SERVER).filter(|b| !b.is_empty()) {
         return Ok(binary.into());
     }
@@ -430,7 +430,7 @@ pub(crate) fn wait_until(process: &mut Process, mut ready: impl FnMut() -> bool)
 }
 
 /// Whether Redis on `addr` answers `PING` with `+PONG`.
-fn redis_pings(addr: SocketAddr) -> bool {
+pub(crate) fn redis_pings(addr: SocketAddr) -> bool {
     let attempt = || -> io::Result<bool> {
         let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
         stream.set_read_timeout(Some(PROBE_TIMEOUT))?;

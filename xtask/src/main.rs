@@ -7,7 +7,7 @@
 //!   `cargo clippy`, `cargo test`, the MCP conformance suite, the same suite against three
 //!   replicas behind a round-robin proxy (on one Redis, then on a three-master Redis Cluster),
 //!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
-//!   checks.
+//!   checks, the observability check (dashboard and alerts against a real Prometheus).
 //! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
 //!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
 //!   Redis behind `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead;
@@ -15,6 +15,8 @@
 //!   `oidc-provider` fixture).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
 //! - `chart`: only the offline checks of the Helm chart and `deploy/` (the `chart` step of `ci`).
+//! - `observability`: only the alert rules' promtool checks and the dashboard and alert queries
+//!   against Prometheus scraping three replicas under load (the `observability` step of `ci`).
 //!
 //! # Layout
 //!
@@ -28,6 +30,8 @@
 //!   conformance suite.
 //! - `auth`: the `oidc-provider` fixture, `shoal --auth jwt` and `rr-proxy` adding the access
 //!   token, for the conformance suite.
+//! - `observability`: Prometheus scraping the cluster, checking `deploy/grafana` and
+//!   `deploy/prometheus`.
 
 mod auth;
 mod chart;
@@ -35,6 +39,7 @@ mod clients;
 mod cluster;
 mod cmd;
 mod conformance;
+mod observability;
 mod server;
 mod steps;
 mod tools;
@@ -60,8 +65,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Run every CI step in order (tools, fmt, clippy, chart, test, conformance,
-    /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients); stop at the
-    /// first failure.
+    /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients,
+    /// observability); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -83,6 +88,9 @@ enum Task {
     Clients,
     /// Lint and render the Helm chart offline and check its manifests (see `xtask/src/chart.rs`).
     Chart,
+    /// Check the alert rules with promtool and query every dashboard and alert expression on a
+    /// Prometheus scraping three replicas under load (see `xtask/src/observability.rs`).
+    Observability,
 }
 
 fn main() -> ExitCode {
@@ -108,6 +116,7 @@ fn main() -> ExitCode {
                 "conformance-redis-cluster",
                 "conformance-auth",
                 "clients",
+                "observability",
             ],
             |steps| ci(&repo, steps),
         ),
@@ -151,6 +160,12 @@ fn main() -> ExitCode {
             let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_PYTHON))?;
             steps.run("chart", || chart::run(&repo, &tools))
         }),
+        Task::Observability => {
+            Steps::execute("observability", &["tools", "observability"], |steps| {
+                let tools = steps.run("tools", || Tools::ensure(&repo, Needs::OBSERVABILITY))?;
+                steps.run("observability", || observability::run(&repo, &tools))
+            })
+        }
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
         }),
@@ -186,6 +201,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     })?;
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
+    steps.run("observability", || observability::run(repo, &tools))?;
     Ok(())
 }
 

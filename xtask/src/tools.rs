@@ -3,6 +3,7 @@
 //! - `redis-server` and `redis-cli` (for the Redis Cluster run): from Debian's packages
 //!   (`apt-get`: `redis-server`, `redis-tools`) when they are not on `PATH`; `openssl` too (the
 //!   `rediss://` test makes its certificates with it).
+//! - `prometheus` and `promtool`: Debian's `prometheus` package when either is missing.
 //! - Node ≥ 22: the system `node` when it is new enough, otherwise the `node-linux-*` npm
 //!   package installed once into `target/tools/node` with the system `npm`. That package ships
 //!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
@@ -53,6 +54,8 @@ pub(crate) struct Needs {
     python: bool,
     /// The npm packages of [`TEST_PACKAGES`] (for `cargo test`).
     test_packages: bool,
+    /// `prometheus` and `promtool` (for the observability step).
+    prometheus: bool,
 }
 
 impl Needs {
@@ -60,16 +63,25 @@ impl Needs {
         redis: true,
         python: true,
         test_packages: true,
+        prometheus: true,
     };
     pub(crate) const NODE: Self = Self {
         redis: false,
         python: false,
         test_packages: false,
+        prometheus: false,
+    };
+    pub(crate) const OBSERVABILITY: Self = Self {
+        redis: true,
+        python: false,
+        test_packages: false,
+        prometheus: true,
     };
     pub(crate) const NODE_AND_PYTHON: Self = Self {
         redis: false,
         python: true,
         test_packages: false,
+        prometheus: false,
     };
 }
 
@@ -90,6 +102,9 @@ impl Tools {
         let mut apt = Apt::default();
         if needs.redis {
             ensure_redis(&mut apt)?;
+        }
+        if needs.prometheus {
+            ensure_prometheus(&mut apt)?;
         }
         let node = ensure_node(repo, &mut apt)?;
         let node_dir = match cmd::which("node") {
@@ -183,6 +198,19 @@ fn ensure_redis(apt: &mut Apt) -> Result<()> {
     let cli =
         cmd::probe(Command::new("redis-cli").arg("--version")).context("redis-cli does not run")?;
     println!("redis-cli: {cli}");
+    Ok(())
+}
+
+/// Debian's `prometheus` package (it brings `promtool`). Installing it may start a system
+/// service; the observability step never uses it: it runs its own `prometheus` on a free port.
+fn ensure_prometheus(apt: &mut Apt) -> Result<()> {
+    if cmd::which("promtool").is_none() || cmd::which("prometheus").is_none() {
+        println!("promtool or prometheus is not on PATH; installing Debian's prometheus");
+        apt.install(&["prometheus"])?;
+    }
+    let version = cmd::probe(Command::new("prometheus").arg("--version"))
+        .context("prometheus does not run")?;
+    println!("prometheus: {}", version.lines().next().unwrap_or(""));
     Ok(())
 }
 

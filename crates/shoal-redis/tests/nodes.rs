@@ -132,6 +132,7 @@ async fn the_inbox_reaches_its_node_only_and_broadcasts_reach_all() {
         session: SessionId::random(),
         id: RequestId::String("node-b.7".into()),
         outcome: Err(serde_json::json!({"code": -1, "message": "declined"})),
+        trace_context: None,
     };
     a.send_to_node(b.node_id(), response.clone()).await.unwrap();
     let broadcast = NodeEvent::Broadcast(Broadcast::ResourceUpdated {

@@ -223,6 +223,11 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]. The filter comes from SHOAL_LOG or RUST_LOG.
     #[arg(long, env = "SHOAL_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// OTLP/HTTP endpoint to export traces to, e.g. `http://collector:4318` (spans go to
+    /// `<URL>/v1/traces`) [default: OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export].
+    #[arg(long, env = "SHOAL_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Authentication mode.
@@ -323,6 +328,9 @@ pub struct Config {
     pub node_id: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// OTLP/HTTP endpoint for traces (flag, SHOAL_OTLP_ENDPOINT, file, then
+    /// OTEL_EXPORTER_OTLP_ENDPOINT); none: no export.
+    pub otlp_endpoint: Option<String>,
     /// Authentication.
     pub auth: AuthConfig,
     /// Listening on a non-loopback address without authentication (allowed explicitly).
@@ -443,6 +451,11 @@ impl ServeArgs {
                 .unwrap_or(Duration::ZERO),
             node_id: self.node_id.or(file.node_id),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            otlp_endpoint: self
+                .otlp_endpoint
+                .or(file.otlp_endpoint)
+                .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                .filter(|url| !url.trim().is_empty()),
             auth,
             unauthenticated_exposed,
             warnings,

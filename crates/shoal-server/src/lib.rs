@@ -5,4 +5,5 @@
 
 pub mod config;
 pub mod serve;
+pub mod telemetry;
 pub mod tools;

@@ -1,8 +1,8 @@
 //! The `shoal` binary. Run `shoal serve --help` for every setting.
 
 use clap::{Parser, Subcommand};
-use shoal_server::config::{LogFormat, ServeArgs};
-use tracing_subscriber::EnvFilter;
+use shoal_server::config::ServeArgs;
+use shoal_server::telemetry;
 
 /// Shoal: a horizontally scalable MCP server.
 #[derive(Debug, Parser)]
@@ -22,23 +22,20 @@ fn main() -> anyhow::Result<()> {
     let Cli {
         command: Command::Serve(args),
     } = Cli::parse();
-    let config = args.resolve()?;
-    init_logging(config.log_format);
-    tokio::runtime::Builder::new_multi_thread()
+    let mut config = args.resolve()?;
+    // Resolved once, so that the exported resource and the server agree on it.
+    let node = shoal_server::serve::node_id(&config);
+    config.node_id = Some(node.to_string());
+    let telemetry = telemetry::init(
+        config.log_format,
+        config.otlp_endpoint.as_deref(),
+        node.as_str(),
+    )?;
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(shoal_server::serve::run(config))
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("SHOAL_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+        .block_on(shoal_server::serve::run(config));
+    // Outside the runtime: the exporter's client is a blocking one.
+    telemetry.shutdown();
+    result
 }

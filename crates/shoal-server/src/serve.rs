@@ -41,10 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// Runs the server with your own handlers (`config.tools` is ignored) until SIGTERM or Ctrl-C,
 /// then drains. This is how a crate that writes its own tools embeds Shoal.
 pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> {
-    let node = match &config.node_id {
-        Some(id) => NodeId::new(id),
-        None => NodeId::with_random_suffix(&hostname()),
-    };
+    let node = node_id(&config);
     let metrics = install_metrics();
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "node" => node.to_string())
         .set(1.0);
@@ -82,6 +79,9 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         .merge(auth.routes())
         .layer(axum::middleware::from_fn(
             shoal_transport::metrics::track_http,
+        ))
+        .layer(axum::middleware::from_fn(
+            shoal_transport::trace::trace_http,
         ));
     let draining = Arc::new(AtomicBool::new(false));
     let admin = admin_router(AdminState {
@@ -337,6 +337,15 @@ fn auth_mode(auth: &shoal_auth::AuthConfig) -> &'static str {
         shoal_auth::AuthConfig::None => "none",
         shoal_auth::AuthConfig::Static(_) => "static",
         shoal_auth::AuthConfig::Jwt(_) => "jwt",
+    }
+}
+
+/// This replica's node id: the configured one, or the host name plus a random suffix (the
+/// binary resolves it once, before telemetry starts, and stores it in the configuration).
+pub fn node_id(config: &Config) -> NodeId {
+    match &config.node_id {
+        Some(id) => NodeId::new(id),
+        None => NodeId::with_random_suffix(&hostname()),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`proxy::RoundRobinProxy`]: a reverse proxy that sends every request to the next ready
 //!   backend, logging where each landed (also the `rr-proxy` binary, for `cargo xtask`).
 //! - [`redis_cluster::RedisCluster`]: a throwaway three-master Redis Cluster.
+//! - [`otlp::OtlpReceiver`]: an OTLP/HTTP trace receiver that records the spans it gets.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
 //!
@@ -41,6 +42,7 @@
 pub mod client;
 pub mod cluster;
 pub mod oidc;
+pub mod otlp;
 pub mod proxy;
 pub mod redis;
 pub mod redis_cluster;

@@ -14,6 +14,8 @@
 //! - `sse`: framing a stream log as Server-Sent Events, with priming, keep-alive and drain.
 //! - [`metrics`]: the HTTP request middleware ([`metrics::track_http`]), open SSE streams and
 //!   replayed events.
+//! - [`trace`]: the HTTP request span ([`trace::trace_http`]), parented on the request's W3C
+//!   `traceparent`.
 //!
 //! # Auth seam
 //!
@@ -34,6 +36,7 @@ pub mod metrics;
 mod post;
 mod rejection;
 mod sse;
+pub mod trace;
 
 use std::sync::Arc;
 

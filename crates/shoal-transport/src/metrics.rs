@@ -70,7 +70,7 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 }
 
 /// `http_request_method`: the standard methods, anything else `_OTHER` (as OpenTelemetry says).
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

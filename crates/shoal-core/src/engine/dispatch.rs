@@ -7,9 +7,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use tracing::Instrument;
+
 use super::Shared;
 use super::metrics::{self as m, Operation};
 use super::pagination::page;
+use super::trace;
 use crate::handler::{HandlerError, Handlers, RequestContext, ToolError};
 use crate::host::SessionUpdate;
 use crate::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Request, RpcError};
@@ -51,9 +54,31 @@ pub(crate) async fn request(
     } else {
         Operation::default()
     };
-    let outcome = dispatch(shared, ctx, request, &mut operation).await;
+    let span = trace::operation_span(
+        &request.method,
+        Some(ctx.session_id()),
+        shared.host.node_id().as_str(),
+    );
+    // Spans may name the tool the client asked for (metrics only name registered ones).
+    if method == "tools/call"
+        && let Some(tool) = request
+            .params
+            .as_ref()
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+    {
+        span.record("gen_ai.tool.name", tool);
+        span.record("otel.name", format!("tools/call {tool}").as_str());
+    }
+    let outcome = dispatch(shared, ctx, request, &mut operation)
+        .instrument(span.clone())
+        .await;
     if let Err(error) = &outcome {
         operation.error = Some(m::error_code_label(error.code));
+    }
+    if let Some(error) = &operation.error {
+        span.record("error.type", &**error);
+        span.record("otel.status_code", "error");
     }
     operation.record(method, started.elapsed().as_secs_f64());
     match outcome {

@@ -14,6 +14,7 @@ pub mod metrics;
 mod node;
 mod pagination;
 mod pending;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,7 +170,15 @@ impl Engine {
         request: &Request,
     ) -> Result<(SessionRecord, String), InitializeError> {
         let started = tokio::time::Instant::now();
-        let result = self.initialize_session(principal, request).await;
+        let span = trace::operation_span("initialize", None, self.shared.host.node_id().as_str());
+        let result = tracing::Instrument::instrument(
+            self.initialize_session(principal, request),
+            span.clone(),
+        )
+        .await;
+        if let Ok((record, _)) = &result {
+            span.record("mcp.session.id", trace::session_hash(&record.id).as_str());
+        }
         let mut operation = metrics::Operation::default();
         match &result {
             Ok(_) => metrics::session_initialized(),
@@ -179,6 +188,10 @@ impl Engine {
             Err(InitializeError::Host(_)) => {
                 operation.error = Some(metrics::error_code_label(jsonrpc::INTERNAL_ERROR));
             }
+        }
+        if let Some(error) = &operation.error {
+            span.record("error.type", &**error);
+            span.record("otel.status_code", "error");
         }
         operation.record("initialize", started.elapsed().as_secs_f64());
         result
@@ -297,7 +310,8 @@ impl Engine {
             outbox.clone(),
         );
         let shared = self.shared.clone();
-        tokio::spawn(async move {
+        let parent = tracing::Span::current();
+        let handler = async move {
             // A cancelled request gets no response, even when its handler noticed the
             // cancellation and returned something in the same instant.
             let outcome = tokio::select! {
@@ -309,7 +323,9 @@ impl Engine {
             };
             shared.running.remove(&running_key);
             let _ = outbox.0.send(outcome).await;
-        });
+        };
+        // The operation's span is a child of the request's (HTTP) span.
+        tokio::spawn(tracing::Instrument::instrument(handler, parent));
 
         let first = rx.recv().await.unwrap_or(Outbound::Abandoned);
         if let (Outbound::Final(response), true) = (&first, json_allowed) {

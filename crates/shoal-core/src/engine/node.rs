@@ -9,9 +9,12 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use tracing::Instrument;
+
 use super::Shared;
 use super::metrics;
 use super::pending::node_of;
+use super::trace;
 use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
 use crate::ids::{SessionId, StreamId};
 use crate::jsonrpc::{self, RequestId, Response};
@@ -179,12 +182,26 @@ pub(crate) async fn route_response(
         tracing::debug!(id = %response.id, "answer to a request this server never sent");
         return Ok(());
     };
+    // The span of the answer's arrival; its context travels with the answer to the waiting
+    // handler, which links its own trace to it.
+    let span = tracing::info_span!(
+        "mcp.client_response.route",
+        mcp.session.id = trace::session_hash(session).as_str(),
+        shoal.node = shared.host.node_id().as_str(),
+        shoal.target_node = node.as_str(),
+    );
+    let trace_context = trace::propagator().and_then(|p| p.traceparent(&span));
+    let _entered = span.enter();
     if node == *shared.host.node_id() {
-        if !shared.pending.complete(session, &response.id, outcome) {
+        if !shared
+            .pending
+            .complete(session, &response.id, outcome, trace_context)
+        {
             tracing::debug!(id = %response.id, "answer nobody waits for");
         }
         return Ok(());
     }
+    drop(_entered);
     shared
         .host
         .send_to_node(
@@ -193,8 +210,10 @@ pub(crate) async fn route_response(
                 session: session.clone(),
                 id: response.id,
                 outcome,
+                trace_context,
             },
         )
+        .instrument(span)
         .await
 }
 
@@ -217,9 +236,12 @@ async fn handle_event(shared: &Arc<Shared>, event: NodeEvent) {
             session,
             id,
             outcome,
+            trace_context,
         } => {
             metrics::inbox_delivery("client_response");
-            shared.pending.complete(&session, &id, outcome);
+            shared
+                .pending
+                .complete(&session, &id, outcome, trace_context);
         }
         NodeEvent::Cancel {
             session,

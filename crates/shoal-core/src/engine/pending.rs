@@ -16,12 +16,19 @@ use crate::jsonrpc::RequestId;
 /// The client's answer: `result`, or the `error` object.
 pub(crate) type Answer = Result<Value, Value>;
 
+/// An answer as handed to its waiter, with the `traceparent` of the span that received it.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Delivered {
+    pub(crate) answer: Answer,
+    pub(crate) trace_context: Option<String>,
+}
+
 type Key = (SessionId, RequestId);
 
 pub(crate) struct Pending {
     node: NodeId,
     next: AtomicU64,
-    waiters: Arc<Mutex<HashMap<Key, oneshot::Sender<Answer>>>>,
+    waiters: Arc<Mutex<HashMap<Key, oneshot::Sender<Delivered>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,7 +45,10 @@ impl Pending {
     }
 
     /// A fresh id and the receiver of its answer.
-    pub(crate) fn register(&self, session: &SessionId) -> (RequestId, oneshot::Receiver<Answer>) {
+    pub(crate) fn register(
+        &self,
+        session: &SessionId,
+    ) -> (RequestId, oneshot::Receiver<Delivered>) {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = RequestId::String(format!("{}.{n}", self.node).into());
         let (tx, rx) = oneshot::channel();
@@ -55,9 +65,21 @@ impl Pending {
     }
 
     /// Hands an answer to its waiter; false when nobody waits (late, duplicate or forged).
-    pub(crate) fn complete(&self, session: &SessionId, id: &RequestId, answer: Answer) -> bool {
+    pub(crate) fn complete(
+        &self,
+        session: &SessionId,
+        id: &RequestId,
+        answer: Answer,
+        trace_context: Option<String>,
+    ) -> bool {
         let waiter = lock(&self.waiters).remove(&(session.clone(), id.clone()));
-        waiter.is_some_and(|tx| tx.send(answer).is_ok())
+        waiter.is_some_and(|tx| {
+            tx.send(Delivered {
+                answer,
+                trace_context,
+            })
+            .is_ok()
+        })
     }
 }
 
@@ -70,7 +92,7 @@ pub(crate) fn node_of(id: &RequestId) -> Option<NodeId> {
 }
 
 pub(crate) struct PendingGuard {
-    waiters: Arc<Mutex<HashMap<Key, oneshot::Sender<Answer>>>>,
+    waiters: Arc<Mutex<HashMap<Key, oneshot::Sender<Delivered>>>>,
     key: Option<Key>,
 }
 
@@ -93,13 +115,13 @@ mod tests {
         let (id, rx) = pending.register(&a);
         assert_eq!(node_of(&id), Some(NodeId::new("n1")));
         assert!(
-            !pending.complete(&b, &id, Ok(Value::Null)),
+            !pending.complete(&b, &id, Ok(Value::Null), None),
             "another session cannot answer"
         );
-        assert!(pending.complete(&a, &id, Ok(Value::Bool(true))));
-        assert_eq!(rx.await.unwrap(), Ok(Value::Bool(true)));
+        assert!(pending.complete(&a, &id, Ok(Value::Bool(true)), None));
+        assert_eq!(rx.await.unwrap().answer, Ok(Value::Bool(true)));
         assert!(
-            !pending.complete(&a, &id, Ok(Value::Null)),
+            !pending.complete(&a, &id, Ok(Value::Null), None),
             "an id is answered once"
         );
     }
@@ -110,6 +132,6 @@ mod tests {
         let session = SessionId::random();
         let (id, _rx) = pending.register(&session);
         drop(pending.guard(session.clone(), id.clone()));
-        assert!(!pending.complete(&session, &id, Ok(Value::Null)));
+        assert!(!pending.complete(&session, &id, Ok(Value::Null), None));
     }
 }

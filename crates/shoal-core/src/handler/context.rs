@@ -233,12 +233,28 @@ impl RequestContext {
             .await
             .map_err(|_| PeerError::Closed)?;
         let timeout = shared.config.client_request_timeout;
-        let outcome = tokio::select! {
+        let delivered = tokio::select! {
             answer = answer => answer.map_err(|_| PeerError::Closed)?,
             () = self.inner.cancel.cancelled() => return Err(PeerError::Cancelled),
             () = tokio::time::sleep(timeout) => return Err(PeerError::Timeout(timeout)),
         };
-        match outcome {
+        // A child of the waiting handler's span, linked to the span of the node where the
+        // answer arrived (which may be another replica, and another trace).
+        let span = tracing::info_span!(
+            "mcp.client_response",
+            mcp.method.name = method,
+            mcp.session.id = crate::engine::trace::session_hash(self.session_id()).as_str(),
+            shoal.node = shared.host.node_id().as_str(),
+            shoal.remote.traceparent = delivered.trace_context.as_deref(),
+        );
+        if let (Some(propagator), Some(remote)) = (
+            crate::engine::trace::propagator(),
+            delivered.trace_context.as_deref(),
+        ) {
+            propagator.add_link(&span, remote);
+        }
+        drop(span);
+        match delivered.answer {
             Ok(result) => serde_json::from_value(result)
                 .map_err(|e| PeerError::InvalidResponse(e.to_string())),
             Err(error) => Err(PeerError::Rejected(

@@ -119,6 +119,10 @@ pub enum NodeEvent {
         id: RequestId,
         /// The `result`, or the `error` object, as the client sent it.
         outcome: Result<Value, Value>,
+        /// The W3C `traceparent` of the span that received the answer, so that the waiting
+        /// handler's trace links to it (absent in messages of older versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace_context: Option<String>,
     },
     /// The client cancelled one of its requests (sent to every node: only one runs it).
     Cancel {

@@ -197,6 +197,7 @@ pub async fn inbox_and_broadcast(host: &dyn SessionHost) {
         session: session.clone(),
         id: RequestId::String("n.1".into()),
         outcome: Ok(serde_json::json!({"ok": true})),
+        trace_context: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
     };
     host.send_to_node(host.node_id(), response.clone())
         .await

@@ -1,0 +1,56 @@
+//! The span of every HTTP request, with W3C trace context taken from its headers.
+//!
+//! [`trace_http`] is a middleware, put on the whole router like
+//! [`track_http`](crate::metrics::track_http) so that it sees the route template. The span is
+//! named `<method> <route>` (OpenTelemetry's HTTP server convention) and carries
+//! `http.request.method`, `http.route` and `http.response.status_code`. When the binary installed
+//! a [`Propagator`](shoal_core::engine::trace::Propagator), the span's parent is the context of
+//! the `traceparent` / `tracestate` headers. Like the metrics, it ends when the response headers
+//! are ready (an SSE stream outlives it; the MCP operation has its own span).
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use crate::metrics::method_label;
+
+/// Middleware: runs the request in an `http.request` span.
+pub async fn trace_http(request: Request, next: Next) -> Response {
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| String::from(path.as_str()));
+    let name = match &route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    };
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = name.as_str(),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route.as_deref(),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    if let Some(propagator) = shoal_core::engine::trace::propagator() {
+        let headers = request.headers();
+        propagator.set_parent(&span, &|name| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        });
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("error.type", status.as_str());
+        span.record("otel.status_code", "error");
+    }
+    response
+}

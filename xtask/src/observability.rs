@@ -1,0 +1,727 @@
+//! The `observability` step: Shoal's alert rules and Grafana dashboard checked against a real
+//! Prometheus scraping three real replicas.
+//!
+//! 1. `promtool check rules` and `promtool test rules` on `deploy/prometheus/shoal-alerts.yaml`
+//!    and its unit tests `deploy/prometheus/shoal-alerts.test.yaml`.
+//! 2. `redis-server`, three `shoal serve --tools demo --session-host redis://…` and `rr-proxy`
+//!    (the pieces of [`crate::cluster`]), and Debian's `prometheus` on a free loopback port with
+//!    a generated configuration scraping the replicas' admin `/metrics` as job `shoal` every
+//!    second (TSDB under `target/xtask/observability/tsdb`, wiped first). Logs go to
+//!    `target/xtask/observability/`.
+//! 3. About [`LOAD_DURATION`] of load through the proxy: sessions that initialize, call `echo`,
+//!    call a tool no provider knows (a JSON-RPC error), call `count` with a progress token (an
+//!    SSE reply), resume that stream with `GET` + `Last-Event-ID`, and `DELETE`; meanwhile one
+//!    replica is restarted (SIGTERM, drained, started again on the same ports).
+//! 4. Every PromQL expression of `deploy/grafana/shoal-dashboard.json` and every alert `expr`
+//!    goes to `/api/v1/query`, and each must return a non-empty result. A table of expression →
+//!    result count is printed.
+//!
+//! Dashboard variables are substituted as Grafana would with "All" selected in a Prometheus
+//! without a `namespace` label: `$job` → `shoal`, `$namespace` → `.*` (matches the absent
+//! label), `$__rate_interval` → `1m`; `${datasource}` only names the data source.
+//!
+//! Alert expressions are mostly empty when nothing fires, so each is probed without its
+//! threshold: it is split at top-level `and` / `unless`, and a trailing top-level comparison
+//! with a number (`> 0.05`, `== 0`) is removed from each part; every part must return data.
+//! This proves each selector, label and function matches what Shoal exports; the thresholds
+//! themselves are covered by the promtool unit tests.
+//!
+//! Everything runs on loopback, is bounded in time and is stopped when the step ends.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::Repo;
+use crate::cluster::{self, Process, wait_until};
+use crate::cmd;
+use crate::server::{self, ToolSet, free_ports, http_get_status};
+use crate::tools::Tools;
+
+/// The alert rules, relative to the workspace root.
+const RULES: &str = "deploy/prometheus/shoal-alerts.yaml";
+/// Their promtool unit tests.
+const RULE_TESTS: &str = "deploy/prometheus/shoal-alerts.test.yaml";
+/// The Grafana dashboard.
+const DASHBOARD: &str = "deploy/grafana/shoal-dashboard.json";
+/// How many replicas run.
+const REPLICAS: usize = 3;
+/// How long load is driven through the proxy.
+const LOAD_DURATION: Duration = Duration::from_secs(15);
+/// When, after the load started, a replica is restarted.
+const RESTART_AFTER: Duration = Duration::from_secs(5);
+/// Bound on one HTTP exchange (connect, write, read to the end).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The protocol version the load speaks (streams start with a priming event id).
+const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The variable values of the local run (see the module docs).
+const SUBSTITUTIONS: [(&str, &str); 4] = [
+    ("${job}", "shoal"),
+    ("$job", "shoal"),
+    ("$namespace", ".*"),
+    ("$__rate_interval", "1m"),
+];
+
+/// Runs the step.
+pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
+    let promtool = cmd::which("promtool")
+        .context("promtool is not on PATH (the tools step installs Debian's prometheus)")?;
+    let prometheus = cmd::which("prometheus")
+        .context("prometheus is not on PATH (the tools step installs Debian's prometheus)")?;
+    cmd::run(
+        Command::new(&promtool)
+            .current_dir(repo.root())
+            .args(["check", "rules", RULES]),
+    )?;
+    cmd::run(
+        Command::new(&promtool)
+            .current_dir(repo.root())
+            .args(["test", "rules", RULE_TESTS]),
+    )?;
+
+    let dashboard = dashboard_exprs(&repo.root().join(DASHBOARD))?;
+    let alerts = alert_exprs(&repo.root().join(RULES))?;
+
+    let shoal = server::build(repo, tools)?;
+    let proxy_binary = cluster::build_proxy(repo, tools)?;
+    let redis_binary = cluster::redis_server()?;
+    let dir = repo.target().join("xtask").join("observability");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+
+    let mut processes: Vec<Process> = Vec::new();
+    let outcome = run_cluster(
+        repo,
+        &Binaries {
+            shoal: &shoal,
+            proxy: &proxy_binary,
+            redis: &redis_binary,
+            prometheus: &prometheus,
+        },
+        &dir,
+        &mut processes,
+        &dashboard,
+        &alerts,
+    );
+    if outcome.is_err() {
+        for process in &processes {
+            eprintln!("{}", process.log_tail());
+        }
+    }
+    while let Some(mut process) = processes.pop() {
+        process.stop();
+    }
+    outcome
+}
+
+struct Binaries<'a> {
+    shoal: &'a Path,
+    proxy: &'a Path,
+    redis: &'a Path,
+    prometheus: &'a Path,
+}
+
+fn run_cluster(
+    repo: &Repo,
+    binaries: &Binaries<'_>,
+    dir: &Path,
+    processes: &mut Vec<Process>,
+    dashboard: &[(String, String)],
+    alerts: &[(String, String)],
+) -> Result<()> {
+    let [redis_addr] = free_ports()?;
+    let mut redis = Command::new(binaries.redis);
+    redis
+        .args(["--port", &redis_addr.port().to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    processes.push(Process::spawn("redis", &mut redis, dir)?);
+    wait_until(&mut processes[0], || cluster::redis_pings(redis_addr))?;
+    let redis_url = format!("redis://{redis_addr}");
+
+    let replica = |i: usize, listen: SocketAddr, admin: SocketAddr| {
+        let mut command = Command::new(binaries.shoal);
+        command
+            .arg("serve")
+            .args([
+                "--listen",
+                &listen.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+            ])
+            .args([
+                "--tools",
+                &ToolSet::Demo.to_string(),
+                "--session-host",
+                &redis_url,
+            ])
+            .args(["--node-id", &format!("replica-{i}")])
+            // Long enough for a 1 s scrape to see shoal_draining = 1.
+            .args(["--shutdown-delay", "2s", "--drain-timeout", "2s"])
+            .current_dir(repo.root());
+        command
+    };
+    let mut addrs = Vec::new();
+    let first_replica = processes.len();
+    for i in 0..REPLICAS {
+        let [listen, admin] = free_ports()?;
+        processes.push(Process::spawn(
+            &format!("replica-{i}"),
+            &mut replica(i, listen, admin),
+            dir,
+        )?);
+        let last = processes.len() - 1;
+        wait_until(&mut processes[last], || {
+            matches!(http_get_status(admin, "/readyz"), Ok(200))
+        })?;
+        addrs.push((listen, admin));
+    }
+
+    let [proxy_addr, prometheus_addr] = free_ports()?;
+    let mut proxy = Command::new(binaries.proxy);
+    proxy.arg("--listen").arg(proxy_addr.to_string());
+    for (listen, admin) in &addrs {
+        proxy
+            .arg("--backend")
+            .arg(format!("http://{listen}/mcp=http://{admin}"));
+    }
+    processes.push(Process::spawn("rr-proxy", &mut proxy, dir)?);
+    let last = processes.len() - 1;
+    wait_until(&mut processes[last], || {
+        TcpStream::connect_timeout(&proxy_addr, Duration::from_secs(1)).is_ok()
+    })?;
+
+    let config = dir.join("prometheus.yml");
+    let targets: Vec<String> = addrs
+        .iter()
+        .map(|(_, admin)| format!("'{admin}'"))
+        .collect();
+    fs::write(
+        &config,
+        format!(
+            "# Generated by `cargo xtask observability`.\nglobal:\n  scrape_interval: 1s\n  \
+             scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: shoal\n    \
+             static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        ),
+    )
+    .with_context(|| format!("cannot write {}", config.display()))?;
+    let tsdb = dir.join("tsdb");
+    let _ = fs::remove_dir_all(&tsdb);
+    let mut prometheus = Command::new(binaries.prometheus);
+    prometheus
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        .arg(format!("--web.listen-address={prometheus_addr}"))
+        .arg("--storage.tsdb.retention.time=1h")
+        .current_dir(dir);
+    processes.push(Process::spawn("prometheus", &mut prometheus, dir)?);
+    let last = processes.len() - 1;
+    wait_until(&mut processes[last], || {
+        matches!(http_get_status(prometheus_addr, "/-/ready"), Ok(200))
+    })?;
+    println!(
+        "prometheus on http://{prometheus_addr} scrapes {REPLICAS} replicas behind http://{proxy_addr}/mcp"
+    );
+
+    // Load, with one replica restarted part-way.
+    let started = Instant::now();
+    let mut stats = LoadStats::default();
+    let mut restarted = false;
+    while started.elapsed() < LOAD_DURATION {
+        if !restarted && started.elapsed() >= RESTART_AFTER {
+            restarted = true;
+            let i = 1;
+            println!("restarting replica-{i} (SIGTERM, drain, start again)");
+            processes[first_replica + i].stop();
+            let (listen, admin) = addrs[i];
+            let fresh = Process::spawn(
+                &format!("replica-{i}-restarted"),
+                &mut replica(i, listen, admin),
+                dir,
+            )?;
+            processes.push(fresh);
+            let last = processes.len() - 1;
+            wait_until(&mut processes[last], || {
+                matches!(http_get_status(admin, "/readyz"), Ok(200))
+            })?;
+            // The stopped one stays in the list: stopping it again is a no-op.
+        }
+        match session(proxy_addr) {
+            Ok(()) => stats.ok += 1,
+            Err(error) => {
+                stats.failed += 1;
+                if stats.failed <= 3 {
+                    println!("a load session failed (tolerated): {error:#}");
+                }
+            }
+        }
+    }
+    println!(
+        "load: {} sessions completed, {} failed",
+        stats.ok, stats.failed
+    );
+    if stats.ok == 0 {
+        bail!("no load session completed");
+    }
+    // Two more scrapes after the last request.
+    thread::sleep(Duration::from_secs(3));
+
+    let mut table = String::new();
+    let mut empty = Vec::new();
+    for (source, expr) in dashboard.iter().chain(alerts) {
+        let count = query(prometheus_addr, expr).with_context(|| format!("{source}: {expr}"))?;
+        let _ = writeln!(table, "{count:>6}  {source}: {}", one_line(expr));
+        if count == 0 {
+            empty.push(format!("{source}: {expr}"));
+        }
+    }
+    println!(
+        "results  expression (variables: $job=shoal, $namespace=.*, $__rate_interval=1m)\n{table}"
+    );
+    if !empty.is_empty() {
+        bail!(
+            "{} expressions returned no data:\n{}",
+            empty.len(),
+            empty.join("\n")
+        );
+    }
+    println!(
+        "all {} dashboard and {} alert expressions returned data",
+        dashboard.len(),
+        alerts.len()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct LoadStats {
+    ok: usize,
+    failed: usize,
+}
+
+/// One session's worth of load through the proxy at `addr`.
+fn session(addr: SocketAddr) -> Result<()> {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+        "clientInfo": {"name": "xtask-observability", "version": "0"}}});
+    let reply = mcp(addr, "POST", None, &[], Some(&init))?;
+    let sid = reply
+        .header("mcp-session-id")
+        .context("initialize returned no Mcp-Session-Id")?
+        .to_owned();
+    let sid = Some(sid.as_str());
+    mcp(
+        addr,
+        "POST",
+        sid,
+        &[],
+        Some(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+    )?;
+    let echo = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "hello"}}});
+    mcp(addr, "POST", sid, &[], Some(&echo))?;
+    let unknown = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "no_such_tool", "arguments": {}}});
+    mcp(addr, "POST", sid, &[], Some(&unknown))?;
+    let count = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "count", "arguments": {"to": 3, "interval_ms": 50},
+                   "_meta": {"progressToken": "p4"}}});
+    let streamed = mcp(addr, "POST", sid, &[], Some(&count))?;
+    let first_id = streamed
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix("id:"))
+        .map(str::trim)
+        .context("count's SSE reply has no event id")?
+        .to_owned();
+    mcp(addr, "GET", sid, &[("Last-Event-ID", &first_id)], None)?;
+    mcp(addr, "DELETE", sid, &[], None)?;
+    Ok(())
+}
+
+/// One MCP HTTP exchange; fails on a status other than 2xx, except for the unknown tool's.
+fn mcp(
+    addr: SocketAddr,
+    method: &str,
+    session: Option<&str>,
+    extra: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Result<Response> {
+    let mut headers = vec![
+        ("Accept", "application/json, text/event-stream"),
+        ("MCP-Protocol-Version", PROTOCOL_VERSION),
+    ];
+    if let Some(session) = session {
+        headers.push(("Mcp-Session-Id", session));
+    }
+    headers.extend_from_slice(extra);
+    let body = body.map(Value::to_string);
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let response = http(addr, method, "/mcp", &headers, body.as_deref())?;
+    if !(200..300).contains(&response.status) {
+        bail!(
+            "{method} /mcp answered {}: {}",
+            response.status,
+            response.body
+        );
+    }
+    Ok(response)
+}
+
+/// Runs `expr` as an instant query and returns how many series or samples it returned.
+fn query(prometheus: SocketAddr, expr: &str) -> Result<usize> {
+    let path = format!("/api/v1/query?query={}", percent_encode(expr));
+    let response = http(prometheus, "GET", &path, &[], None)?;
+    let reply: Value = serde_json::from_str(&response.body)
+        .with_context(|| format!("not JSON ({}): {}", response.status, response.body))?;
+    if reply["status"] != "success" {
+        bail!("query failed: {reply}");
+    }
+    match &reply["data"]["result"] {
+        Value::Array(items) => Ok(items.len()),
+        // A scalar or string result is one value.
+        Value::Null => bail!("no result in {reply}"),
+        _ => Ok(1),
+    }
+}
+
+/// `(source, expr)` of every dashboard target, with the local variable values.
+fn dashboard_exprs(path: &Path) -> Result<Vec<(String, String)>> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let dashboard: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let mut exprs = Vec::new();
+    let mut panels: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    while let Some(panel) = panels.pop() {
+        panels.extend(panel["panels"].as_array().into_iter().flatten());
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                if !(expr.contains("$job") && expr.contains("$namespace")) {
+                    bail!(
+                        "panel {:?}: {expr} does not use $job and $namespace",
+                        panel["title"]
+                    );
+                }
+                let source = format!(
+                    "panel {:?} {}",
+                    panel["title"].as_str().unwrap_or("?"),
+                    target["refId"].as_str().unwrap_or("?")
+                );
+                exprs.push((source, substitute(expr)));
+            }
+        }
+    }
+    if exprs.is_empty() {
+        bail!("{} has no PromQL targets", path.display());
+    }
+    Ok(exprs)
+}
+
+fn substitute(expr: &str) -> String {
+    SUBSTITUTIONS
+        .iter()
+        .fold(expr.to_owned(), |expr, (from, to)| expr.replace(from, to))
+}
+
+/// `(source, probe)` for every alert of the rule file: each top-level `and`/`unless` operand
+/// of its expression, without a trailing comparison with a number.
+fn alert_exprs(path: &Path) -> Result<Vec<(String, String)>> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut probes = Vec::new();
+    for (alert, expr) in parse_rules(&text) {
+        let parts = split_top_level(&expr);
+        let many = parts.len() > 1;
+        for (i, part) in parts.iter().enumerate() {
+            let source = if many {
+                format!("alert {alert} (operand {})", i + 1)
+            } else {
+                format!("alert {alert}")
+            };
+            probes.push((source, strip_comparison(part).to_owned()));
+        }
+    }
+    if probes.is_empty() {
+        bail!("{} has no alerts", path.display());
+    }
+    Ok(probes)
+}
+
+/// `(alert, expr)` pairs of a rule file laid out as ours is: `- alert: NAME` then `expr:` with
+/// the expression inline or as a `|` block.
+fn parse_rules(text: &str) -> Vec<(String, String)> {
+    let mut rules = Vec::new();
+    let mut alert: Option<String> = None;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if let Some(name) = trimmed.strip_prefix("- alert:") {
+            alert = Some(name.trim().to_owned());
+        } else if let Some(rest) = trimmed.strip_prefix("expr:") {
+            let Some(name) = alert.take() else { continue };
+            let rest = rest.trim();
+            if rest.starts_with('|') || rest.starts_with('>') {
+                let indent = line.len() - trimmed.len();
+                let mut block = Vec::new();
+                while let Some(next) = lines.peek() {
+                    let next_indent = next.len() - next.trim_start().len();
+                    if !next.trim().is_empty() && next_indent <= indent {
+                        break;
+                    }
+                    block.push(next.trim());
+                    lines.next();
+                }
+                rules.push((name, block.join(" ").trim().to_owned()));
+            } else {
+                rules.push((name, rest.to_owned()));
+            }
+        }
+    }
+    rules
+}
+
+/// Splits `expr` at `and` / `unless` outside parentheses, braces, brackets and quotes.
+fn split_top_level(expr: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0_i32;
+    let mut quoted = false;
+    let words: Vec<&str> = expr.split_whitespace().collect();
+    for word in words {
+        if depth == 0 && !quoted && (word == "and" || word == "unless") {
+            parts.push(current.trim().to_owned());
+            current.clear();
+            continue;
+        }
+        for c in word.chars() {
+            match c {
+                '"' => quoted = !quoted,
+                '(' | '{' | '[' if !quoted => depth += 1,
+                ')' | '}' | ']' if !quoted => depth -= 1,
+                _ => {}
+            }
+        }
+        current.push_str(word);
+        current.push(' ');
+    }
+    parts.push(current.trim().to_owned());
+    parts
+}
+
+/// `expr` without a trailing top-level `OP number` (OP one of `==`, `!=`, `>=`, `<=`, `>`, `<`).
+fn strip_comparison(expr: &str) -> &str {
+    let mut depth = 0_i32;
+    let mut quoted = false;
+    let bytes = expr.as_bytes();
+    let mut cut = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'(' | b'{' | b'[' if !quoted => depth += 1,
+            b')' | b'}' | b']' if !quoted => depth -= 1,
+            b'>' | b'<' | b'=' | b'!' if !quoted && depth == 0 => {
+                let op_len = if bytes.get(i + 1) == Some(&b'=') {
+                    2
+                } else {
+                    1
+                };
+                if (b == b'=' || b == b'!') && op_len == 1 {
+                    continue;
+                }
+                let rest = expr[i + op_len..].trim();
+                if rest.parse::<f64>().is_ok() {
+                    cut = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    cut.map_or(expr, |i| expr[..i].trim_end())
+}
+
+fn one_line(expr: &str) -> String {
+    expr.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// An HTTP response, body de-chunked.
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`, read until the peer closes or
+/// [`HTTP_TIMEOUT`] passes (what arrived by then is the body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Response> {
+    let deadline = Instant::now() + HTTP_TIMEOUT;
+    let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        let _ = write!(request, "{name}: {value}\r\n");
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        let _ = write!(request, "Content-Length: {}\r\n", body.len());
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+
+    let mut raw = Vec::new();
+    let mut buf = [0_u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
+            Err(e) => return Err(e).context("reading the response"),
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .with_context(|| format!("{method} {path}: incomplete response ({} bytes)", raw.len()))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP response: {head:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// The payload of a chunked body (as much as arrived).
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&data[..end]);
+        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        let stop = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..stop]);
+        data = data.get(stop + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_a_trailing_threshold_only() {
+        assert_eq!(
+            strip_comparison("up{job=\"shoal\"} == 0"),
+            "up{job=\"shoal\"}"
+        );
+        assert_eq!(
+            strip_comparison("sum(rate(x{code=~\"5..\"}[5m])) / sum(rate(x[5m])) > 0.05"),
+            "sum(rate(x{code=~\"5..\"}[5m])) / sum(rate(x[5m]))"
+        );
+        assert_eq!(strip_comparison("max(x) > y"), "max(x) > y");
+    }
+
+    #[test]
+    fn splits_at_top_level_and() {
+        let parts = split_top_level("a{x=\"and\"} > 1 and (b and c) > 2");
+        assert_eq!(parts, ["a{x=\"and\"} > 1", "(b and c) > 2"]);
+    }
+
+    #[test]
+    fn reads_inline_and_block_exprs() {
+        let text = "rules:\n  - alert: A\n    expr: up == 0\n    for: 1m\n  - alert: B\n    expr: |\n      sum(x)\n        > 1\n    for: 2m\n";
+        assert_eq!(
+            parse_rules(text),
+            [
+                ("A".to_owned(), "up == 0".to_owned()),
+                ("B".to_owned(), "sum(x) > 1".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), b"abcde");
+    }
+}
