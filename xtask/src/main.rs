@@ -7,7 +7,8 @@
 //!   `cargo clippy`, `cargo test`, the MCP conformance suite, the same suite against three
 //!   replicas behind a round-robin proxy (on one Redis, then on a three-master Redis Cluster),
 //!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
-//!   checks, the observability check (dashboard and alerts against a real Prometheus).
+//!   checks, the observability check (dashboard and alerts against a real Prometheus), the
+//!   container image (built with podman, run, stopped and saved).
 //! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
 //!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
 //!   Redis behind `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead;
@@ -17,6 +18,8 @@
 //! - `chart`: only the offline checks of the Helm chart and `deploy/` (the `chart` step of `ci`).
 //! - `observability`: only the alert rules' promtool checks and the dashboard and alert queries
 //!   against Prometheus scraping three replicas under load (the `observability` step of `ci`).
+//! - `image`: build the `FROM scratch` image of `deploy/Containerfile` with `podman`, run it,
+//!   check it answers and drains on SIGTERM, and save it as an OCI archive.
 //!
 //! # Layout
 //!
@@ -32,6 +35,7 @@
 //!   token, for the conformance suite.
 //! - `observability`: Prometheus scraping the cluster, checking `deploy/grafana` and
 //!   `deploy/prometheus`.
+//! - `image`: the container image, built and checked with `podman`.
 
 mod auth;
 mod chart;
@@ -39,6 +43,7 @@ mod clients;
 mod cluster;
 mod cmd;
 mod conformance;
+mod image;
 mod observability;
 mod server;
 mod steps;
@@ -66,7 +71,7 @@ struct Cli {
 enum Task {
     /// Run every CI step in order (tools, fmt, clippy, chart, test, conformance,
     /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients,
-    /// observability); stop at the first failure.
+    /// observability, image); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -91,6 +96,9 @@ enum Task {
     /// Check the alert rules with promtool and query every dashboard and alert expression on a
     /// Prometheus scraping three replicas under load (see `xtask/src/observability.rs`).
     Observability,
+    /// Build the container image of `deploy/Containerfile` with podman, run and stop it, and
+    /// save it to `target/image/shoal-image.tar` (see `xtask/src/image.rs`).
+    Image,
 }
 
 fn main() -> ExitCode {
@@ -117,6 +125,7 @@ fn main() -> ExitCode {
                 "conformance-auth",
                 "clients",
                 "observability",
+                "image",
             ],
             |steps| ci(&repo, steps),
         ),
@@ -166,6 +175,9 @@ fn main() -> ExitCode {
                 steps.run("observability", || observability::run(&repo, &tools))
             })
         }
+        Task::Image => Steps::execute("image", &["image"], |steps| {
+            steps.run("image", || image::run(&repo))
+        }),
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
         }),
@@ -202,6 +214,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
     steps.run("observability", || observability::run(repo, &tools))?;
+    steps.run("image", || image::run(repo))?;
     Ok(())
 }
 

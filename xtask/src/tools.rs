@@ -4,6 +4,7 @@
 //!   (`apt-get`: `redis-server`, `redis-tools`) when they are not on `PATH`; `openssl` too (the
 //!   `rediss://` test makes its certificates with it).
 //! - `prometheus` and `promtool`: Debian's `prometheus` package when either is missing.
+//! - `podman` and `runc` (for `cargo xtask image` only): Debian's packages when missing.
 //! - Node ≥ 22: the system `node` when it is new enough, otherwise the `node-linux-*` npm
 //!   package installed once into `target/tools/node` with the system `npm`. That package ships
 //!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
@@ -211,6 +212,15 @@ fn ensure_prometheus(apt: &mut Apt) -> Result<()> {
     let version = cmd::probe(Command::new("prometheus").arg("--version"))
         .context("prometheus does not run")?;
     println!("prometheus: {}", version.lines().next().unwrap_or(""));
+    Ok(())
+}
+
+/// Debian's `podman` and `runc` (for `cargo xtask image`) when `podman` is missing.
+pub(crate) fn ensure_podman() -> Result<()> {
+    if cmd::which("podman").is_none() || cmd::which("runc").is_none() {
+        println!("podman or runc is not on PATH; installing Debian's podman and runc");
+        Apt::default().install(&["podman", "runc"])?;
+    }
     Ok(())
 }
 
