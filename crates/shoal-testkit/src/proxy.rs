@@ -18,6 +18,16 @@
 //!   ([`RoundRobinProxy::bind_with_headers`], `rr-proxy --header`/`--header-env`): an
 //!   `Authorization: Bearer …` for clients that cannot send one, such as the conformance suite.
 //!   Their values are never logged.
+//! - Optionally, Prometheus metrics are served at `GET /metrics` on a separate listener
+//!   ([`RoundRobinProxy::serve_metrics`], `rr-proxy --metrics-listen`), labelled by backend
+//!   name (`host:port` for `rr-proxy`):
+//!   - `rr_proxy_requests_total{backend,status}` (counter): requests answered with a backend's
+//!     response, by status class `1xx`…`5xx`; `status="error"` counts requests whose
+//!     exchange failed after the connect (answered `502` by the proxy).
+//!   - `rr_proxy_connect_failures_total{backend}` (counter): connects that failed, each
+//!     retried on the next backend.
+//!   - `rr_proxy_backend_ready{backend}` (gauge): 1 while the backend is eligible (its last
+//!     `/readyz` probe answered 200 and no connect failed since), else 0.
 //!
 //! ```no_run
 //! # async fn example() {
@@ -126,7 +136,16 @@ struct BackendState {
     backend: Backend,
     ready: AtomicBool,
     probes: AtomicU64,
+    /// Answered requests by [`STATUS_CLASSES`].
+    requests: [AtomicU64; STATUS_CLASSES.len()],
+    connect_failures: AtomicU64,
 }
+
+/// The `status` label values of `rr_proxy_requests_total`: a response's status class, or
+/// `error` for an exchange that failed after the connect.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+/// The index of `error` in [`STATUS_CLASSES`].
+const STATUS_ERROR: usize = 5;
 
 // === impl Backend ===
 
@@ -291,6 +310,8 @@ impl RoundRobinProxy {
                     backend,
                     ready: AtomicBool::new(false),
                     probes: AtomicU64::new(0),
+                    requests: Default::default(),
+                    connect_failures: AtomicU64::new(0),
                 })
                 .collect(),
             client,
@@ -394,6 +415,25 @@ impl RoundRobinProxy {
         served
     }
 
+    /// Serves the proxy's metrics in the Prometheus text format at `GET /metrics` on `addr`
+    /// (see the module docs) until the proxy is dropped; returns the bound address.
+    ///
+    /// # Errors
+    ///
+    /// When `addr` cannot be bound.
+    pub async fn serve_metrics(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        self.tasks
+            .push(tokio::spawn(serve_metrics(listener, self.shared.clone())));
+        Ok(addr)
+    }
+
+    /// The metrics in the Prometheus text format, as `GET /metrics` answers them.
+    pub fn metrics(&self) -> String {
+        self.shared.render_metrics()
+    }
+
     /// Runs until the process gets Ctrl-C (or SIGTERM on Unix): for the `rr-proxy` binary.
     pub async fn run_until_signal(self) {
         let ctrl_c = async {
@@ -470,6 +510,45 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// Answers `GET /metrics` with the metrics until the task is aborted; anything else is `404`.
+async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let shared = shared.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |request: Request<Incoming>| {
+                            let shared = shared.clone();
+                            async move {
+                                if request.method() != Method::GET || request.uri().path() != "/metrics" {
+                                    return Ok::<_, Infallible>(plain(StatusCode::NOT_FOUND, "not found"));
+                                }
+                                let mut response = Response::new(
+                                    Full::new(Bytes::from(shared.render_metrics()))
+                                        .map_err(|never| match never {})
+                                        .boxed(),
+                                );
+                                response.headers_mut().insert(
+                                    header::CONTENT_TYPE,
+                                    header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                                );
+                                Ok(response)
+                            }
+                        });
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
 /// Forwards one request to the next eligible backend, and to the next one after that while
 /// connects fail.
 async fn handle(
@@ -513,6 +592,10 @@ async fn handle(
             Ok(response) => {
                 let (mut head, body) = response.into_parts();
                 remove_hop_by_hop(&mut head.headers);
+                let class = usize::from(head.status.as_u16() / 100)
+                    .saturating_sub(1)
+                    .min(STATUS_ERROR - 1);
+                shared.backends[index].requests[class].fetch_add(1, Ordering::Relaxed);
                 shared.record(Served {
                     pick,
                     backend: index,
@@ -527,9 +610,13 @@ async fn handle(
             Err(error) if error.is_connect() => {
                 // Nothing was sent: mark it down until its next probe and try the next one.
                 shared.backends[index].ready.store(false, Ordering::SeqCst);
+                shared.backends[index]
+                    .connect_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 refused.push(index);
             }
             Err(error) => {
+                shared.backends[index].requests[STATUS_ERROR].fetch_add(1, Ordering::Relaxed);
                 if shared.trace {
                     eprintln!(
                         "rr-proxy: {} {path} -> {}: {error:?}",
@@ -568,6 +655,57 @@ impl Shared {
         Some((choice, pick))
     }
 
+    /// The metrics in the Prometheus text exposition format (version 0.0.4).
+    fn render_metrics(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP rr_proxy_requests_total Requests answered with a backend's response, by \
+             status class (error: the exchange failed after the connect).\n\
+             # TYPE rr_proxy_requests_total counter"
+        );
+        for state in &self.backends {
+            let backend = label_value(&state.backend.name);
+            for (class, count) in STATUS_CLASSES.iter().zip(&state.requests) {
+                let _ = writeln!(
+                    out,
+                    "rr_proxy_requests_total{{backend=\"{backend}\",status=\"{class}\"}} {}",
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rr_proxy_connect_failures_total Connects to a backend that failed (the \
+             request was retried on the next backend).\n\
+             # TYPE rr_proxy_connect_failures_total counter"
+        );
+        for state in &self.backends {
+            let _ = writeln!(
+                out,
+                "rr_proxy_connect_failures_total{{backend=\"{}\"}} {}",
+                label_value(&state.backend.name),
+                state.connect_failures.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP rr_proxy_backend_ready Whether the backend gets requests (1: its last /readyz \
+             probe answered 200 and no connect failed since).\n\
+             # TYPE rr_proxy_backend_ready gauge"
+        );
+        for state in &self.backends {
+            let _ = writeln!(
+                out,
+                "rr_proxy_backend_ready{{backend=\"{}\"}} {}",
+                label_value(&state.backend.name),
+                u8::from(state.ready.load(Ordering::SeqCst))
+            );
+        }
+        out
+    }
+
     fn record(&self, served: Served) {
         if self.trace {
             eprintln!(
@@ -581,6 +719,14 @@ impl Shared {
         }
         lock(&self.log).push(served);
     }
+}
+
+/// `value` escaped for a label value of the Prometheus text format.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Adds each header of `inject` whose name `headers` lacks, with all its values.
@@ -820,6 +966,102 @@ mod tests {
             served.windows(2).all(|w| w[0].backend != w[1].backend),
             "{served:#?}"
         );
+    }
+
+    #[tokio::test]
+    async fn metrics_count_forwarded_requests() {
+        let ready = Arc::new(AtomicBool::new(true));
+        let (a_mcp, a_admin) = backend("a", ready.clone()).await;
+        let (b_mcp, b_admin) = backend("b", Arc::new(AtomicBool::new(false))).await;
+        // c refuses connections: its listener is gone, but it answers /readyz.
+        let (c_mcp, c_admin) = backend("c", ready.clone()).await;
+        let c_url = c_mcp.mcp_url();
+        drop(c_mcp);
+        let mut proxy = RoundRobinProxy::start(vec![
+            Backend::new("a", &a_mcp.mcp_url(), &format!("http://{}", a_admin.addr())),
+            Backend::new("b", &b_mcp.mcp_url(), &format!("http://{}", b_admin.addr())),
+            Backend::new("c\"1", &c_url, &format!("http://{}", c_admin.addr())),
+        ])
+        .await;
+        let metrics_addr = proxy
+            .serve_metrics((Ipv4Addr::LOCALHOST, 0).into())
+            .await
+            .unwrap();
+        // Let the graceful shutdown of c's listener finish.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let client = http();
+        for _ in 0..3 {
+            let response = client.get(proxy.url()).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        let response = client
+            .post(format!("http://{}{}", proxy.addr(), "/other"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+        let response = client
+            .get(format!("http://{metrics_addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4"),
+        );
+        let text = response.text().await.unwrap();
+        let sample = |line: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+                .parse::<u64>()
+                .unwrap()
+        };
+        assert_eq!(
+            sample("rr_proxy_requests_total{backend=\"a\",status=\"2xx\"}"),
+            3
+        );
+        assert_eq!(
+            sample("rr_proxy_requests_total{backend=\"a\",status=\"4xx\"}"),
+            1
+        );
+        assert_eq!(
+            sample("rr_proxy_requests_total{backend=\"b\",status=\"2xx\"}"),
+            0
+        );
+        assert_eq!(
+            sample("rr_proxy_requests_total{backend=\"c\\\"1\",status=\"2xx\"}"),
+            0
+        );
+        // c's connect failed once and marked it down until a probe found it ready again.
+        assert!(sample("rr_proxy_connect_failures_total{backend=\"c\\\"1\"}") >= 1);
+        assert_eq!(sample("rr_proxy_connect_failures_total{backend=\"a\"}"), 0);
+        assert_eq!(sample("rr_proxy_backend_ready{backend=\"a\"}"), 1);
+        assert_eq!(sample("rr_proxy_backend_ready{backend=\"b\"}"), 0);
+        for name in [
+            "rr_proxy_requests_total",
+            "rr_proxy_connect_failures_total",
+            "rr_proxy_backend_ready",
+        ] {
+            assert!(text.contains(&format!("# HELP {name} ")), "{text}");
+            assert!(text.contains(&format!("# TYPE {name} ")), "{text}");
+        }
+        // The same families are rendered in-process.
+        assert!(
+            proxy
+                .metrics()
+                .starts_with("# HELP rr_proxy_requests_total ")
+        );
+        let missing = client
+            .get(format!("http://{metrics_addr}/nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

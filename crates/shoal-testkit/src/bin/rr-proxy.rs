@@ -4,7 +4,8 @@
 //! rr-proxy --listen 127.0.0.1:PORT \
 //!     --backend http://127.0.0.1:A/mcp=http://127.0.0.1:AA \
 //!     --backend http://127.0.0.1:B/mcp=http://127.0.0.1:BB \
-//!     [--header 'NAME: VALUE']... [--header-env NAME=ENV_VAR]...
+//!     [--header 'NAME: VALUE']... [--header-env NAME=ENV_VAR]... \
+//!     [--metrics-listen 127.0.0.1:MPORT]
 //! ```
 //!
 //! Each `--backend` is a replica's MCP endpoint and its admin listener (`/readyz`). Every
@@ -16,6 +17,11 @@
 //! `--header-env Authorization=PROXY_AUTHORIZATION` does the same with the value read from the
 //! environment variable `PROXY_AUTHORIZATION`, which keeps secrets such as bearer tokens out of
 //! process lists: prefer it for those. Header values are never printed.
+//!
+//! `--metrics-listen ADDR` serves Prometheus metrics at `GET /metrics` on a separate listener
+//! (`rr_proxy_requests_total{backend,status}`, `rr_proxy_connect_failures_total{backend}`,
+//! `rr_proxy_backend_ready{backend}`; see `shoal_testkit::proxy`), the backend label being
+//! each replica's MCP `host:port`. Without it there is no metrics listener.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -24,13 +30,16 @@ use http::HeaderMap;
 use shoal_testkit::proxy::{Backend, RoundRobinProxy, header_pair, parse_header};
 
 const USAGE: &str = "usage: rr-proxy --listen ADDR --backend MCP_URL=ADMIN_URL [--backend …] \
-                     [--header 'NAME: VALUE']… [--header-env NAME=ENV_VAR]…";
+                     [--header 'NAME: VALUE']… [--header-env NAME=ENV_VAR]… \
+                     [--metrics-listen ADDR]";
 
 /// What the command line asks for.
 struct Args {
     listen: SocketAddr,
     backends: Vec<Backend>,
     headers: HeaderMap,
+    /// Where to serve `GET /metrics`, if anywhere.
+    metrics: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -55,16 +64,27 @@ fn main() -> ExitCode {
         listen,
         backends,
         headers,
+        metrics,
     } = args;
     let added: Vec<String> = headers.keys().map(ToString::to_string).collect();
     runtime.block_on(async move {
-        let proxy = match RoundRobinProxy::bind_with_headers(listen, backends, true, headers).await
-        {
-            Ok(proxy) => proxy,
-            Err(error) => {
-                eprintln!("rr-proxy: cannot listen on {listen}: {error}");
-                return ExitCode::FAILURE;
-            }
+        let mut proxy =
+            match RoundRobinProxy::bind_with_headers(listen, backends, true, headers).await {
+                Ok(proxy) => proxy,
+                Err(error) => {
+                    eprintln!("rr-proxy: cannot listen on {listen}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        let metrics = match metrics {
+            None => String::new(),
+            Some(addr) => match proxy.serve_metrics(addr).await {
+                Ok(bound) => format!(", metrics at http://{bound}/metrics"),
+                Err(error) => {
+                    eprintln!("rr-proxy: cannot serve metrics on {addr}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            },
         };
         let names: Vec<String> = proxy
             .backends()
@@ -77,7 +97,7 @@ fn main() -> ExitCode {
             format!(", adding {} when missing", added.join(", "))
         };
         eprintln!(
-            "rr-proxy: serving {} in front of {}{adding}",
+            "rr-proxy: serving {} in front of {}{adding}{metrics}",
             proxy.url(),
             names.join(", ")
         );
@@ -92,6 +112,7 @@ fn parse(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Args, String> {
     let mut listen = None;
+    let mut metrics = None;
     let mut backends = Vec::new();
     let mut headers = HeaderMap::new();
     while let Some(arg) = args.next() {
@@ -114,6 +135,14 @@ fn parse(
                     value
                         .parse::<SocketAddr>()
                         .map_err(|e| format!("--listen {value:?}: {e}"))?,
+                );
+            }
+            "--metrics-listen" => {
+                let value = value()?;
+                metrics = Some(
+                    value
+                        .parse::<SocketAddr>()
+                        .map_err(|e| format!("--metrics-listen {value:?}: {e}"))?,
                 );
             }
             "--backend" => backends.push(Backend::parse(&value()?)?),
@@ -147,6 +176,7 @@ fn parse(
         listen,
         backends,
         headers,
+        metrics,
     })
 }
 
@@ -183,6 +213,27 @@ mod tests {
         assert_eq!(parsed.headers["x-tenant"], "t1");
         assert_eq!(parsed.headers["authorization"], "Bearer from-env");
         assert!(parsed.headers["authorization"].is_sensitive());
+        assert_eq!(parsed.metrics, None);
+    }
+
+    #[test]
+    fn parses_the_metrics_listener() {
+        let parsed = parse(
+            args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen=127.0.0.1:9464",
+                "--backend",
+                "http://127.0.0.1:1/mcp=http://127.0.0.1:2",
+            ]),
+            env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        let error = parse(args(&["--metrics-listen", "nope"]), env)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(error.contains("--metrics-listen"), "{error}");
     }
 
     #[test]
