@@ -5,87 +5,14 @@
 // Test helpers fail the test by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Server;
 use serde_json::{Value, json};
 use shoal_testkit::redis::RedisServer;
-
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `shoal serve` process, killed on drop.
-struct Server {
-    child: Child,
-    mcp: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(redis: &RedisServer) -> Server {
-    let (port, admin_port) = (free_port(), free_port());
-    let child = Command::new(SHOAL)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-            "--session-host",
-            &redis.url(),
-            "--node-id",
-            "metrics-node",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        mcp: format!("http://127.0.0.1:{port}/mcp"),
-        admin: format!("http://127.0.0.1:{admin_port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(response) = reqwest::get(format!("{}/readyz", server.admin)).await
-            && response.status() == 200
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("shoal did not become ready");
-}
-
-fn post(
-    client: &reqwest::Client,
-    url: &str,
-    session: &str,
-    body: Value,
-) -> reqwest::RequestBuilder {
-    client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .json(&body)
-}
 
 fn call(id: u64, name: &str, arguments: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
@@ -161,7 +88,8 @@ async fn scrape(server: &Server) -> (String, Vec<Sample>) {
 #[tokio::test]
 async fn metrics_cover_every_family_with_bounded_labels() {
     let redis = RedisServer::start().await;
-    let server = start(&redis).await;
+    let server =
+        common::start(&["--session-host", &redis.url(), "--node-id", "metrics-node"]).await;
     let client = reqwest::Client::new();
 
     // initialize
@@ -182,16 +110,16 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         .to_owned();
 
     // A known tool, and a name no provider knows.
-    let echo = post(
+    let echo = common::post(
         &client,
         &server.mcp,
-        &session,
+        Some(&session),
         call(1, "echo", json!({"text": "hi"})),
     );
     let echo: Value = echo.send().await.unwrap().json().await.unwrap();
     assert_eq!(echo["result"]["content"][0]["text"], "hi", "{echo}");
     let unknown = call(2, "no-such-tool-4711", json!({}));
-    let unknown: Value = post(&client, &server.mcp, &session, unknown)
+    let unknown: Value = common::post(&client, &server.mcp, Some(&session), unknown)
         .send()
         .await
         .unwrap()
@@ -203,7 +131,7 @@ async fn metrics_cover_every_family_with_bounded_labels() {
     // A streamed reply: count with a progress token.
     let mut count = call(3, "count", json!({"to": 2, "interval_ms": 20}));
     count["params"]["_meta"] = json!({"progressToken": "p1"});
-    let streamed = post(&client, &server.mcp, &session, count)
+    let streamed = common::post(&client, &server.mcp, Some(&session), count)
         .send()
         .await
         .unwrap();

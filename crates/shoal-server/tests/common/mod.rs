@@ -1,0 +1,93 @@
+//! Helpers shared by the tests that run the real `shoal` binary.
+
+// Test helpers fail the test by panicking; each test binary uses only some of them.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// A free loopback port (released before it is used: good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `shoal serve` process on free loopback ports, killed on drop.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// The MCP endpoint URL.
+    pub mcp: String,
+    /// The admin listener's base URL.
+    pub admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `shoal serve` with `extra` arguments and waits until `/readyz` says ready.
+pub async fn start(extra: &[&str]) -> Server {
+    let (port, admin_port) = (free_port(), free_port());
+    let child = Command::new(SHOAL)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        mcp: format!("http://127.0.0.1:{port}/mcp"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(response) = reqwest::get(format!("{}/readyz", server.admin)).await
+            && response.status() == 200
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("shoal did not become ready");
+}
+
+/// A POST of one JSON-RPC message with the headers a real client sends, and the session's
+/// headers when there is a session.
+pub fn post(
+    client: &reqwest::Client,
+    url: &str,
+    session: Option<&str>,
+    body: Value,
+) -> reqwest::RequestBuilder {
+    let mut request = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    request
+}
