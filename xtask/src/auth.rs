@@ -18,7 +18,6 @@
 //! Logs go to `target/xtask/auth/`, results to `target/conformance-results-auth`.
 
 use std::fs;
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -31,7 +30,7 @@ use crate::Repo;
 use crate::cluster::{Process, build_proxy, wait_until};
 use crate::cmd;
 use crate::conformance;
-use crate::server::{self, ToolSet, free_ports, http_get_status};
+use crate::server::{self, ToolSet, free_ports, http_get_status, post_initialize};
 use crate::tools::Tools;
 
 /// The fixture's directory, relative to the workspace root.
@@ -48,8 +47,6 @@ const RESULTS_DIR: &str = "conformance-results-auth";
 const LOG_DIR: &str = "xtask/auth";
 /// Connect, read and write timeout of one probe or request.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// The `initialize` request of the checks.
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"xtask-auth-check","version":"0"}}}"#;
 
 /// Builds `shoal` and `rr-proxy`, starts the authorization server, `shoal` with JWT auth and
 /// the proxy that adds the token, checks both, and runs the suite (or only `scenario`).
@@ -232,46 +229,6 @@ fn check_authenticated(proxy: SocketAddr) -> Result<()> {
     }
     println!("with the token (through rr-proxy): HTTP 200");
     Ok(())
-}
-
-/// `POST /mcp` with [`INITIALIZE`] to `addr` with `Host: host`; returns the status code and
-/// the response head (status line and headers).
-fn post_initialize(addr: SocketAddr, host: SocketAddr) -> io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    write!(
-        stream,
-        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{INITIALIZE}",
-        INITIALIZE.len()
-    )?;
-    let mut head = Vec::new();
-    let mut buf = [0_u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "not an HTTP status line: {:?}",
-                    head.lines().next().unwrap_or("")
-                ),
-            )
-        })?;
-    Ok((status, head))
 }
 
 /// The first value of header `name` in a response head.

@@ -21,8 +21,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -32,7 +31,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::Repo;
 use crate::cmd;
-use crate::server::{free_ports, http_get_status};
+use crate::server::{free_ports, http_get_status, post_initialize};
 use crate::tools;
 
 /// The image's name and tag.
@@ -51,10 +50,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_SLACK: Duration = Duration::from_secs(3);
 /// `podman stop -t`: seconds before SIGKILL, more than the drain so a kill shows as a failure.
 const STOP_GRACE_SECONDS: u32 = 15;
-/// Connect, read and write timeout of one HTTP exchange.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// The MCP `initialize` request.
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"xtask-image-check","version":"0"}}}"#;
 
 /// Builds, checks and saves the image.
 pub(crate) fn run(repo: &Repo) -> Result<()> {
@@ -245,8 +240,8 @@ fn check_container(podman: &Podman) -> Result<()> {
     let outcome = (|| {
         wait_healthy(&container, admin)?;
         println!("GET http://{admin}/healthz: 200");
-        let (status, head) =
-            post_initialize(mcp).with_context(|| format!("cannot POST an initialize to {mcp}"))?;
+        let (status, head) = post_initialize(mcp, mcp)
+            .with_context(|| format!("cannot POST an initialize to {mcp}"))?;
         let session = header(&head, "mcp-session-id");
         ensure!(
             status == 200 && session.is_some(),
@@ -332,42 +327,6 @@ fn wait_healthy(container: &Container<'_>, admin: SocketAddr) -> Result<()> {
         "/healthz did not answer 200 within {}s (last: {last})",
         READY_TIMEOUT.as_secs()
     )
-}
-
-/// `POST /mcp` with [`INITIALIZE`]; the status code and the response head.
-fn post_initialize(addr: SocketAddr) -> io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    write!(
-        stream,
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{INITIALIZE}",
-        INITIALIZE.len()
-    )?;
-    let mut head = Vec::new();
-    let mut buf = [0_u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("not an HTTP status line: {:?}", head.lines().next()),
-            )
-        })?;
-    Ok((status, head))
 }
 
 /// The value of header `name` in a response head.

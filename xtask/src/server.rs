@@ -242,6 +242,49 @@ pub(crate) fn http_get_status(addr: SocketAddr, path: &str) -> io::Result<u16> {
         })
 }
 
+/// The `initialize` request of xtask's own checks.
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"xtask-check","version":"0"}}}"#;
+
+/// `POST /mcp` with an `initialize` request to `addr` with `Host: host`; returns the status code and
+/// the response head (status line and headers).
+pub(crate) fn post_initialize(addr: SocketAddr, host: SocketAddr) -> io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+    stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
+    stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{INITIALIZE}",
+        INITIALIZE.len()
+    )?;
+    let mut head = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "not an HTTP status line: {:?}",
+                    head.lines().next().unwrap_or("")
+                ),
+            )
+        })?;
+    Ok((status, head))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,7 +70,9 @@ pub(crate) async fn handle(
             None => Err(Rejection::MissingSession),
         };
     };
-    let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+    // Shared with the handler task: the fast path copies no session record.
+    let session =
+        std::sync::Arc::new(require_session(state, &parts.headers, principal.as_ref()).await?);
     check_tool_scopes(state, &request, principal.as_ref())?;
     let reply = state
         .engine

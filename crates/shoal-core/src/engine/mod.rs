@@ -285,7 +285,7 @@ impl Engine {
     /// nothing before its result is answered as [`Reply::Json`]; otherwise the reply is a stream.
     pub async fn handle_request(
         &self,
-        session: SessionRecord,
+        session: impl Into<Arc<SessionRecord>>,
         principal: Option<Principal>,
         request: Request,
         json_allowed: bool,
@@ -294,9 +294,9 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel(64);
         let outbox = Outbox(tx);
         let cancel = CancellationToken::new();
-        let session = Arc::new(session);
+        let session: Arc<SessionRecord> = session.into();
         let running_key = (session.id.clone(), request.id.clone());
-        let request_id = serde_json::to_string(&request.id).unwrap_or_default();
+        let request_id = request.id.clone();
         self.shared
             .running
             .insert(running_key.clone(), cancel.clone());
@@ -338,7 +338,11 @@ impl Engine {
         host.append(
             &session.id,
             &stream,
-            StreamEvent::Request(request_id.into()),
+            StreamEvent::Request(
+                serde_json::to_string(&request_id)
+                    .unwrap_or_default()
+                    .into(),
+            ),
         )
         .await?;
         let done = append(&host, &session.id, &stream, first).await?;
