@@ -172,6 +172,36 @@ async fn a_post_stream_resumes_on_another_replica() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_reaches_the_standalone_stream_held_by_another_replica() {
+    bounded(async {
+        let cluster = cluster().await;
+        let client = McpClient::connect(cluster.url()).await;
+        let mut standalone = client.get_stream(None).await;
+        let get_replica = cluster.proxy().served().last().unwrap().backend;
+        let mut crossed = 0;
+        for n in 0..3 {
+            let text = format!("announcement {n}");
+            let result = client
+                .call_tool("announce", json!({ "text": text }))
+                .await;
+            assert_eq!(result["content"][0]["text"], "announced", "{result}");
+            if cluster.proxy().served().last().unwrap().backend != get_replica {
+                crossed += 1;
+            }
+            let message = loop {
+                if let Some(message) = standalone.expect_event().await.json() {
+                    break message;
+                }
+            };
+            assert_eq!(message["method"], "notifications/message");
+            assert_eq!(message["params"]["data"], json!(text), "{message}");
+        }
+        assert!(crossed >= 2, "{}", describe(&cluster.proxy().served()));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_elicitation_answered_through_another_replica_completes() {
     bounded(async {
         let cluster = cluster().await;

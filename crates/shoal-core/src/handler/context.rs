@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Outbox, Shared};
-use crate::host::{Broadcast, HostError, NodeEvent};
+use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
 use crate::ids::SessionId;
 use crate::jsonrpc::{self, RequestId, RpcError};
 use crate::model::{
@@ -38,6 +38,9 @@ pub enum PeerError {
     /// The request's stream is gone (the session was deleted).
     #[error("the session's stream is closed")]
     Closed,
+    /// The session host could not take the message (Redis down, say).
+    #[error("the session host is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What a handler knows and can do while it serves one request.
@@ -151,6 +154,11 @@ impl RequestContext {
         self.notify("notifications/progress", &params).await
     }
 
+    /// The minimum level the client asked for with `logging/setLevel`, if it did.
+    pub fn log_level(&self) -> Option<LogLevel> {
+        self.inner.session.log_level
+    }
+
     /// Sends `notifications/message` when `level` passes the session's `logging/setLevel`.
     pub async fn log(
         &self,
@@ -158,7 +166,7 @@ impl RequestContext {
         logger: Option<&str>,
         data: Value,
     ) -> Result<(), PeerError> {
-        if self.inner.session.log_level.is_some_and(|min| level < min) {
+        if self.log_level().is_some_and(|min| level < min) {
             return Ok(());
         }
         let mut params = json!({ "level": level, "data": data });
@@ -175,6 +183,33 @@ impl RequestContext {
             .message(jsonrpc::encode_notification(method, params))
             .await
             .map_err(|_| PeerError::Closed)
+    }
+
+    /// Sends a notification on the session's standalone stream (the client's `GET`), not on
+    /// this request's: for messages about the session rather than this call. Like every event it
+    /// is logged, so a client that resumes the standalone stream with `Last-Event-ID` gets it;
+    /// a client with no standalone stream open sees it only if it resumes one.
+    pub async fn notify_session<P: Serialize>(
+        &self,
+        method: &str,
+        params: &P,
+    ) -> Result<(), PeerError> {
+        let session = &self.inner.session;
+        let message: Arc<str> = jsonrpc::encode_notification(method, params).into();
+        self.inner
+            .shared
+            .host
+            .append(
+                &session.id,
+                &session.standalone_stream,
+                StreamEvent::Message(message),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|error| match error {
+                HostError::Unavailable(reason) => PeerError::Unavailable(reason),
+                _ => PeerError::Closed,
+            })
     }
 
     /// Closes the client's connection to this request's stream (turning the reply into a

@@ -4,6 +4,8 @@
 //! - `count` takes as long as asked and reports progress: streams, progress, cancellation.
 //! - `ask_user` and `ask_model` send a server→client request (elicitation, sampling) and wait for
 //!   the answer, which may reach any replica.
+//! - `announce` sends a log message to the caller's standalone stream, wherever that is held:
+//!   delivery latency across replicas (`shoal-load streams`).
 //!
 //! Scripts and load scenarios depend on these names, arguments and replies: change them only
 //! together with whatever calls them.
@@ -15,6 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shoal_core::handler::{Handlers, PeerError, RequestContext, ToolError, ToolSet, typed_tool};
 use shoal_core::model::{CreateMessageRequest, ElicitAction, ElicitRequest, SamplingMessage};
+use shoal_core::session::LogLevel;
 
 /// The largest `to` of `count`.
 const MAX_COUNT: u32 = 10_000;
@@ -56,6 +59,16 @@ fn tools() -> ToolSet {
             "Asks the client's model to answer `prompt` (sampling) and returns its reply.",
             ask_model,
         ))
+        .with(
+            typed_tool(
+                "announce",
+                "Sends `text` as an info log message (`notifications/message`, logger \
+                 \"announce\") to the caller's standalone stream (its GET), on whichever replica \
+                 holds it; returns once the message is logged. For delivery-latency measurements.",
+                announce,
+            )
+            .annotations(json!({ "readOnlyHint": true, "openWorldHint": false })),
+        )
 }
 
 // === echo ===
@@ -176,6 +189,26 @@ async fn ask_user(ctx: RequestContext, args: AskUserArgs) -> Result<String, Tool
     }
 }
 
+// === announce ===
+
+/// Arguments of `announce`.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct AnnounceArgs {
+    /// The text to send to the caller's standalone stream.
+    text: String,
+}
+
+async fn announce(ctx: RequestContext, args: AnnounceArgs) -> Result<String, ToolError> {
+    if ctx.log_level().is_some_and(|min| LogLevel::Info < min) {
+        return Ok("not sent: below the session's logging level".into());
+    }
+    let params = json!({ "level": LogLevel::Info, "logger": "announce", "data": args.text });
+    ctx.notify_session("notifications/message", &params)
+        .await
+        .map_err(|e| ToolError::failed(format!("could not announce: {e}")))?;
+    Ok("announced".into())
+}
+
 // === ask_model ===
 
 /// Arguments of `ask_model`.
@@ -223,10 +256,13 @@ mod tests {
     use crate::tools::testing::{TestClient, only_text};
 
     #[tokio::test]
-    async fn lists_the_four_tools_with_descriptions_and_object_schemas() {
+    async fn lists_the_five_tools_with_descriptions_and_object_schemas() {
         let tools = tools().list(None).await.unwrap();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["echo", "count", "ask_user", "ask_model"]);
+        assert_eq!(
+            names,
+            ["echo", "count", "ask_user", "ask_model", "announce"]
+        );
         for tool in &tools {
             assert!(
                 tool.description.as_deref().is_some_and(|d| !d.is_empty()),
@@ -288,6 +324,33 @@ mod tests {
         assert_eq!(only_text(&result), "hello, shoal");
         let result = client.call_tool("echo", json!({})).await;
         assert_eq!(result.is_error, Some(true));
+    }
+
+    #[tokio::test]
+    async fn announce_sends_its_text_to_the_standalone_stream() {
+        let client = TestClient::connect(handlers(), json!({})).await;
+        let mut standalone = std::pin::pin!(client.standalone().await);
+        let result = client
+            .call_tool("announce", json!({ "text": "tick 7" }))
+            .await;
+        assert_eq!(only_text(&result), "announced");
+        let message = futures::StreamExt::next(&mut standalone).await.unwrap();
+        assert_eq!(message["method"], "notifications/message");
+        assert_eq!(
+            message["params"],
+            json!({ "level": "info", "logger": "announce", "data": "tick 7" })
+        );
+
+        client
+            .result("logging/setLevel", json!({ "level": "warning" }))
+            .await;
+        let result = client
+            .call_tool("announce", json!({ "text": "quiet" }))
+            .await;
+        assert_eq!(
+            only_text(&result),
+            "not sent: below the session's logging level"
+        );
     }
 
     #[tokio::test]

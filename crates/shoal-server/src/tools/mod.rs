@@ -19,7 +19,7 @@ use shoal_core::handler::Handlers;
 /// The names [`by_name`] knows, in the order to show them.
 pub const NAMES: [&str; 2] = ["demo", "conformance"];
 
-/// The demo tools: `echo`, `count`, `ask_user`, `ask_model`.
+/// The demo tools: `echo`, `count`, `ask_user`, `ask_model`, `announce`.
 pub fn demo() -> Handlers {
     demo::handlers()
 }

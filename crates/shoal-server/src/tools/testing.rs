@@ -69,6 +69,26 @@ impl TestClient {
         }
     }
 
+    /// Opens the session's standalone stream (the client's GET): the messages logged on it
+    /// from now on, as JSON.
+    pub(crate) async fn standalone(&self) -> impl futures::Stream<Item = Value> + use<> {
+        use futures::StreamExt;
+        use shoal_core::host::StreamEvent;
+
+        let session = self
+            .engine
+            .resolve_session(self.session.as_str(), None)
+            .await
+            .unwrap();
+        let subscription = self.engine.open_standalone(&session).await.unwrap();
+        subscription.events.filter_map(|event| async move {
+            match event.unwrap().event {
+                StreamEvent::Message(message) => Some(serde_json::from_str(&message).unwrap()),
+                _ => None,
+            }
+        })
+    }
+
     /// Sends a request and returns its `result`; panics on a JSON-RPC error.
     pub(crate) async fn result(&self, method: &str, params: Value) -> Value {
         let response = self.request(method, params).await;
