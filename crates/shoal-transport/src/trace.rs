@@ -18,32 +18,36 @@ use crate::metrics::method_label;
 /// Middleware: runs the request in an `http.request` span.
 pub async fn trace_http(request: Request, next: Next) -> Response {
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| String::from(path.as_str()));
-    let name = match &route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_owned(),
-    };
     let span = tracing::info_span!(
         "http.request",
-        otel.name = name.as_str(),
+        otel.name = tracing::field::Empty,
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
-        http.route = route.as_deref(),
+        http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
-    if let Some(propagator) = shoal_core::engine::trace::propagator() {
-        let headers = request.headers();
-        propagator.set_parent(&span, &|name| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        });
+    // Nothing listens (no trace export, logs at `info`): skip the per-request formatting.
+    if !span.is_disabled() {
+        match request.extensions().get::<MatchedPath>() {
+            Some(route) => {
+                span.record("otel.name", format!("{method} {}", route.as_str()));
+                span.record("http.route", route.as_str());
+            }
+            None => {
+                span.record("otel.name", method);
+            }
+        }
+        if let Some(propagator) = shoal_core::engine::trace::propagator() {
+            let headers = request.headers();
+            propagator.set_parent(&span, &|name| {
+                headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned)
+            });
+        }
     }
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status();

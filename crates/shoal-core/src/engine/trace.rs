@@ -56,7 +56,9 @@ pub(crate) fn operation_span(method: &str, session: Option<&SessionId>, node: &s
         shoal.node = node,
         error.type = tracing::field::Empty,
     );
-    if let Some(session) = session {
+    if let Some(session) = session
+        && !span.is_disabled()
+    {
         span.record("mcp.session.id", session_hash(session).as_str());
     }
     span
