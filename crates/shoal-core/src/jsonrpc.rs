@@ -196,8 +196,9 @@ impl Message {
 impl Request {
     /// Deserializes the params into `T`, treating absent params as `{}`.
     pub fn params_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, RpcError> {
-        let params = Value::Object(self.params.clone().unwrap_or_default());
-        serde_json::from_value(params)
+        // From a borrow: only what `T` keeps is copied, not the whole params tree.
+        let empty = Map::new();
+        T::deserialize(self.params.as_ref().unwrap_or(&empty))
             .map_err(|e| rpc_error(INVALID_PARAMS, format!("invalid params: {e}")))
     }
 

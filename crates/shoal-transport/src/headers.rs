@@ -28,17 +28,14 @@ pub(crate) fn accepts(headers: &HeaderMap) -> Accepts {
     for value in headers.get_all(ACCEPT) {
         let Ok(value) = value.to_str() else { continue };
         for range in value.split(',') {
-            let media = range
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            match media.as_str() {
-                "*/*" => (accepts.json, accepts.sse) = (true, true),
-                "application/*" | "application/json" => accepts.json = true,
-                "text/*" | "text/event-stream" => accepts.sse = true,
-                _ => {}
+            let media = range.split(';').next().unwrap_or("").trim();
+            let is = |name: &str| media.eq_ignore_ascii_case(name);
+            if is("*/*") {
+                (accepts.json, accepts.sse) = (true, true);
+            } else if is("application/*") || is("application/json") {
+                accepts.json = true;
+            } else if is("text/*") || is("text/event-stream") {
+                accepts.sse = true;
             }
         }
     }
