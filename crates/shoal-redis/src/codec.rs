@@ -63,10 +63,14 @@ pub(crate) fn encode_level(level: LogLevel) -> Result<String, DecodeError> {
 }
 
 /// A session record from the flat `HGETALL` reply of the session hash: the `record` JSON,
-/// with `level` and the `sub:<uri>` fields overriding its log level and subscriptions.
-pub(crate) fn decode_session(reply: Vec<Value>) -> Result<SessionRecord, DecodeError> {
+/// with `level` and the `sub:<uri>` fields overriding its log level and subscriptions; and the
+/// session's creation time (`created_ms`, Redis clock), when the hash has one.
+pub(crate) fn decode_session(
+    reply: Vec<Value>,
+) -> Result<(SessionRecord, Option<i64>), DecodeError> {
     let mut record = None;
     let mut level = None;
+    let mut created_ms = None;
     let mut subscriptions = BTreeSet::new();
     let mut items = reply.into_iter();
     while let (Some(field), Some(value)) = (items.next(), items.next()) {
@@ -75,6 +79,8 @@ pub(crate) fn decode_session(reply: Vec<Value>) -> Result<SessionRecord, DecodeE
             record = Some(serde_json::from_str::<SessionRecord>(&text(value)?)?);
         } else if field == "level" {
             level = Some(serde_json::from_str::<LogLevel>(&text(value)?)?);
+        } else if field == "created_ms" {
+            created_ms = Some(integer(&value)?);
         } else if let Some(uri) = field.strip_prefix("sub:") {
             subscriptions.insert(uri.to_owned());
         }
@@ -82,7 +88,22 @@ pub(crate) fn decode_session(reply: Vec<Value>) -> Result<SessionRecord, DecodeE
     let mut record = record.ok_or(DecodeError::NoRecord)?;
     record.log_level = level;
     record.subscriptions = subscriptions;
-    Ok(record)
+    Ok((record, created_ms))
+}
+
+/// An `HGETALL` reply as a flat field, value, field, value… list, whether `fred` handed it
+/// back as an array or as a map.
+pub(crate) fn hash_fields(reply: Value) -> Result<Vec<Value>, DecodeError> {
+    match reply {
+        Value::Array(items) => Ok(items),
+        Value::Map(map) => Ok(map
+            .inner()
+            .into_iter()
+            .flat_map(|(key, value)| [Value::from(key), value])
+            .collect()),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(DecodeError::Reply),
+    }
 }
 
 /// A bulk or simple string reply.
@@ -163,7 +184,7 @@ mod tests {
             Value::from("seq:abc"),
             Value::from("3"),
         ];
-        let decoded = decode_session(reply).ok();
+        let decoded = decode_session(reply).ok().map(|(record, _)| record);
         record.log_level = Some(LogLevel::Warning);
         record.subscriptions.insert("test://a".into());
         assert_eq!(decoded, Some(record));

@@ -4,8 +4,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::clients::{Client, SubscriberClient, WithOptions};
-use fred::interfaces::{ClientLike, EventInterface, KeysInterface, LuaInterface, PubsubInterface};
+use fred::clients::{Client, Pipeline, SubscriberClient, WithOptions};
+use fred::interfaces::{
+    ClientLike, EventInterface, HashesInterface, KeysInterface, LuaInterface, PubsubInterface,
+};
 use fred::types::config::{Config, Options, ReconnectPolicy, Server};
 use fred::types::{Builder, ClusterHash, CustomCommand, Expiration, Value};
 use fred::util::redis_keyslot;
@@ -24,6 +26,7 @@ use crate::codec::{self, DecodeError};
 use crate::config::{ConfigError, RedisHostConfig};
 use crate::keys::{Keys, SessionKeys};
 use crate::metrics::observe;
+use crate::refresh::IdleRefresh;
 use crate::scripts::{Script, Scripts};
 use crate::wake::{self, Wake, Wakeups};
 
@@ -52,6 +55,8 @@ struct Inner {
     client: Client,
     subscriber: SubscriberClient,
     scripts: Scripts,
+    /// When session reads refresh the idle timer.
+    refresh: IdleRefresh,
     wakeups: Arc<Wakeups>,
     node_events: broadcast::Sender<NodeEvent>,
     broadcast_channel: String,
@@ -69,6 +74,18 @@ impl std::fmt::Debug for RedisHost {
 
 fn unavailable(e: impl std::fmt::Display) -> HostError {
     HostError::Unavailable(e.to_string())
+}
+
+/// Milliseconds since the Unix epoch on this replica's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A duration in whole milliseconds, as Redis takes them.
+fn millis_i64(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn millis(d: Duration) -> String {
@@ -171,6 +188,7 @@ impl RedisHost {
         });
         Ok(RedisHost {
             inner: Arc::new(Inner {
+                refresh: IdleRefresh::new(config.idle_timeout),
                 config,
                 keys,
                 commands,
@@ -344,14 +362,37 @@ impl SessionHost for RedisHost {
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, HostError> {
         let inner = &self.inner;
         let keys = inner.keys.session(id);
-        let args = inner.common_args(id, &keys)?;
-        match inner
-            .eval("session", &inner.scripts.get, &[&keys.session], args)
-            .await?
-        {
-            Value::Null => Ok(None),
-            reply => Ok(Some(codec::decode_session(codec::array(reply)?)?)),
+        // The hot path (every request): one plain `HGETALL`, no script (a Lua call cost Redis
+        // several times the CPU of the commands it ran). Now and then, pipelined with it, the
+        // idle timer's refresh (see `refresh`). The lifetime is checked here, on this replica's
+        // clock, and a session past it is destroyed as the scripts would.
+        let reply: Value = if inner.refresh.due(id, std::time::Instant::now()) {
+            let pipeline = Pipeline::from(inner.commands.clone());
+            let ttl = millis_i64(inner.refresh.ttl());
+            let replies: Vec<Value> = observe("session", async {
+                let () = pipeline.hgetall(keys.session.as_str()).await?;
+                let () = pipeline.pexpire(keys.session.as_str(), ttl, None).await?;
+                pipeline.all().await
+            })
+            .await
+            .map_err(unavailable)?;
+            replies.into_iter().next().ok_or(DecodeError::Reply)?
+        } else {
+            observe("session", inner.commands.hgetall(keys.session.as_str()))
+                .await
+                .map_err(unavailable)?
+        };
+        let fields = codec::hash_fields(reply)?;
+        if fields.is_empty() {
+            return Ok(None);
         }
+        let (record, created_ms) = codec::decode_session(fields)?;
+        let lifetime = millis_i64(inner.config.max_lifetime);
+        if created_ms.is_some_and(|created| created.saturating_add(lifetime) <= now_ms()) {
+            self.delete_session(id).await?;
+            return Ok(None);
+        }
+        Ok(Some(record))
     }
 
     async fn update_session(&self, id: &SessionId, update: SessionUpdate) -> Result<(), HostError> {
@@ -391,6 +432,7 @@ impl SessionHost for RedisHost {
         let inner = &self.inner;
         let keys = inner.keys.session(id);
         let args = inner.common_args(id, &keys)?;
+        inner.refresh.forget(id);
         let reply = inner
             .eval(
                 "delete_session",

@@ -19,7 +19,7 @@
 //!
 //! | name | type | content | lifetime |
 //! | --- | --- | --- | --- |
-//! | `<p>:{<s>}:session` | hash | `record` (the [`SessionRecord`](shoal_core::session::SessionRecord) as JSON, as created), `created_ms` (Redis clock), `standalone` (stream id), `level` (JSON log level), `sub:<uri>` per subscription, `seq:<t>` (last position of stream `<t>`: the counter, and the index of the session's streams), `end:<t>` (position of `End`) | `PEXPIRE min(idle_timeout, lifetime left)`, refreshed by every read and write of the session |
+//! | `<p>:{<s>}:session` | hash | `record` (the [`SessionRecord`](shoal_core::session::SessionRecord) as JSON, as created), `created_ms` (Redis clock), `standalone` (stream id), `level` (JSON log level), `sub:<uri>` per subscription, `seq:<t>` (last position of stream `<t>`: the counter, and the index of the session's streams), `end:<t>` (position of `End`) | `PEXPIRE min(idle_timeout, lifetime left)` by every write; by reads, see below |
 //! | `<p>:{<s>}:stream:<t>` | stream | one entry per event, id `0-<seq>`, fields `p` (payload: `m<message>`, `d` for Disconnect, `e` for End) and `t` (append time, ms); capped by `XADD MAXLEN ~ max_events_per_stream` and by age (`event_retention`) | `PEXPIRE min(event_retention, lifetime left)` at each append; deleted with the session |
 //! | `<p>:{<s>}:wake:<t>` | channel | wake-up after an append (the position) or on delete (`0`) | — |
 //! | `<p>:node:<node>` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for one node | — |
@@ -32,12 +32,19 @@
 //! # Commands and round trips
 //!
 //! Each script is one `EVALSHA` (loaded once per connection; `EVAL` once more after a
-//! `NOSCRIPT`, e.g. when Redis restarted). Times come from Redis (`TIME`), never from a replica.
+//! `NOSCRIPT`, e.g. when Redis restarted). Times come from Redis (`TIME`), except in the
+//! session read, which runs no script: it is the one operation of every request, and a Lua call
+//! costs Redis several times the CPU of the plain commands it would run. That read refreshes the
+//! idle timer only now and then (each replica at most once per tenth of the idle timeout, to
+//! the idle timeout plus that tenth: a session lives at least one idle timeout after its last
+//! request) and checks the lifetime on the replica's clock against `created_ms`, destroying a
+//! session past it; so a session's hash may outlive its lifetime by up to one idle timeout,
+//! unreadable.
 //!
 //! | operation | round trips | what runs in Redis |
 //! | --- | --- | --- |
 //! | `create_session` | 1 | `DEL`, `HSET`, `PEXPIRE` |
-//! | `session` | 1 | `HGET created_ms`, `PEXPIRE` (or delete when past its lifetime), `HGETALL` |
+//! | `session` | 1 | `HGETALL` (no script); at most once per tenth of the idle timeout per replica, pipelined with it, `PEXPIRE` (idle timeout + a tenth); `delete_session` when past its lifetime |
 //! | `update_session` | 1 | `HGET created_ms`, `PEXPIRE`, `HSET`/`HDEL` |
 //! | `delete_session` | 1 | `HKEYS`, `DEL` of the hash and each log, `PUBLISH` `0` on each wake channel, `PUBLISH` `SessionClosed` on the broadcast channel |
 //! | `append` | 1 | `HGET created_ms`, `PEXPIRE`, `HINCRBY seq:<t>`, `XADD 0-<seq> MAXLEN ~`, `XRANGE - + COUNT 1` (+ `XDEL` of events past retention), `PEXPIRE` of the log, `PUBLISH` on the wake channel |
@@ -112,6 +119,7 @@ mod config;
 mod host;
 mod keys;
 pub mod metrics;
+mod refresh;
 mod scripts;
 mod wake;
 

@@ -70,15 +70,6 @@ return 1
 "#
 );
 
-/// `get`: KEYS = [session]; ARGV = common. The session hash (flat), or nil.
-const GET: &str = concat!(
-    lua_common!(),
-    r#"
-if not touch(KEYS[1], now_ms()) then return false end
-return redis.call('HGETALL', KEYS[1])
-"#
-);
-
 /// `update`: KEYS = [session]; ARGV = common, op (`level`, `sub`, `unsub`), argument.
 /// 1, or 0 when the session is gone.
 const UPDATE: &str = concat!(
@@ -177,7 +168,6 @@ pub(crate) struct Script {
 #[derive(Debug, Clone)]
 pub(crate) struct Scripts {
     pub(crate) create: Script,
-    pub(crate) get: Script,
     pub(crate) update: Script,
     pub(crate) delete: Script,
     pub(crate) append: Script,
@@ -187,7 +177,7 @@ pub(crate) struct Scripts {
 
 impl Scripts {
     /// The sources, in field order.
-    pub(crate) const SOURCES: [&'static str; 7] = [CREATE, GET, UPDATE, DELETE, APPEND, OPEN, READ];
+    pub(crate) const SOURCES: [&'static str; 6] = [CREATE, UPDATE, DELETE, APPEND, OPEN, READ];
 
     /// Scripts from their sources and the hashes `SCRIPT LOAD` returned, in field order.
     pub(crate) fn new(mut shas: Vec<String>) -> Option<Self> {
@@ -200,7 +190,6 @@ impl Scripts {
         };
         Some(Scripts {
             create: next(CREATE),
-            get: next(GET),
             update: next(UPDATE),
             delete: next(DELETE),
             append: next(APPEND),
