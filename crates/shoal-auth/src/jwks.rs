@@ -122,6 +122,25 @@ impl Jwks {
         }
     }
 
+    /// The keys of `document`, a JWKS said to come from `url` but never fetched or refreshed
+    /// (for the fuzz target).
+    pub(crate) fn fixed(url: Url, document: &Value) -> Jwks {
+        let keys = document
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|entries| entries.iter().filter_map(Key::from_json).collect())
+            .unwrap_or_default();
+        Jwks {
+            client: reqwest::Client::new(),
+            url,
+            // A fetch "just began" and the next is never due: an unknown `kid` fetches nothing.
+            refetch_interval: Duration::MAX,
+            keys: RwLock::new(Arc::new(keys)),
+            last_fetch: Mutex::new(Some(Instant::now())),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
     fn keys(&self) -> Arc<Vec<Key>> {
         // A poisoned lock still holds a consistent Arc: it is only ever replaced whole.
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()

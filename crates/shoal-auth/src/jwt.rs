@@ -19,28 +19,40 @@ use crate::error::Error;
 use crate::jwks::{Jwks, KeyError};
 
 /// Why a token is refused; each has a fixed description for `error_description`.
+/// (Public only for the fuzz target, through `fuzzing`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TokenError {
+pub enum TokenError {
+    /// Not three base64url parts with a JSON header, or claims that do not decode.
     #[error("the token is malformed")]
     Malformed,
+    /// `alg` is not one of the configured algorithms, or does not fit the key.
     #[error("the token algorithm is not allowed")]
     AlgorithmNotAllowed,
+    /// `typ` is not `at+jwt` although it is required.
     #[error("the token type must be at+jwt")]
     WrongType,
+    /// No key of the key set fits `kid` and `alg`.
     #[error("the token signing key is unknown")]
     UnknownKey,
+    /// The signature does not verify.
     #[error("the token signature is invalid")]
     BadSignature,
+    /// `exp` has passed.
     #[error("the token has expired")]
     Expired,
+    /// `nbf` is still to come.
     #[error("the token is not yet valid")]
     NotYetValid,
+    /// `iat` is still to come.
     #[error("the token was issued in the future")]
     IssuedInFuture,
+    /// `iss` is not the configured issuer.
     #[error("the token issuer is not accepted")]
     WrongIssuer,
+    /// `aud` does not name this resource.
     #[error("the token audience is not this resource")]
     WrongAudience,
+    /// `exp`, `iss`, `aud` or `sub` is missing.
     #[error("the token lacks a required claim")]
     MissingClaim,
 }
@@ -124,16 +136,21 @@ impl JwtValidator {
         }
         jwks.refresh_in_background(config.jwks_refresh_interval);
         Ok(Started {
-            validator: JwtValidator {
-                issuer: config.issuer.clone(),
-                audience: config.audience.clone(),
-                algorithms: config.algorithms.clone(),
-                leeway: config.leeway,
-                require_at_jwt: config.require_at_jwt,
-                jwks,
-            },
+            validator: JwtValidator::new(config, jwks),
             metadata: discovered.map(|d| d.metadata),
         })
+    }
+
+    /// A validator of `config`'s tokens with the keys of `jwks`.
+    pub(crate) fn new(config: &JwtConfig, jwks: Arc<Jwks>) -> JwtValidator {
+        JwtValidator {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            algorithms: config.algorithms.clone(),
+            leeway: config.leeway,
+            require_at_jwt: config.require_at_jwt,
+            jwks,
+        }
     }
 
     /// The principal (`<iss>|<sub>`, with the token's scopes) of a valid token.

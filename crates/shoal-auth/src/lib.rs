@@ -38,6 +38,8 @@ mod challenge;
 pub mod config;
 mod discovery;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwks;
 mod jwt;
 mod layer;

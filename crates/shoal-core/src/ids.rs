@@ -81,7 +81,7 @@ pub struct StreamId(String);
 
 impl StreamId {
     const RANDOM_LEN: usize = 16;
-    const MAX_LEN: usize = Self::RANDOM_LEN + 64;
+    const MAX_LEN: usize = Self::RANDOM_LEN + NodeId::MAX_LEN;
 
     /// Mints a fresh id (a standalone stream's: no writer node).
     pub fn random() -> Self {
@@ -140,7 +140,12 @@ impl FromStr for EventId {
 
     fn from_str(s: &str) -> Result<Self, IdError> {
         let (stream, seq) = s.split_once('.').ok_or(IdError::Event)?;
-        if !StreamId::is_valid(stream) || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit())
+        // Only the canonical decimal form (no leading zero): the server never mints another,
+        // and one position must have one id.
+        if !StreamId::is_valid(stream)
+            || seq.is_empty()
+            || !seq.bytes().all(|b| b.is_ascii_digit())
+            || (seq.len() > 1 && seq.starts_with('0'))
         {
             return Err(IdError::Event);
         }
@@ -159,12 +164,17 @@ impl FromStr for EventId {
 pub struct NodeId(String);
 
 impl NodeId {
+    /// The longest node id: reply stream ids embed it, and an event id must stay short
+    /// enough to parse back from `Last-Event-ID`.
+    pub const MAX_LEN: usize = 64;
+
     /// A node id from configuration. Dots and colons are replaced: they separate the parts of
-    /// the ids that embed a node id.
+    /// the ids that embed a node id. Cut to [`NodeId::MAX_LEN`] characters.
     pub fn new(id: impl AsRef<str>) -> Self {
         NodeId(
             id.as_ref()
                 .chars()
+                .take(Self::MAX_LEN)
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                         c
@@ -176,9 +186,15 @@ impl NodeId {
         )
     }
 
-    /// `<prefix>-<random>`, the default for a process.
+    /// `<prefix>-<random>`, the default for a process; a long prefix is cut so that the
+    /// random part survives.
     pub fn with_random_suffix(prefix: &str) -> Self {
-        Self::new(format!("{prefix}-{}", random_token(6)))
+        let suffix = random_token(6);
+        let prefix: String = prefix
+            .chars()
+            .take(Self::MAX_LEN - suffix.len() - 1)
+            .collect();
+        Self::new(format!("{prefix}-{suffix}"))
     }
 
     /// The id as text.
@@ -224,6 +240,8 @@ mod tests {
             "aaaaaaaaaaaaaaaa.-1",
             "aaaaaaaaaaaaaaaa.1x",
             "aaaaaaaaaaaaaaaa.99999999999999999999999",
+            "aaaaaaaaaaaaaaaa.01",
+            "aaaaaaaaaaaaaaaa.00",
         ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad:?} parsed");
         }
@@ -242,5 +260,12 @@ mod tests {
     #[test]
     fn node_ids_are_sanitized() {
         assert_eq!(NodeId::new("pod.a:1").as_str(), "pod-a-1");
+        assert_eq!(
+            NodeId::new("é".repeat(100)).as_str(),
+            "-".repeat(NodeId::MAX_LEN)
+        );
+        let long = NodeId::with_random_suffix(&"h".repeat(100));
+        assert_eq!(long.as_str().len(), NodeId::MAX_LEN);
+        assert_ne!(long, NodeId::with_random_suffix(&"h".repeat(100)));
     }
 }

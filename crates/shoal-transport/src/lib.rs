@@ -47,6 +47,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{ToolScopeCheck, TransportConfig};
 pub use rejection::{Challenge, Rejection, SESSION_NOT_FOUND};
+/// The SSE framing of one event, for the `sse_round_trip` fuzz target (`fuzz/`); not part of
+/// the API.
+#[doc(hidden)]
+pub use sse::event as encode_sse_event;
 
 /// What every handler of the endpoint shares.
 #[derive(Clone)]

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{self, OpenStream, StreamKind};
 
 /// Frames `id`, optional `retry`, and `data` (single-line JSON, or empty for priming).
-fn event(id: &EventId, retry: Option<Duration>, data: &str) -> Bytes {
+pub fn event(id: &EventId, retry: Option<Duration>, data: &str) -> Bytes {
     let mut frame = format!("id: {id}\n");
     if let Some(retry) = retry {
         frame.push_str(&format!("retry: {}\n", retry.as_millis()));

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StreamEvent};
-use crate::ids::{SessionId, StreamId};
+use super::{HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StoredEvent, StreamEvent};
+use crate::ids::{EventId, SessionId, StreamId};
 use crate::jsonrpc::RequestId;
 use crate::session::{LogLevel, SessionRecord};
 
@@ -216,6 +216,132 @@ pub async fn inbox_and_broadcast(host: &dyn SessionHost) {
         );
     }
     assert_eq!(got, vec![Some(response), Some(cancel)]);
+}
+
+/// Resumption from every position of one stream whose log is `events` (at least one, none
+/// ends the stream) then `terminal` (which does); property tests call it with generated logs.
+///
+/// Every event id of the stream, rendered and parsed back as a client sends it in
+/// `Last-Event-ID`, resumes with exactly the later events, in order, without gap or duplicate,
+/// then follows the stream live to its end. Resuming from the end yields nothing, a position
+/// past it is refused, nothing is appended after it, and another session's stream or an
+/// unknown one is refused.
+pub async fn resume_from_every_event(
+    host: &dyn SessionHost,
+    events: &[StreamEvent],
+    terminal: StreamEvent,
+) {
+    // A stream exists once something is appended to it (a reply stream's first event is
+    // its `Request`): there is nothing to resume before that.
+    assert!(
+        !events.is_empty()
+            && !events.iter().any(StreamEvent::ends_stream)
+            && terminal.ends_stream(),
+        "a log of open events, then one that ends the stream"
+    );
+    let record = record();
+    host.create_session(&record).await.unwrap();
+    let stream = StreamId::random();
+    for (seq, event) in (1u64..).zip(events) {
+        let appended = host.append(&record.id, &stream, event.clone()).await;
+        assert_eq!(appended, Ok(seq), "appends are numbered 1, 2, …");
+    }
+    let last = events.len() as u64;
+    let mut open = Vec::new();
+    for from in 0..=last {
+        let id: EventId = EventId {
+            stream: stream.clone(),
+            seq: from,
+        }
+        .to_string()
+        .parse()
+        .expect("every event id the server mints parses");
+        let mut sub = host
+            .subscribe(&record.id, &id.stream, ReadFrom::After(id.seq))
+            .await
+            .unwrap();
+        assert_eq!(sub.after, from);
+        for (seq, event) in (from + 1..).zip(&events[from as usize..]) {
+            let got = next_event(&mut sub.events).await;
+            assert_eq!(
+                got,
+                Some(StoredEvent {
+                    seq,
+                    event: event.clone()
+                }),
+                "resumed after {from}"
+            );
+        }
+        open.push((from, sub));
+    }
+    let end = StoredEvent {
+        seq: last + 1,
+        event: terminal.clone(),
+    };
+    assert_eq!(
+        host.append(&record.id, &stream, terminal).await,
+        Ok(end.seq)
+    );
+    // Each reader has seen exactly the backlog: the next event is the live one, then the end.
+    for (from, mut sub) in open {
+        assert_eq!(
+            next_event(&mut sub.events).await,
+            Some(end.clone()),
+            "live after resuming from {from}"
+        );
+        assert_eq!(
+            next_event(&mut sub.events).await,
+            None,
+            "ended, from {from}"
+        );
+    }
+    let mut sub = host
+        .subscribe(&record.id, &stream, ReadFrom::After(end.seq))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_event(&mut sub.events).await,
+        None,
+        "resumed after the end"
+    );
+    assert_eq!(
+        host.subscribe(&record.id, &stream, ReadFrom::After(end.seq + 1))
+            .await
+            .map(|s| s.after),
+        Err(HostError::EventFromTheFuture)
+    );
+    assert_eq!(
+        host.append(&record.id, &stream, message("late")).await,
+        Err(HostError::StreamEnded)
+    );
+    let other = self::record();
+    host.create_session(&other).await.unwrap();
+    assert_eq!(
+        host.subscribe(&other.id, &stream, ReadFrom::After(0))
+            .await
+            .map(|s| s.after),
+        Err(HostError::UnknownStream),
+        "another session's stream"
+    );
+    assert_eq!(
+        host.subscribe(&record.id, &StreamId::random(), ReadFrom::After(0))
+            .await
+            .map(|s| s.after),
+        Err(HostError::UnknownStream)
+    );
+    host.delete_session(&other.id).await.unwrap();
+    host.delete_session(&record.id).await.unwrap();
+}
+
+/// The next event, or `None` at the end; bounded so that a missing event fails, not hangs.
+async fn next_event<S>(events: &mut S) -> Option<StoredEvent>
+where
+    S: futures::Stream<Item = Result<StoredEvent, HostError>> + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .expect("an event or the end within 10 s")
+        .map(|event| event.expect("no error"))
 }
 
 /// Runs every check, each against a fresh host from `make`.
