@@ -348,6 +348,16 @@ impl Process {
         })
     }
 
+    /// The process id (for `/proc/<pid>/status`).
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub(crate) fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub(crate) fn log_tail(&self) -> String {
         let text = match fs::read(&self.log) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),

@@ -4,17 +4,29 @@
 //! # Commands
 //!
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
-//!   `cargo clippy`, `cargo test`, the MCP conformance suite, the same suite against three
-//!   replicas behind a round-robin proxy (on one Redis, then on a three-master Redis Cluster),
+//!   `cargo clippy`, `cargo test`, a fuzz smoke (every `fuzz/` target for 10 s), the MCP
+//!   conformance suite, the same suite against three replicas behind a round-robin proxy (on
+//!   one Redis, then on a three-master Redis Cluster),
 //!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
-//!   checks, the observability check (dashboard and alerts against a real Prometheus), the
-//!   container image (built with podman, run, stopped and saved).
+//!   checks, the load smoke (every `shoal-load` scenario against one replica on Redis), the
+//!   observability check (dashboard and alerts against a real Prometheus), the container
+//!   image (built with podman, run, stopped and saved).
 //! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
 //!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
 //!   Redis behind `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead;
 //!   with `--auth`: against `shoal --auth jwt` behind `rr-proxy` adding a token of the
 //!   `oidc-provider` fixture).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
+//! - `load-smoke`: only every `shoal-load` scenario for 10 s against one `shoal` on its own
+//!   `redis-server`, failing on any error (the `load-smoke` step of `ci`).
+//! - `bench [--duration 10s] [--concurrency 50] [--idle-streams 10000] [--only NAME]...
+//!   [--skip-long]`: release builds of Shoal and the anchors in `bench/` (axum echo, rmcp,
+//!   the TypeScript SDK), each driven by `shoal-load` in turn; prints throughput, Redis cost,
+//!   memory per stream, churn and long-run tables and each target with PASS/MISS, and writes
+//!   `target/bench/results.{json,md}`.
+//! - `fuzz [--seconds 60] [--target NAME] [--sanitizer address|none]`: every cargo-fuzz target
+//!   of `fuzz/` (or one) for the given time each; fails on a crash, naming the saved input and
+//!   the command that replays it.
 //! - `chart`: only the offline checks of the Helm chart and `deploy/` (the `chart` step of `ci`).
 //! - `observability`: only the alert rules' promtool checks and the dashboard and alert queries
 //!   against Prometheus scraping three replicas under load (the `observability` step of `ci`).
@@ -36,13 +48,17 @@
 //! - `observability`: Prometheus scraping the cluster, checking `deploy/grafana` and
 //!   `deploy/prometheus`.
 //! - `image`: the container image, built and checked with `podman`.
+//! - `bench`: the benchmark harness and its anchors, and the load smoke step.
+//! - `fuzz`: installing cargo-fuzz, building and running the fuzz targets (and the CI smoke).
 
 mod auth;
+mod bench;
 mod chart;
 mod clients;
 mod cluster;
 mod cmd;
 mod conformance;
+mod fuzz;
 mod image;
 mod observability;
 mod server;
@@ -51,6 +67,7 @@ mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -69,8 +86,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step in order (tools, fmt, clippy, chart, test, conformance,
-    /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients,
+    /// Run every CI step in order (tools, fmt, clippy, chart, test, fuzz-smoke, conformance,
+    /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients, load-smoke,
     /// observability, image); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
@@ -91,6 +108,45 @@ enum Task {
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
     Clients,
+    /// Run every `shoal-load` scenario for 10s against one `shoal` on its own redis-server;
+    /// fail on any error (see `xtask/src/bench/smoke.rs`).
+    LoadSmoke,
+    /// Benchmark Shoal against the anchors in `bench/` (axum echo, rmcp, TypeScript SDK), one
+    /// at a time with the same `shoal-load` settings; print the tables and the targets with
+    /// PASS/MISS and write target/bench/results.{json,md} (see `xtask/src/bench.rs`).
+    Bench {
+        /// How long each throughput run measures (after a 2s warmup), e.g. 10s, 1m.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Concurrent `shoal-load` workers.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        concurrency: usize,
+        /// Idle standalone streams one server holds for the memory-per-stream figures.
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        idle_streams: u32,
+        /// Run only this measurement (repeatable): a target (axum, rmcp, ts-sdk, shoal-memory,
+        /// shoal-redis, shoal-cluster: its throughput run), a group (calls, idle-streams,
+        /// long) or a name such as cross-replica, churn, idle-streams/axum, long-calls.
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// Skip the long runs (1M calls in one session, 100k sessions created and deleted).
+        #[arg(long)]
+        skip_long: bool,
+    },
+    /// Run the cargo-fuzz targets of `fuzz/` for a bounded time each (installs cargo-fuzz under
+    /// target/tools); fail on a crash, printing the saved input and how to replay it (see
+    /// `xtask/src/fuzz.rs`).
+    Fuzz {
+        /// How long each target runs, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        seconds: u64,
+        /// Run only this target (a file name of fuzz/fuzz_targets/ without `.rs`).
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+        /// Instrumentation: address (AddressSanitizer) or none (faster to build and run).
+        #[arg(long, value_enum, default_value = "address")]
+        sanitizer: fuzz::Sanitizer,
+    },
     /// Lint and render the Helm chart offline and check its manifests (see `xtask/src/chart.rs`).
     Chart,
     /// Check the alert rules with promtool and query every dashboard and alert expression on a
@@ -119,11 +175,13 @@ fn main() -> ExitCode {
                 "clippy",
                 "chart",
                 "test",
+                "fuzz-smoke",
                 "conformance",
                 "conformance-cluster",
                 "conformance-redis-cluster",
                 "conformance-auth",
                 "clients",
+                "load-smoke",
                 "observability",
                 "image",
             ],
@@ -181,6 +239,46 @@ fn main() -> ExitCode {
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
         }),
+        Task::Fuzz {
+            seconds,
+            target,
+            sanitizer,
+        } => Steps::execute("fuzz", &["fuzz"], |steps| {
+            let plan = fuzz::Plan {
+                seconds,
+                target: target.as_deref(),
+                sanitizer,
+            };
+            steps.run("fuzz", || fuzz::run(&repo, &plan))
+        }),
+        Task::LoadSmoke => Steps::execute("load-smoke", &["tools", "load-smoke"], |steps| {
+            let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_REDIS))?;
+            steps.run("load-smoke", || bench::smoke::run(&repo, &tools))
+        }),
+        Task::Bench {
+            duration,
+            concurrency,
+            idle_streams,
+            only,
+            skip_long,
+        } => {
+            let options = bench::Options {
+                duration,
+                concurrency,
+                idle_streams,
+                only,
+                skip_long,
+            };
+            if let Err(error) = bench::check(&options) {
+                eprintln!("xtask bench: {error:#}");
+                return ExitCode::from(2);
+            }
+            Steps::execute("bench", &["tools", "build", "bench"], |steps| {
+                let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_REDIS))?;
+                let bins = steps.run("build", || bench::build(&repo, &tools))?;
+                steps.run("bench", || bench::run(&repo, &bins, &options))
+            })
+        }
     }
 }
 
@@ -204,6 +302,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     steps.run("test", || {
         cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
     })?;
+    steps.run("fuzz-smoke", || fuzz::smoke(repo))?;
     steps.run("conformance", || conformance::run(repo, &tools, None))?;
     steps.run("conformance-cluster", || {
         cluster::run(repo, &tools, None, RedisMode::Single)
@@ -213,6 +312,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     })?;
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
+    steps.run("load-smoke", || bench::smoke::run(repo, &tools))?;
     steps.run("observability", || observability::run(repo, &tools))?;
     steps.run("image", || image::run(repo))?;
     Ok(())

@@ -78,6 +78,13 @@ impl Needs {
         test_packages: false,
         prometheus: true,
     };
+    /// Node and `redis-server` (for `cargo xtask bench` and `load-smoke`).
+    pub(crate) const NODE_AND_REDIS: Self = Self {
+        redis: true,
+        python: false,
+        test_packages: false,
+        prometheus: false,
+    };
     pub(crate) const NODE_AND_PYTHON: Self = Self {
         redis: false,
         python: true,

@@ -181,9 +181,7 @@ async fn an_announcement_reaches_the_standalone_stream_held_by_another_replica()
         let mut crossed = 0;
         for n in 0..3 {
             let text = format!("announcement {n}");
-            let result = client
-                .call_tool("announce", json!({ "text": text }))
-                .await;
+            let result = client.call_tool("announce", json!({ "text": text })).await;
             assert_eq!(result["content"][0]["text"], "announced", "{result}");
             if cluster.proxy().served().last().unwrap().backend != get_replica {
                 crossed += 1;

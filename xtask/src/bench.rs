@@ -1,0 +1,407 @@
+//! `cargo xtask bench`: Shoal beside the anchors that say what its figures mean, one at a
+//! time on this machine, each driven by the same `shoal-load` settings.
+//!
+//! The targets ([`targets::Target`]): the loopback ceiling (`bench/axum-echo`, a stateless
+//! axum JSON echo), the official Rust SDK (`bench/rmcp-echo`, stateful), the official
+//! TypeScript SDK (`bench/ts-sdk-echo`, stateful), Shoal on the memory host, Shoal on a Redis
+//! host, and three Shoal replicas on one Redis behind `rr-proxy`. Every server sets
+//! TCP_NODELAY on accepted sockets, as any deployment would.
+//!
+//! What is measured ([`measure`]):
+//!
+//! - `tools/call echo` throughput and latency of every target (closed loop, one session,
+//!   `--concurrency` workers), and the server's resident memory after it;
+//! - on the Redis targets, Redis commands (`INFO commandstats`, scripts' commands included,
+//!   the harness's own left out) and round trips (the replicas'
+//!   `shoal_redis_command_duration_seconds_count`) per `tools/call`, both sides of each ratio
+//!   counted by the servers over the same window;
+//! - cross-replica delivery: 100 standalone streams held through `rr-proxy` while `announce`
+//!   POSTs land on other replicas; latency POST → notification, and Redis cost per event;
+//! - memory per idle standalone stream (10,000 held by one process) of the axum SSE baseline,
+//!   Shoal memory and Shoal Redis, and the Redis connections Shoal holds meanwhile;
+//! - session churn on Redis: keys and `used_memory` after every session is deleted, and the
+//!   shapes of any key left behind;
+//! - long runs (not with `--skip-long`): a replica's memory at 100k and 1M calls in one
+//!   session, and after 10k and 100k sessions created and deleted.
+//!
+//! Then it prints the tables and each target with PASS/MISS ([`report`]), and writes
+//! `target/bench/results.json` and `target/bench/results.md`. Logs of every process and every
+//! `shoal-load` summary are under `target/bench/logs/`. Figures are only comparable within
+//! one run: the machine is shared.
+//!
+//! [`smoke`] is the CI's `load-smoke` step: every `shoal-load` scenario, briefly, against one
+//! replica on Redis, failing on any error.
+
+mod load;
+mod measure;
+mod probe;
+mod redis;
+mod report;
+pub(crate) mod smoke;
+mod targets;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::Repo;
+use crate::cluster;
+use crate::cmd;
+use crate::tools::Tools;
+
+use self::measure::{Calls, Churn, CrossReplica, IdleStreams, Long};
+use self::probe::Machine;
+use self::targets::{Binaries, Target};
+
+/// The TypeScript anchor's package, relative to the workspace root.
+const TS_DIR: &str = "bench/ts-sdk-echo";
+/// The long runs' points: calls in one session, and sessions created and deleted.
+const LONG_CALLS: (u64, u64) = (100_000, 1_000_000);
+const LONG_SESSIONS: (u64, u64) = (10_000, 100_000);
+
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) duration: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) idle_streams: u32,
+    /// Only these measurements (by [`Measurement::name`] or group); all when empty.
+    pub(crate) only: Vec<String>,
+    pub(crate) skip_long: bool,
+}
+
+/// What every measurement shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) duration: Duration,
+    /// `duration` as `shoal-load` takes it.
+    pub(crate) duration_text: String,
+    pub(crate) concurrency: usize,
+    pub(crate) idle_streams: u32,
+    /// Where process logs and `shoal-load` outputs go.
+    pub(crate) log_dir: PathBuf,
+}
+
+/// One measurement of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measurement {
+    Calls(Target),
+    CrossReplica,
+    IdleStreams(Target),
+    Churn,
+    LongCalls,
+    LongChurn,
+}
+
+impl Measurement {
+    /// Every measurement, in the order they run.
+    fn all() -> Vec<Self> {
+        let mut all: Vec<Self> = Target::ALL.into_iter().map(Self::Calls).collect();
+        all.push(Self::CrossReplica);
+        for target in [Target::Axum, Target::ShoalMemory, Target::ShoalRedis] {
+            all.push(Self::IdleStreams(target));
+        }
+        all.extend([Self::Churn, Self::LongCalls, Self::LongChurn]);
+        all
+    }
+
+    /// Its name, e.g. `calls/shoal-redis`, `idle-streams/axum`, `churn`.
+    fn name(self) -> String {
+        match self {
+            Self::Calls(target) => format!("calls/{target}"),
+            Self::CrossReplica => "cross-replica".to_owned(),
+            Self::IdleStreams(target) => format!("idle-streams/{target}"),
+            Self::Churn => "churn".to_owned(),
+            Self::LongCalls => "long-calls".to_owned(),
+            Self::LongChurn => "long-churn".to_owned(),
+        }
+    }
+
+    /// Whether `--only SELECTOR` picks it: its whole name, its group (`calls`,
+    /// `idle-streams`, `long`), or a target's name (its throughput run).
+    fn selected_by(self, selector: &str) -> bool {
+        let name = self.name();
+        name == selector
+            || name.split('/').next() == Some(selector)
+            || (selector == "long" && self.is_long())
+            || matches!(self, Self::Calls(target) if target.name() == selector)
+    }
+
+    fn is_long(self) -> bool {
+        matches!(self, Self::LongCalls | Self::LongChurn)
+    }
+}
+
+/// Everything one run measured.
+#[derive(Debug, Default)]
+pub(crate) struct Results {
+    pub(crate) calls: Vec<Calls>,
+    pub(crate) cross_replica: Option<CrossReplica>,
+    pub(crate) idle_streams: Vec<IdleStreams>,
+    pub(crate) churn: Option<Churn>,
+    pub(crate) long_calls: Option<Long>,
+    pub(crate) long_churn: Option<Long>,
+    /// Measurements that could not complete, with why.
+    pub(crate) failures: Vec<(String, String)>,
+}
+
+/// The measurements `options` selects, or an error naming the selectors that match nothing.
+fn plan(options: &Options) -> Result<Vec<Measurement>> {
+    let all = Measurement::all();
+    let unknown: Vec<&String> = options
+        .only
+        .iter()
+        .filter(|selector| !all.iter().any(|m| m.selected_by(selector)))
+        .collect();
+    if !unknown.is_empty() {
+        let names: Vec<String> = all.iter().map(|m| m.name()).collect();
+        bail!(
+            "--only {}: no such measurement; choose from {}, the groups calls, idle-streams, \
+             long, or a target: {}",
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            names.join(", "),
+            Target::ALL.map(Target::name).join(", ")
+        );
+    }
+    Ok(all
+        .into_iter()
+        .filter(|m| options.only.is_empty() || options.only.iter().any(|s| m.selected_by(s)))
+        .filter(|m| !(options.skip_long && m.is_long()))
+        .collect())
+}
+
+/// Checks the options before anything is built.
+pub(crate) fn check(options: &Options) -> Result<()> {
+    if options.duration < Duration::from_secs(2) {
+        bail!(
+            "--duration {} is too short to measure anything: give at least 2s",
+            humantime::format_duration(options.duration)
+        );
+    }
+    if options.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if options.idle_streams == 0 {
+        bail!("--idle-streams must be at least 1");
+    }
+    plan(options).map(drop)
+}
+
+/// Builds the release binaries of every target and `shoal-load`, and installs the
+/// TypeScript anchor's packages.
+pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<Binaries> {
+    cmd::run(tools.apply(&mut repo.cargo([
+        "build",
+        "--release",
+        "-p",
+        "shoal-server",
+        "-p",
+        "shoal-load",
+        "-p",
+        "shoal-testkit",
+        "-p",
+        "bench-axum-echo",
+        "-p",
+        "bench-rmcp-echo",
+        "--bin",
+        "shoal",
+        "--bin",
+        "shoal-load",
+        "--bin",
+        "rr-proxy",
+        "--bin",
+        "bench-axum-echo",
+        "--bin",
+        "bench-rmcp-echo",
+    ])))?;
+    let ts_dir = repo.root().join(TS_DIR);
+    cmd::run(&mut tools.npm(&ts_dir, &["ci", "--no-audit", "--no-fund"]))?;
+    let release = repo.target().join("release");
+    let binary = |name: &str| -> Result<PathBuf> {
+        let path = release.join(name);
+        if !path.is_file() {
+            bail!("cargo built {name} but {} is missing", path.display());
+        }
+        Ok(path)
+    };
+    Ok(Binaries {
+        shoal: binary("shoal")?,
+        shoal_load: binary("shoal-load")?,
+        rr_proxy: binary("rr-proxy")?,
+        axum_echo: binary("bench-axum-echo")?,
+        rmcp_echo: binary("bench-rmcp-echo")?,
+        redis_server: cluster::redis_server()?,
+        node: tools.node().to_path_buf(),
+        ts_server: ts_dir.join("server.mjs"),
+    })
+}
+
+/// Runs the planned measurements one at a time, prints the tables and targets, writes the
+/// results files. Fails when a measurement could not complete (the others still run); a
+/// missed target is reported, not a failure.
+pub(crate) fn run(repo: &Repo, bins: &Binaries, options: &Options) -> Result<()> {
+    let out_dir = repo.target().join("bench");
+    let settings = Settings {
+        duration: options.duration,
+        duration_text: humantime::format_duration(options.duration).to_string(),
+        concurrency: options.concurrency,
+        idle_streams: options.idle_streams,
+        log_dir: out_dir.join("logs"),
+    };
+    let machine = Machine::describe();
+    let (soft, hard) = probe::open_files_limit()?;
+    println!("machine: {machine}");
+    println!(
+        "settings: {} per run, concurrency {}, one session; open files limit {soft} (hard {hard})",
+        settings.duration_text, settings.concurrency
+    );
+
+    let mut results = Results::default();
+    for measurement in plan(options)? {
+        let name = measurement.name();
+        println!();
+        println!("--- {name}");
+        let outcome = match measurement {
+            Measurement::Calls(target) => measure::calls(target, bins, &settings).map(|calls| {
+                println!("{}", report::calls_line(&calls));
+                results.calls.push(calls);
+            }),
+            Measurement::CrossReplica => measure::cross_replica(bins, &settings).map(|cross| {
+                println!("{}", report::cross_replica_line(&cross));
+                results.cross_replica = Some(cross);
+            }),
+            Measurement::IdleStreams(target) => {
+                measure::idle_streams(target, bins, &settings).map(|idle| {
+                    println!("{}", report::idle_streams_line(&idle));
+                    results.idle_streams.push(idle);
+                })
+            }
+            Measurement::Churn => measure::churn(bins, &settings).map(|churn| {
+                println!("{}", report::churn_line(&churn));
+                results.churn = Some(churn);
+            }),
+            Measurement::LongCalls => {
+                let (first, last) = LONG_CALLS;
+                measure::long_calls(bins, &settings, first, last).map(|long| {
+                    println!("{}", report::long_line(&long));
+                    results.long_calls = Some(long);
+                })
+            }
+            Measurement::LongChurn => {
+                let (first, last) = LONG_SESSIONS;
+                measure::long_churn(bins, &settings, first, last).map(|long| {
+                    println!("{}", report::long_line(&long));
+                    results.long_churn = Some(long);
+                })
+            }
+        };
+        if let Err(error) = outcome {
+            eprintln!("{name}: FAILED: {error:#}");
+            results.failures.push((name, format!("{error:#}")));
+        }
+    }
+
+    let report = report::Report::new(&results, &settings, &machine);
+    println!();
+    println!("{}", report.text());
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let json_path = out_dir.join("results.json");
+    let md_path = out_dir.join("results.md");
+    std::fs::write(&json_path, report.json())
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(&md_path, report.markdown())
+        .with_context(|| format!("cannot write {}", md_path.display()))?;
+    println!("wrote {} and {}", json_path.display(), md_path.display());
+
+    if !results.failures.is_empty() {
+        let names: Vec<&str> = results.failures.iter().map(|(n, _)| n.as_str()).collect();
+        bail!(
+            "{} measurement(s) could not complete: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(only: &[&str], skip_long: bool) -> Options {
+        Options {
+            duration: Duration::from_secs(10),
+            concurrency: 50,
+            idle_streams: 10_000,
+            only: only.iter().map(|s| (*s).to_owned()).collect(),
+            skip_long,
+        }
+    }
+
+    fn names(options: &Options) -> Vec<String> {
+        plan(options)
+            .unwrap()
+            .into_iter()
+            .map(Measurement::name)
+            .collect()
+    }
+
+    #[test]
+    fn plans_everything_by_default() {
+        let all = names(&options(&[], false));
+        assert_eq!(all.len(), 13);
+        assert_eq!(all[0], "calls/axum");
+        assert!(all.contains(&"long-churn".to_owned()));
+    }
+
+    #[test]
+    fn skip_long_drops_the_long_runs() {
+        let short = names(&options(&[], true));
+        assert_eq!(short.len(), 11);
+        assert!(!short.iter().any(|n| n.starts_with("long")));
+    }
+
+    #[test]
+    fn only_takes_names_groups_and_targets() {
+        assert_eq!(
+            names(&options(&["shoal-redis", "churn"], false)),
+            ["calls/shoal-redis", "churn"]
+        );
+        assert_eq!(
+            names(&options(&["idle-streams"], false)),
+            [
+                "idle-streams/axum",
+                "idle-streams/shoal-memory",
+                "idle-streams/shoal-redis"
+            ]
+        );
+        assert_eq!(
+            names(&options(&["long"], false)),
+            ["long-calls", "long-churn"]
+        );
+        assert_eq!(
+            names(&options(&["idle-streams/axum"], false)),
+            ["idle-streams/axum"]
+        );
+    }
+
+    #[test]
+    fn only_rejects_unknown_names() {
+        let error = plan(&options(&["nope"], false)).unwrap_err().to_string();
+        assert!(error.contains("--only nope"), "{error}");
+    }
+
+    #[test]
+    fn rejects_a_too_short_duration() {
+        let mut short = options(&[], false);
+        short.duration = Duration::from_secs(1);
+        assert!(check(&short).is_err());
+        assert!(check(&options(&[], false)).is_ok());
+    }
+}
