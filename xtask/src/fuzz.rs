@@ -1,7 +1,7 @@
 //! `cargo xtask fuzz` and the CI `fuzz-smoke` step: the cargo-fuzz targets of `fuzz/`, each run
 //! for a bounded time.
 //!
-//! - cargo-fuzz is installed once into `target/tools/cargo-fuzz` (`cargo install --locked`).
+//! - cargo-fuzz is installed once into `target/tools/cargo-fuzz` (`tools::cargo_tool`).
 //! - The targets build with nightly-only compiler flags (sanitizer coverage, `-Zsanitizer`);
 //!   on the stable toolchain `RUSTC_BOOTSTRAP=1` unlocks them, for these builds only. Each
 //!   sanitizer builds into its own directory under `target/fuzz/` so that switching between
@@ -22,7 +22,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 
 use crate::Repo;
-use crate::cmd;
+use crate::{cmd, tools};
 
 /// Every target, in the order they run (`fuzz/fuzz_targets/<name>.rs`).
 pub(crate) const TARGETS: [&str; 6] = [
@@ -130,7 +130,7 @@ impl Fuzz {
     fn new(repo: &Repo, sanitizer: Sanitizer) -> Result<Self> {
         let work = repo.target().join("fuzz");
         let fuzz = Self {
-            cargo_fuzz: ensure_cargo_fuzz(repo)?,
+            cargo_fuzz: tools::cargo_tool(repo, "cargo-fuzz")?,
             project: repo.root().join("fuzz"),
             sanitizer,
             target_dir: work.join(format!("build-{}", sanitizer.name())),
@@ -304,23 +304,6 @@ fn corpus_size(dir: &Path) -> Result<(u64, u64)> {
         }
     }
     Ok((inputs, bytes))
-}
-
-/// `target/tools/cargo-fuzz/bin/cargo-fuzz`, installed from crates.io when missing.
-fn ensure_cargo_fuzz(repo: &Repo) -> Result<PathBuf> {
-    let root = repo.target().join("tools").join("cargo-fuzz");
-    let binary = root.join("bin").join("cargo-fuzz");
-    if binary.is_file() {
-        println!("cargo-fuzz: {}", binary.display());
-        return Ok(binary);
-    }
-    let mut install = repo.cargo(["install", "cargo-fuzz", "--locked", "--root"]);
-    install.arg(&root);
-    cmd::run(&mut install)?;
-    if !binary.is_file() {
-        bail!("cargo install did not produce {}", binary.display());
-    }
-    Ok(binary)
 }
 
 #[cfg(test)]

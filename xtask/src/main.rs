@@ -4,12 +4,13 @@
 //! # Commands
 //!
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
-//!   `cargo clippy`, `cargo test`, a fuzz smoke (every `fuzz/` target for 10 s), the MCP
+//!   `cargo clippy`, `cargo deny` (licences, bans, sources; advisories when a database is
+//!   present), `cargo test`, a fuzz smoke (every `fuzz/` target for 10 s), the MCP
 //!   conformance suite, the same suite against three replicas behind a round-robin proxy (on
 //!   one Redis, then on a three-master Redis Cluster),
 //!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
 //!   checks, the load smoke (every `shoal-load` scenario against one replica on Redis), the
-//!   observability check (dashboard and alerts against a real Prometheus), the container
+//!   fault-injection suite (`faults`), the observability check (dashboard and alerts against a real Prometheus), the container
 //!   image (built with podman, run, stopped and saved).
 //! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
 //!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
@@ -19,6 +20,10 @@
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
 //! - `load-smoke`: only every `shoal-load` scenario for 10 s against one `shoal` on its own
 //!   `redis-server`, failing on any error (the `load-smoke` step of `ci`).
+//! - `faults [--scenario NAME]...`: only the fault-injection suite (`shoal-faults`: replicas
+//!   killed, restarted, streams resumed late, under load, every event checked), each scenario
+//!   against three replicas on Redis behind a round-robin proxy; report in `target/faults/`
+//!   (the `faults` step of `ci`).
 //! - `bench [--duration 10s] [--concurrency 50] [--idle-streams 10000] [--only NAME]...
 //!   [--skip-long]`: release builds of Shoal and the anchors in `bench/` (axum echo, rmcp,
 //!   the TypeScript SDK), each driven by `shoal-load` in turn; prints throughput, Redis cost,
@@ -27,6 +32,8 @@
 //! - `fuzz [--seconds 60] [--target NAME] [--sanitizer address|none]`: every cargo-fuzz target
 //!   of `fuzz/` (or one) for the given time each; fails on a crash, naming the saved input and
 //!   the command that replays it.
+//! - `deny`: only cargo-deny's checks of the dependency tree against `deny.toml`, offline
+//!   (installs cargo-deny under `target/tools`; the `deny` step of `ci`).
 //! - `chart`: only the offline checks of the Helm chart and `deploy/` (the `chart` step of `ci`).
 //! - `observability`: only the alert rules' promtool checks and the dashboard and alert queries
 //!   against Prometheus scraping three replicas under load (the `observability` step of `ci`).
@@ -49,7 +56,9 @@
 //!   `deploy/prometheus`.
 //! - `image`: the container image, built and checked with `podman`.
 //! - `bench`: the benchmark harness and its anchors, and the load smoke step.
+//! - `faults`: building and running `shoal-faults`.
 //! - `fuzz`: installing cargo-fuzz, building and running the fuzz targets (and the CI smoke).
+//! - `deny`: installing cargo-deny and running its offline checks.
 
 mod auth;
 mod bench;
@@ -58,6 +67,8 @@ mod clients;
 mod cluster;
 mod cmd;
 mod conformance;
+mod deny;
+mod faults;
 mod fuzz;
 mod image;
 mod observability;
@@ -86,9 +97,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step in order (tools, fmt, clippy, chart, test, fuzz-smoke, conformance,
-    /// conformance-cluster, conformance-redis-cluster, conformance-auth, clients, load-smoke,
-    /// observability, image); stop at the first failure.
+    /// Run every CI step in order (tools, fmt, clippy, deny, chart, test, fuzz-smoke,
+    /// conformance, conformance-cluster, conformance-redis-cluster, conformance-auth, clients,
+    /// load-smoke, faults, observability, image); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -111,6 +122,14 @@ enum Task {
     /// Run every `shoal-load` scenario for 10s against one `shoal` on its own redis-server;
     /// fail on any error (see `xtask/src/bench/smoke.rs`).
     LoadSmoke,
+    /// Run the fault-injection suite (`shoal-faults`): each scenario against three replicas on
+    /// one redis-server behind a round-robin proxy, under load, every event checked; report in
+    /// target/faults/ (see `xtask/src/faults.rs`).
+    Faults {
+        /// Run only this scenario (repeatable): baseline, kill9, rolling_restart, late_resume…
+        #[arg(long, value_name = "NAME")]
+        scenario: Vec<String>,
+    },
     /// Benchmark Shoal against the anchors in `bench/` (axum echo, rmcp, TypeScript SDK), one
     /// at a time with the same `shoal-load` settings; print the tables and the targets with
     /// PASS/MISS and write target/bench/results.{json,md} (see `xtask/src/bench.rs`).
@@ -147,6 +166,9 @@ enum Task {
         #[arg(long, value_enum, default_value = "address")]
         sanitizer: fuzz::Sanitizer,
     },
+    /// Check the dependency tree with cargo-deny against deny.toml, offline: licences, bans,
+    /// sources, and advisories when a database exists (see `xtask/src/deny.rs`).
+    Deny,
     /// Lint and render the Helm chart offline and check its manifests (see `xtask/src/chart.rs`).
     Chart,
     /// Check the alert rules with promtool and query every dashboard and alert expression on a
@@ -173,6 +195,7 @@ fn main() -> ExitCode {
                 "tools",
                 "fmt",
                 "clippy",
+                "deny",
                 "chart",
                 "test",
                 "fuzz-smoke",
@@ -182,6 +205,7 @@ fn main() -> ExitCode {
                 "conformance-auth",
                 "clients",
                 "load-smoke",
+                "faults",
                 "observability",
                 "image",
             ],
@@ -223,6 +247,9 @@ fn main() -> ExitCode {
             &["tools", "conformance-redis-cluster"],
             |steps| only_conformance_cluster(&repo, steps, scenario.as_deref(), RedisMode::Cluster),
         ),
+        Task::Deny => Steps::execute("deny", &["deny"], |steps| {
+            steps.run("deny", || deny::run(&repo))
+        }),
         Task::Chart => Steps::execute("chart", &["tools", "chart"], |steps| {
             let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_PYTHON))?;
             steps.run("chart", || chart::run(&repo, &tools))
@@ -254,6 +281,10 @@ fn main() -> ExitCode {
         Task::LoadSmoke => Steps::execute("load-smoke", &["tools", "load-smoke"], |steps| {
             let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_REDIS))?;
             steps.run("load-smoke", || bench::smoke::run(&repo, &tools))
+        }),
+        Task::Faults { scenario } => Steps::execute("faults", &["tools", "faults"], |steps| {
+            let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE_AND_REDIS))?;
+            steps.run("faults", || faults::run(&repo, &tools, &scenario))
         }),
         Task::Bench {
             duration,
@@ -298,6 +329,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
             "warnings",
         ])))
     })?;
+    steps.run("deny", || deny::run(repo))?;
     steps.run("chart", || chart::run(repo, &tools))?;
     steps.run("test", || {
         cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
@@ -313,6 +345,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
     steps.run("load-smoke", || bench::smoke::run(repo, &tools))?;
+    steps.run("faults", || faults::run(repo, &tools, &[]))?;
     steps.run("observability", || observability::run(repo, &tools))?;
     steps.run("image", || image::run(repo))?;
     Ok(())

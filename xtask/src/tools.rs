@@ -10,6 +10,9 @@
 //!   only `node`, so `npm` stays the system one, run by Node 22 through `PATH`.
 //! - Python: a venv in `target/tools/venv` with [`PYTHON_REQUIREMENTS`] (the SDK client check's
 //!   and the chart check's), rebuilt when one of those files changes.
+//! - Cargo subcommands (`cargo-fuzz`, `cargo-deny`): `cargo install --locked --debug` into
+//!   `target/tools/<name>` ([`cargo_tool`]). A debug build compiles in about half the time and
+//!   these tools run for seconds, not minutes.
 //! - The npm packages that `cargo test` runs (the auth tests' authorization server and the
 //!   TypeScript SDK): `npm ci` in each of [`TEST_PACKAGES`], for the whole CI run.
 //!
@@ -184,6 +187,23 @@ impl Tools {
         let dirs = std::iter::once(node_dir.clone()).chain(std::env::split_paths(&rest));
         std::env::join_paths(dirs).ok()
     }
+}
+
+/// `target/tools/<name>/bin/<name>`, installed from the crates registry when missing.
+pub(crate) fn cargo_tool(repo: &Repo, name: &str) -> Result<PathBuf> {
+    let root = repo.target().join("tools").join(name);
+    let binary = root.join("bin").join(name);
+    if binary.is_file() {
+        println!("{name}: {}", binary.display());
+        return Ok(binary);
+    }
+    let mut install = repo.cargo(["install", name, "--locked", "--debug", "--root"]);
+    install.arg(&root);
+    cmd::run(&mut install)?;
+    if !binary.is_file() {
+        bail!("cargo install did not produce {}", binary.display());
+    }
+    Ok(binary)
 }
 
 fn ensure_redis(apt: &mut Apt) -> Result<()> {

@@ -291,9 +291,65 @@ pub fn encode_request<T: Serialize>(id: &RequestId, method: &str, params: &T) ->
     })
 }
 
+/// Whether `bytes` nests arrays and objects deeper than `max`: a byte scan before parsing, so
+/// that a hostile body cannot make the parser recurse deeply. Brackets inside strings (with
+/// escapes honoured) do not count; the scan does not validate the JSON.
+pub fn nesting_depth_exceeds(bytes: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_depth_counts_arrays_and_objects() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(!nesting_depth_exceeds(nested(64).as_bytes(), 64));
+        assert!(nesting_depth_exceeds(nested(65).as_bytes(), 64));
+        assert!(nesting_depth_exceeds(br#"{"a":{"b":[1]}}"#, 2));
+        assert!(!nesting_depth_exceeds(br#"{"a":{"b":[1]}}"#, 3));
+        // Siblings do not add up.
+        assert!(!nesting_depth_exceeds(b"[[],[],[[]]]", 3));
+        assert!(!nesting_depth_exceeds(b"", 0));
+        assert!(nesting_depth_exceeds(b"{}", 0));
+    }
+
+    #[test]
+    fn nesting_depth_ignores_brackets_in_strings() {
+        let in_string = format!(r#"{{"text":"{}"}}"#, "[{".repeat(100));
+        assert!(!nesting_depth_exceeds(in_string.as_bytes(), 1));
+        // An escaped quote does not end the string; an escaped backslash does not escape it.
+        assert!(!nesting_depth_exceeds(br#"{"a":"\"[[\""}"#, 1));
+        assert!(nesting_depth_exceeds(br#"{"a":"\\",  "b":[[1]]}"#, 2));
+        assert!(!nesting_depth_exceeds(br#"{"a":"x\"]]\"y"}"#, 1));
+    }
 
     #[test]
     fn classifies_messages() {

@@ -122,7 +122,7 @@ proptest! {
         });
         runtime().block_on(async {
             let record = SessionRecord::new(None, "2025-11-25", Default::default(), Default::default());
-            host.create_session(&record).await.unwrap();
+            host.create_session(&record, 0).await.unwrap();
             let stream = StreamId::random();
             for event in &events {
                 host.append(&record.id, &stream, event.clone()).await.unwrap();

@@ -79,7 +79,7 @@ impl Hosts {
         let mut hosts = Vec::new();
         for (name, host) in [("memory", memory_host), ("redis", redis_host)] {
             let record = record();
-            host.create_session(&record).await.expect("a session");
+            host.create_session(&record, 0).await.expect("a session");
             hosts.push((name, host, record.id));
         }
         Hosts {

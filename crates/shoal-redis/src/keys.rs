@@ -1,5 +1,9 @@
 //! Key and channel names. Every key and channel of one session carries the session id as a
 //! Cluster hash tag, so they all live in one slot and one Lua script may touch them together.
+//!
+//! A principal's session set carries the principal as its own hash tag: it lives in another
+//! slot than its sessions, so no script touches it together with a session's keys (see
+//! `RedisHost::create_session`).
 
 use shoal_core::ids::{NodeId, SessionId, StreamId};
 
@@ -31,6 +35,23 @@ impl Keys {
             session: format!("{base}session"),
             base,
         }
+    }
+
+    /// `<prefix>:principal:{<principal>}:sessions`: the sorted set of the principal's session
+    /// ids, each scored by the time (ms) past which it cannot be live. `{`, `}` and `%` of the
+    /// principal are percent-encoded: the hash tag is the whole principal, and distinct
+    /// principals get distinct keys.
+    pub(crate) fn principal_sessions(&self, principal: &str) -> String {
+        let mut tag = String::with_capacity(principal.len());
+        for c in principal.chars() {
+            match c {
+                '%' => tag.push_str("%25"),
+                '{' => tag.push_str("%7B"),
+                '}' => tag.push_str("%7D"),
+                c => tag.push(c),
+            }
+        }
+        format!("{}:principal:{{{tag}}}:sessions", self.prefix)
     }
 
     /// `<prefix>:node:<node>`: one node's inbox channel.
@@ -82,5 +103,24 @@ mod tests {
         assert_eq!(session.wake(&stream), format!("shoal:{tag}:wake:{stream}"));
         assert_eq!(keys.node_channel(&NodeId::new("n1")), "shoal:node:n1");
         assert_eq!(keys.broadcast_channel(), "shoal:broadcast");
+    }
+
+    #[test]
+    fn a_principal_set_is_tagged_by_the_whole_principal() {
+        let keys = Keys::new("shoal");
+        assert_eq!(
+            keys.principal_sessions("https://issuer.example|alice"),
+            "shoal:principal:{https://issuer.example|alice}:sessions"
+        );
+        // Braces would end the tag early (and let `a}b`, `a}c` share a slot); `%` is escaped so
+        // that an encoded principal cannot collide with a literal one.
+        assert_eq!(
+            keys.principal_sessions("a}b{c%7D"),
+            "shoal:principal:{a%7Db%7Bc%257D}:sessions"
+        );
+        assert_ne!(
+            keys.principal_sessions("a}"),
+            keys.principal_sessions("a%7D")
+        );
     }
 }

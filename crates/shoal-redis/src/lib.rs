@@ -43,10 +43,10 @@
 //!
 //! | operation | round trips | what runs in Redis |
 //! | --- | --- | --- |
-//! | `create_session` | 1 | `DEL`, `HSET`, `PEXPIRE` |
+//! | `create_session` | 1; 2 with a principal; 3 when refused. A full set not pruned in the last tenth of the idle timeout adds a prune: `ZRANGE`, one `EXISTS` per member (concurrent), and if some are gone `ZREM` and a second `reserve` | `create` script (`DEL`, `HSET`, `PEXPIRE`); with a principal, the `reserve` script on the principal's set (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`); when refused, the `delete` script |
 //! | `session` | 1 | `HGETALL` (no script); at most once per tenth of the idle timeout per replica, pipelined with it, `PEXPIRE` (idle timeout + a tenth); `delete_session` when past its lifetime |
 //! | `update_session` | 1 | `HGET created_ms`, `PEXPIRE`, `HSET`/`HDEL` |
-//! | `delete_session` | 1 | `HKEYS`, `DEL` of the hash and each log, `PUBLISH` `0` on each wake channel, `PUBLISH` `SessionClosed` on the broadcast channel |
+//! | `delete_session` | 1; 2 with a principal | `HGET principal`, `HKEYS`, `DEL` of the hash and each log, `PUBLISH` `0` on each wake channel, `PUBLISH` `SessionClosed` on the broadcast channel; then `ZREM` from the principal's set |
 //! | `append` | 1 | `HGET created_ms`, `PEXPIRE`, `HINCRBY seq:<t>`, `XADD 0-<seq> MAXLEN ~`, `XRANGE - + COUNT 1` (+ `XDEL` of events past retention), `PEXPIRE` of the log, `PUBLISH` on the wake channel |
 //! | `subscribe` | 2, +1 for the first reader of that stream in the process | `open` script (`HGET`s, `PEXPIRE`, `XRANGE - + COUNT 1`); `SUBSCRIBE` + `PING` (pipelined, on the shared pub/sub connection: `fred` resolves `SUBSCRIBE` once written, the `PONG` proves it applied); then the reader's first `read` (lazily, on first poll) |
 //! | each wake-up of a reader | 1 per 256 events | `read` script: `EXISTS`, `HGET seq:<t>`, `HGET end:<t>`, `XRANGE 0-<cursor+1> + COUNT 256` |
@@ -88,6 +88,19 @@
 //!   per append grows with the number of masters). Sharded `SPUBLISH`/`SSUBSCRIBE` for the
 //!   per-stream channels would keep a wake-up on its session's master; it is not done yet.
 //! - Liveness keys (`<p>:alive:<node>`) are single keys in any slot.
+//! - **Sessions per principal.** `<p>:principal:{<principal>}:sessions` is a sorted set of the
+//!   principal's session ids, scored by the end of each one's lifetime (creation + maximum
+//!   lifetime, Redis clock): a live session is never dropped from the count before it can have
+//!   expired. Its hash tag is the principal, not a session: a principal's sessions spread over
+//!   the masters, so the set and a session's hash are never touched by one script. The check
+//!   and the add are one script on the set (atomic: concurrent creates on any replicas cannot
+//!   overshoot); the session hash is written just before, and destroyed again on a refusal;
+//!   `delete_session` removes the id with a `ZREM` after its script. A session that expired
+//!   while idle keeps its slot until its score passes, or until a create finds the set full and
+//!   prunes the ids whose hash is gone (at most once per tenth of the idle timeout per
+//!   principal and replica). Since every id enters the set only after its hash exists, a
+//!   missing hash means the session is gone for good. A lost `ZREM` costs the same: the slot
+//!   frees at the next prune.
 //!
 //! # Failures
 //!

@@ -19,7 +19,8 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Deletes a session and its logs, wakes their readers and tells every node.
+-- Deletes a session and its logs, wakes their readers and tells every node (unless the
+-- channel is '': a session refused at creation, which no node has seen).
 local function destroy(key, base, closed, channel)
   local fields = redis.call('HKEYS', key)
   if #fields == 0 then return 0 end
@@ -34,7 +35,7 @@ local function destroy(key, base, closed, channel)
     redis.call('DEL', base .. 'stream:' .. id)
     redis.call('PUBLISH', base .. 'wake:' .. id, '0')
   end
-  redis.call('PUBLISH', channel, closed)
+  if channel ~= '' then redis.call('PUBLISH', channel, closed) end
   return 1
 end
 
@@ -56,7 +57,7 @@ end
 }
 
 /// `create`: KEYS = [session]; ARGV = common, record JSON, standalone stream, level or "",
-/// subscriptions… Replaces any previous hash under the key.
+/// principal or "", subscriptions… Replaces any previous hash under the key.
 const CREATE: &str = concat!(
     lua_common!(),
     r#"
@@ -64,7 +65,8 @@ local now = now_ms()
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'record', ARGV[6], 'created_ms', now, 'standalone', ARGV[7])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'level', ARGV[8]) end
-for i = 9, #ARGV do redis.call('HSET', KEYS[1], 'sub:' .. ARGV[i], '1') end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'principal', ARGV[9]) end
+for i = 10, #ARGV do redis.call('HSET', KEYS[1], 'sub:' .. ARGV[i], '1') end
 redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), tonumber(ARGV[2])))
 return 1
 "#
@@ -87,13 +89,32 @@ return 1
 "#
 );
 
-/// `delete`: KEYS = [session]; ARGV = common. 1 when the session existed.
+/// `delete`: KEYS = [session]; ARGV = common. `{existed, principal}`: existed is 1 when the
+/// session existed; principal is "" when it had none (the caller removes the session from the
+/// principal's set, which lives in another slot).
 const DELETE: &str = concat!(
     lua_common!(),
     r#"
-return destroy(KEYS[1], ARGV[3], ARGV[4], ARGV[5])
+local principal = redis.call('HGET', KEYS[1], 'principal') or ''
+return {destroy(KEYS[1], ARGV[3], ARGV[4], ARGV[5]), principal}
 "#
 );
+
+/// `reserve`: KEYS = [principal's session set]; ARGV = session id, limit (0: none), maximum
+/// lifetime (ms). Forgets sessions past their lifetime, then adds the session scored by the
+/// end of its lifetime: 1; or, when the principal already holds the limit, adds nothing: 0.
+/// The set expires with its last session, so an idle principal leaves nothing behind.
+const RESERVE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local max = tonumber(ARGV[2])
+if max > 0 and redis.call('ZCARD', KEYS[1]) >= max then return 0 end
+local lifetime = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now + lifetime, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], lifetime)
+return 1
+"#;
 
 /// `append`: KEYS = [session, stream]; ARGV = common, stream id, payload, max events,
 /// retention (ms), "1" when the event ends the stream. The new sequence number, -1 when the
@@ -173,11 +194,13 @@ pub(crate) struct Scripts {
     pub(crate) append: Script,
     pub(crate) open: Script,
     pub(crate) read: Script,
+    pub(crate) reserve: Script,
 }
 
 impl Scripts {
     /// The sources, in field order.
-    pub(crate) const SOURCES: [&'static str; 6] = [CREATE, UPDATE, DELETE, APPEND, OPEN, READ];
+    pub(crate) const SOURCES: [&'static str; 7] =
+        [CREATE, UPDATE, DELETE, APPEND, OPEN, READ, RESERVE];
 
     /// Scripts from their sources and the hashes `SCRIPT LOAD` returned, in field order.
     pub(crate) fn new(mut shas: Vec<String>) -> Option<Self> {
@@ -195,6 +218,7 @@ impl Scripts {
             append: next(APPEND),
             open: next(OPEN),
             read: next(READ),
+            reserve: next(RESERVE),
         })
     }
 }

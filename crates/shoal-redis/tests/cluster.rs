@@ -130,7 +130,7 @@ async fn sessions_spread_over_the_masters_with_all_their_keys_on_one() {
     let mut per_master: BTreeMap<u16, usize> = BTreeMap::new();
     for i in 0..24 {
         let record = common::record();
-        host.create_session(&record).await.unwrap();
+        host.create_session(&record, 0).await.unwrap();
         let stream = StreamId::random();
         host.append(&record.id, &stream, message("x"))
             .await
@@ -181,7 +181,7 @@ async fn streams_appended_on_one_node_are_read_live_on_the_other_on_every_master
     // Enough sessions that every master holds some (checked above), each read live on b.
     for _ in 0..9 {
         let record = common::record();
-        a.create_session(&record).await.unwrap();
+        a.create_session(&record, 0).await.unwrap();
         let stream = StreamId::random();
         a.append(&record.id, &stream, message("before"))
             .await
@@ -214,7 +214,7 @@ async fn a_live_reader_waits_for_appends_from_the_other_node() {
     let cluster = RedisCluster::start().await;
     let (a, b) = two_nodes(&cluster).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     let stream = record.standalone_stream.clone();
     let mut sub = b
         .subscribe(&record.id, &stream, ReadFrom::Tail)
@@ -241,7 +241,7 @@ async fn concurrent_writers_on_two_nodes_get_gapless_positions() {
     let cluster = RedisCluster::start().await;
     let (a, b) = two_nodes(&cluster).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     let writes = (0..100).map(|i| {
         let host = if i % 2 == 0 { &a } else { &b };
@@ -257,7 +257,7 @@ async fn a_session_deleted_on_one_node_ends_the_readers_on_the_other() {
     let cluster = RedisCluster::start().await;
     let (a, b) = two_nodes(&cluster).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     assert_eq!(b.session(&record.id).await.unwrap().as_ref(), Some(&record));
     let mut sub = b
         .subscribe(&record.id, &record.standalone_stream, ReadFrom::Tail)
@@ -323,7 +323,7 @@ async fn scripts_are_loaded_again_after_a_master_loses_its_cache() {
     let (a, b) = two_nodes(&cluster).await;
     let records: Vec<_> = (0..9).map(|_| common::record()).collect();
     for record in &records {
-        a.create_session(record).await.unwrap();
+        a.create_session(record, 0).await.unwrap();
     }
     // As after a failover to a replica that never saw `SCRIPT LOAD`.
     for url in cluster.node_urls() {

@@ -31,7 +31,7 @@ async fn a_thousand_subscriptions_use_two_connections() {
     let host = common::host(&redis.url(), &prefix, "n").await;
 
     let records: Vec<_> = (0..SUBSCRIPTIONS).map(|_| common::record()).collect();
-    futures::future::try_join_all(records.iter().map(|r| host.create_session(r)))
+    futures::future::try_join_all(records.iter().map(|r| host.create_session(r, 0)))
         .await
         .unwrap();
     let started = Instant::now();
@@ -102,7 +102,7 @@ async fn readers_of_one_stream_share_one_channel() {
     let prefix = common::unique_prefix();
     let host = common::host(&redis.url(), &prefix, "n").await;
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = &record.standalone_stream;
     let mut first = host
         .subscribe(&record.id, stream, ReadFrom::Tail)

@@ -40,7 +40,7 @@ async fn calls_fail_fast_while_redis_is_down_and_the_host_recovers() {
     let mut redis = RedisServer::start().await;
     let host = common::host(&redis.url(), &common::unique_prefix(), "n").await;
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     host.append(&record.id, &stream, StreamEvent::Message("x".into()))
         .await
@@ -58,7 +58,7 @@ async fn calls_fail_fast_while_redis_is_down_and_the_host_recovers() {
         let took = [
             assert_unavailable("ping", host.ping()).await,
             assert_unavailable("session", host.session(&record.id)).await,
-            assert_unavailable("create_session", host.create_session(&common::record())).await,
+            assert_unavailable("create_session", host.create_session(&common::record(), 0)).await,
             assert_unavailable(
                 "update_session",
                 host.update_session(&record.id, SessionUpdate::LogLevel(LogLevel::Debug)),
@@ -110,7 +110,7 @@ async fn calls_fail_fast_while_redis_is_down_and_the_host_recovers() {
 
     // The same host serves new sessions, live, with scripts reloaded after NOSCRIPT.
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let mut sub = host
         .subscribe(&record.id, &record.standalone_stream, ReadFrom::Tail)
         .await

@@ -43,7 +43,7 @@ async fn a_stream_appended_on_one_node_is_read_live_on_the_other() {
     let redis = RedisServer::start().await;
     let (a, b) = two_nodes(&redis).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     a.append(&record.id, &stream, message("before"))
         .await
@@ -78,7 +78,7 @@ async fn concurrent_writers_on_two_nodes_get_gapless_positions() {
     let redis = RedisServer::start().await;
     let (a, b) = two_nodes(&redis).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     let writes = (0..100).map(|i| {
         let host = if i % 2 == 0 { &a } else { &b };
@@ -94,7 +94,7 @@ async fn a_session_deleted_on_one_node_is_gone_on_the_others_next_read() {
     let redis = RedisServer::start().await;
     let (a, b) = two_nodes(&redis).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     assert_eq!(b.session(&record.id).await.unwrap().as_ref(), Some(&record));
     let mut sub = b
         .subscribe(&record.id, &record.standalone_stream, ReadFrom::Tail)
@@ -164,7 +164,7 @@ async fn key_prefixes_isolate_deployments() {
     let a = common::host(&redis.url(), &common::unique_prefix(), "a").await;
     let b = common::host(&redis.url(), &common::unique_prefix(), "a").await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     assert_eq!(b.session(&record.id).await.unwrap(), None);
     let mut events_b = b.node_events();
     a.broadcast(NodeEvent::Broadcast(Broadcast::ToolsListChanged))
@@ -186,7 +186,7 @@ async fn trimmed_positions_are_expired() {
     };
     let host = RedisHost::connect(config).await.unwrap();
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     host.append(&record.id, &stream, message("0"))
         .await
@@ -242,7 +242,7 @@ async fn idle_sessions_expire_and_reads_refresh_them() {
     };
     let host = RedisHost::connect(config).await.unwrap();
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
@@ -263,7 +263,7 @@ async fn sessions_have_a_maximum_lifetime() {
     };
     let host = RedisHost::connect(config).await.unwrap();
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_millis(600) {
         assert!(host.session(&record.id).await.unwrap().is_some());
@@ -282,7 +282,7 @@ async fn old_events_are_trimmed_by_age() {
     };
     let host = RedisHost::connect(config).await.unwrap();
     let record = common::record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     host.append(&record.id, &stream, message("old"))
         .await
@@ -326,7 +326,7 @@ async fn readers_catch_up_after_the_pubsub_connection_is_killed() {
     let (a, b) = two_nodes(&redis).await;
     let admin = common::admin(&redis.url()).await;
     let record = common::record();
-    a.create_session(&record).await.unwrap();
+    a.create_session(&record, 0).await.unwrap();
     let stream = record.standalone_stream.clone();
     let mut sub = b
         .subscribe(&record.id, &stream, ReadFrom::Tail)

@@ -41,5 +41,18 @@ check!(
     ordering_and_resume,
     live_delivery,
     isolation,
-    inbox_and_broadcast
+    inbox_and_broadcast,
+    sessions_per_principal
 );
+
+#[tokio::test]
+async fn expiry_frees_a_principal_slot() {
+    let redis = RedisServer::start().await;
+    let idle_timeout = std::time::Duration::from_secs(1);
+    let config = shoal_redis::RedisHostConfig {
+        idle_timeout,
+        ..common::config(&redis.url(), &common::unique_prefix(), "suite")
+    };
+    let host = RedisHost::connect(config).await.expect("connects");
+    suite::expiry_frees_a_principal_slot(&host, idle_timeout).await;
+}

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,12 +15,16 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use shoal_auth::config as auth_config;
 use shoal_auth::{AuthConfig, JwtConfig, StaticConfig, StaticTokens};
+use shoal_core::ids::NodeId;
+use shoal_transport::RateLimit;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 const DEFAULT_TOOLS: &str = "demo";
 const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_SESSION_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
+/// Matches the session hosts' own default (shoal-redis and the memory host).
+const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(10 * 60);
 /// The URL schemes `--session-host` takes for Redis: one server (plain or TLS) or a Cluster.
 const REDIS_SCHEMES: [&str; 4] = [
     "redis://",
@@ -46,7 +51,8 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 
     /// Public URL of the MCP endpoint as clients see it, e.g. https://mcp.example.com/mcp.
-    /// Its host is added to the Host allow-list [default: http://<listen>/mcp].
+    /// Its host is added to the Host allow-list; required by --auth jwt on a non-loopback
+    /// listen address [default: http://<listen>/mcp].
     #[arg(long, env = "SHOAL_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
@@ -94,6 +100,45 @@ pub struct ServeArgs {
     #[arg(long, env = "SHOAL_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
 
+    /// Largest accepted request headers (names plus values), in bytes; more gets 431
+    /// [default: 16384].
+    #[arg(long, env = "SHOAL_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+
+    /// Deepest accepted nesting of arrays and objects in a request body [default: 64].
+    #[arg(long, env = "SHOAL_MAX_JSON_DEPTH", value_name = "DEPTH")]
+    pub max_json_depth: Option<usize>,
+
+    /// GET streams one session may hold open on one replica; more get 429 [default: 8].
+    #[arg(long, env = "SHOAL_MAX_STREAMS_PER_SESSION", value_name = "COUNT")]
+    pub max_streams_per_session: Option<u64>,
+
+    /// Requests of one session handled (or streaming their reply) at once on one replica;
+    /// more get 429 [default: 64].
+    #[arg(long, env = "SHOAL_MAX_IN_FLIGHT_PER_SESSION", value_name = "COUNT")]
+    pub max_in_flight_per_session: Option<u64>,
+
+    /// Requests per principal on one replica, e.g. 100/s or 600/m; more get 429 with
+    /// Retry-After [default: no limit].
+    #[arg(long, env = "SHOAL_RATE_LIMIT", value_name = "RATE")]
+    pub rate_limit: Option<String>,
+
+    /// Requests a principal may send at once under --rate-limit [default: the per-second rate].
+    #[arg(long, env = "SHOAL_RATE_LIMIT_BURST", value_name = "COUNT")]
+    pub rate_limit_burst: Option<NonZeroU32>,
+
+    /// A keep-alive connection waiting this long for its next request (or for the rest of a
+    /// request's headers) is closed; open SSE streams are not idle [default: 60s].
+    #[arg(long, env = "SHOAL_IDLE_CONNECTION_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub idle_connection_timeout: Option<Duration>,
+
+    /// A connection whose writes stay blocked this long (the client stopped reading) is
+    /// closed; a stream's client resumes with Last-Event-ID [default: 30s].
+    #[arg(long, env = "SHOAL_WRITE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub write_timeout: Option<Duration>,
+
     /// A session unused this long expires, e.g. 30m, 2h [default: 30m].
     #[arg(long, env = "SHOAL_SESSION_IDLE_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
@@ -103,6 +148,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SHOAL_SESSION_MAX_LIFETIME", value_name = "DURATION", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
     pub session_max_lifetime: Option<Duration>,
+
+    /// Live sessions one principal may hold across all replicas; more initializes get 429;
+    /// 0: unlimited. Sessions without a principal (--auth none) are not counted [default: 100].
+    #[arg(long, env = "SHOAL_MAX_SESSIONS_PER_PRINCIPAL", value_name = "COUNT")]
+    pub max_sessions_per_principal: Option<usize>,
+
+    /// Events of a stream older than this are trimmed: a client that resumes later gets a
+    /// 400, e.g. 10m [default: 10m].
+    #[arg(long, env = "SHOAL_EVENT_RETENTION", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub event_retention: Option<Duration>,
 
     /// On SIGTERM, how long in-flight requests may take to finish [default: 10s].
     #[arg(long, env = "SHOAL_DRAIN_TIMEOUT", value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -115,7 +171,8 @@ pub struct ServeArgs {
     #[serde(default, with = "humantime_serde_opt")]
     pub shutdown_delay: Option<Duration>,
 
-    /// This replica's node id [default: the host name plus a random suffix].
+    /// This replica's node id prefix; every process adds a random suffix to it, so that a
+    /// restarted process is never taken for the one that died [default: the host name].
     #[arg(long, env = "SHOAL_NODE_ID", value_name = "ID")]
     pub node_id: Option<String>,
 
@@ -316,15 +373,35 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Body limit.
     pub max_body_bytes: usize,
+    /// Header limit (names plus values).
+    pub max_header_bytes: usize,
+    /// JSON nesting limit.
+    pub max_json_depth: usize,
+    /// GET streams per session per replica.
+    pub max_streams_per_session: u64,
+    /// Requests in flight per session per replica.
+    pub max_in_flight_per_session: u64,
+    /// Requests per principal per replica, if limited.
+    pub rate_limit: Option<RateLimit>,
+    /// Keep-alive idle and header read timeout.
+    pub idle_connection_timeout: Duration,
+    /// Blocked-write timeout.
+    pub write_timeout: Duration,
     /// Idle expiry of sessions.
     pub session_idle_timeout: Duration,
     /// Maximum session lifetime.
     pub session_max_lifetime: Duration,
+    /// Live sessions per principal, cluster-wide; 0: unlimited.
+    pub max_sessions_per_principal: usize,
+    /// Age after which stream events are trimmed.
+    pub event_retention: Duration,
     /// Bound on the drain after SIGTERM.
     pub drain_timeout: Duration,
     /// Time spent not ready but serving, before the drain.
     pub shutdown_delay: Duration,
-    /// Node id, if configured.
+    /// This process's node id, used as is; `None`: the host name plus a random suffix.
+    /// [`ServeArgs::resolve`] turns a configured `node_id` (a prefix) into one, adding a
+    /// random suffix.
     pub node_id: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
@@ -401,6 +478,16 @@ impl ServeArgs {
                  in front authenticates clients"
             );
         }
+        // The default public URL names the listen address: on a non-loopback one (a pod IP,
+        // 0.0.0.0) the OAuth metadata and challenges would publish an internal address that no
+        // client can use as the resource (nor as the token audience).
+        let public_url_given = self.public_url.is_some() || file.public_url.is_some();
+        if matches!(auth, AuthConfig::Jwt(_)) && !listen.ip().is_loopback() && !public_url_given {
+            bail!(
+                "--auth jwt on the non-loopback address {listen} needs --public-url: the URL clients \
+                 use is the OAuth resource, and the listen address would leak into the metadata"
+            );
+        }
         let key_prefix = self
             .redis_key_prefix
             .or(file.redis_key_prefix)
@@ -433,6 +520,34 @@ impl ServeArgs {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(shoal_transport::config::DEFAULT_MAX_BODY_BYTES),
+            max_header_bytes: self
+                .max_header_bytes
+                .or(file.max_header_bytes)
+                .unwrap_or(shoal_transport::config::DEFAULT_MAX_HEADER_BYTES),
+            max_json_depth: self
+                .max_json_depth
+                .or(file.max_json_depth)
+                .unwrap_or(shoal_transport::config::DEFAULT_MAX_JSON_DEPTH),
+            max_streams_per_session: self
+                .max_streams_per_session
+                .or(file.max_streams_per_session)
+                .unwrap_or(shoal_transport::config::DEFAULT_MAX_STREAMS_PER_SESSION),
+            max_in_flight_per_session: self
+                .max_in_flight_per_session
+                .or(file.max_in_flight_per_session)
+                .unwrap_or(shoal_transport::config::DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
+            rate_limit: resolve_rate_limit(
+                self.rate_limit.or(file.rate_limit).as_deref(),
+                self.rate_limit_burst.or(file.rate_limit_burst),
+            )?,
+            idle_connection_timeout: self
+                .idle_connection_timeout
+                .or(file.idle_connection_timeout)
+                .unwrap_or(shoal_transport::config::DEFAULT_IDLE_CONNECTION_TIMEOUT),
+            write_timeout: self
+                .write_timeout
+                .or(file.write_timeout)
+                .unwrap_or(shoal_transport::config::DEFAULT_WRITE_TIMEOUT),
             session_idle_timeout: self
                 .session_idle_timeout
                 .or(file.session_idle_timeout)
@@ -441,6 +556,14 @@ impl ServeArgs {
                 .session_max_lifetime
                 .or(file.session_max_lifetime)
                 .unwrap_or(DEFAULT_SESSION_MAX_LIFETIME),
+            max_sessions_per_principal: self
+                .max_sessions_per_principal
+                .or(file.max_sessions_per_principal)
+                .unwrap_or(shoal_core::engine::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL),
+            event_retention: self
+                .event_retention
+                .or(file.event_retention)
+                .unwrap_or(DEFAULT_EVENT_RETENTION),
             drain_timeout: self
                 .drain_timeout
                 .or(file.drain_timeout)
@@ -449,7 +572,13 @@ impl ServeArgs {
                 .shutdown_delay
                 .or(file.shutdown_delay)
                 .unwrap_or(Duration::ZERO),
-            node_id: self.node_id.or(file.node_id),
+            // Per process: a reader decides that a stream's writer died when no process holds
+            // the writer's node id. A crashed pod restarted in place under its old name would
+            // otherwise keep its dead predecessor's streams open for ever, unanswered.
+            node_id: self
+                .node_id
+                .or(file.node_id)
+                .map(|prefix| NodeId::with_random_suffix(&prefix).to_string()),
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             otlp_endpoint: self
                 .otlp_endpoint
@@ -466,11 +595,52 @@ impl ServeArgs {
                 config.max_body_bytes
             );
         }
+        if config.max_header_bytes < 1024 {
+            bail!(
+                "--max-header-bytes must be at least 1024 (got {})",
+                config.max_header_bytes
+            );
+        }
+        if config.max_json_depth == 0
+            || config.max_streams_per_session == 0
+            || config.max_in_flight_per_session == 0
+        {
+            bail!(
+                "--max-json-depth, --max-streams-per-session and --max-in-flight-per-session must \
+                 be at least 1"
+            );
+        }
+        if config.idle_connection_timeout.is_zero() || config.write_timeout.is_zero() {
+            bail!("--idle-connection-timeout and --write-timeout must be greater than zero");
+        }
         if config.session_idle_timeout.is_zero() || config.session_max_lifetime.is_zero() {
             bail!("session timeouts must be greater than zero");
         }
+        if config.event_retention < Duration::from_millis(1) {
+            bail!("--event-retention must be at least 1ms");
+        }
         Ok(config)
     }
+}
+
+/// `--rate-limit` with its optional `--rate-limit-burst`.
+fn resolve_rate_limit(
+    rate: Option<&str>,
+    burst: Option<NonZeroU32>,
+) -> anyhow::Result<Option<RateLimit>> {
+    let Some(rate) = rate.map(str::trim).filter(|r| !r.is_empty() && *r != "off") else {
+        if burst.is_some() {
+            bail!("--rate-limit-burst needs --rate-limit");
+        }
+        return Ok(None);
+    };
+    let mut limit: RateLimit = rate
+        .parse()
+        .map_err(|error| anyhow::anyhow!("--rate-limit: {error}"))?;
+    if let Some(burst) = burst {
+        limit.burst = burst;
+    }
+    Ok(Some(limit))
 }
 
 /// The auth settings: flags and environment first, then the file.
@@ -650,6 +820,81 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sessions_per_principal_from_flag_file_or_default() {
+        let config = ServeArgs::default().resolve().unwrap();
+        assert_eq!(config.max_sessions_per_principal, 100);
+        let dir = std::env::temp_dir().join(format!("shoal-sessions-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(&path, "max_sessions_per_principal = 0\n").unwrap();
+        let file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(file.resolve().unwrap().max_sessions_per_principal, 0);
+        let flag = ServeArgs {
+            config: Some(path),
+            max_sessions_per_principal: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(flag.resolve().unwrap().max_sessions_per_principal, 7);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn limits_from_file_flag_or_default() {
+        let config = ServeArgs::default().resolve().unwrap();
+        assert_eq!(config.max_header_bytes, 16 * 1024);
+        assert_eq!(config.max_json_depth, 64);
+        assert_eq!(config.max_streams_per_session, 8);
+        assert_eq!(config.max_in_flight_per_session, 64);
+        assert_eq!(config.rate_limit, None);
+        assert_eq!(config.idle_connection_timeout, Duration::from_secs(60));
+        assert_eq!(config.write_timeout, Duration::from_secs(30));
+        let dir = std::env::temp_dir().join(format!("shoal-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shoal.toml");
+        std::fs::write(
+            &path,
+            "max_header_bytes = 4096\nmax_json_depth = 10\nmax_streams_per_session = 2\n\
+             max_in_flight_per_session = 3\nrate_limit = \"600/m\"\nrate_limit_burst = 20\n\
+             idle_connection_timeout = \"5s\"\nwrite_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let file = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!((file.max_header_bytes, file.max_json_depth), (4096, 10));
+        assert_eq!(
+            (file.max_streams_per_session, file.max_in_flight_per_session),
+            (2, 3)
+        );
+        let rate = file.rate_limit.unwrap();
+        assert_eq!(
+            (rate.to_string(), rate.burst.get()),
+            ("600/m".to_owned(), 20)
+        );
+        assert_eq!(file.idle_connection_timeout, Duration::from_secs(5));
+        assert_eq!(file.write_timeout, Duration::from_secs(2));
+        let flag = ServeArgs {
+            config: Some(path),
+            rate_limit: Some("5/s".into()),
+            max_json_depth: Some(7),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(flag.max_json_depth, 7);
+        // The flag's rate, the file's burst.
+        let rate = flag.rate_limit.unwrap();
+        assert_eq!((rate.to_string(), rate.burst.get()), ("5/s".to_owned(), 20));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn defaults_are_loopback_and_demo() {
         let config = ServeArgs::default().resolve().unwrap();
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
@@ -699,6 +944,42 @@ mod tests {
                 .to_string()
                 .contains("--session-host")
         );
+    }
+
+    #[test]
+    fn every_process_gets_its_own_node_id_from_the_configured_prefix() {
+        let args = || ServeArgs {
+            node_id: Some("pod-7".into()),
+            ..Default::default()
+        };
+        let first = args().resolve().unwrap().node_id.unwrap();
+        let restarted = args().resolve().unwrap().node_id.unwrap();
+        assert!(first.starts_with("pod-7-"), "{first}");
+        assert!(restarted.starts_with("pod-7-"), "{restarted}");
+        // A restarted process must not be taken for its dead predecessor (found by the
+        // `kill9` fault scenario: calls whose handler died were never answered).
+        assert_ne!(first, restarted);
+        assert_eq!(ServeArgs::default().resolve().unwrap().node_id, None);
+    }
+
+    #[test]
+    fn event_retention_defaults_to_ten_minutes_and_refuses_zero() {
+        let config = ServeArgs::default().resolve().unwrap();
+        assert_eq!(config.event_retention, Duration::from_secs(600));
+        let short = ServeArgs {
+            event_retention: Some(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        assert_eq!(
+            short.resolve().unwrap().event_retention,
+            Duration::from_secs(3)
+        );
+        let zero = ServeArgs {
+            event_retention: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let error = zero.resolve().unwrap_err().to_string();
+        assert!(error.contains("--event-retention"), "{error}");
     }
 
     #[test]

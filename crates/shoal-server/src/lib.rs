@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod conn;
 pub mod serve;
 pub mod telemetry;
 pub mod tools;

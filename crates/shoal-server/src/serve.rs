@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use shoal_auth::Auth;
 use shoal_core::engine::{Engine, EngineConfig};
@@ -25,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SessionHostKind};
+use crate::conn::{self, ConnLimits};
 use crate::tools;
 
 /// Runs the server with the tool sets named in the configuration until SIGTERM or Ctrl-C,
@@ -47,7 +47,11 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         .set(1.0);
     metrics::gauge!(DRAINING).set(0.0);
     let host = session_host(&config, node.clone()).await?;
-    let engine = Engine::new(host.clone(), handlers, EngineConfig::default());
+    let engine_config = EngineConfig {
+        max_sessions_per_principal: config.max_sessions_per_principal,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(host.clone(), handlers, engine_config);
 
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -68,6 +72,11 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         allowed_hosts: config.allowed_hosts.clone(),
         allowed_origins: config.allowed_origins.clone(),
         max_body_bytes: config.max_body_bytes,
+        max_header_bytes: config.max_header_bytes,
+        max_json_depth: config.max_json_depth,
+        max_streams_per_session: config.max_streams_per_session,
+        max_in_flight_per_session: config.max_in_flight_per_session,
+        rate_limit: config.rate_limit,
         tool_scopes: auth.tool_scopes(),
         ..TransportConfig::default()
     };
@@ -107,18 +116,15 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     );
 
     let shutdown = CancellationToken::new();
-    // Replies are written in several frames; without TCP_NODELAY, Nagle plus delayed ACKs
-    // stalls them for ~40 ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let limits = ConnLimits {
+        max_header_bytes: config.max_header_bytes,
+        idle_timeout: config.idle_connection_timeout,
+        write_timeout: config.write_timeout,
+    };
+    let server = conn::serve(listener, app, limits, shutdown.clone());
     let admin_server = axum::serve(admin_listener, admin)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     let admin_server = tokio::spawn(async move { admin_server.await });
 
     wait_for_signal().await;
@@ -140,7 +146,7 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
     })
     .await;
     match finished {
-        Ok(result) => result.context("server task")?.context("serving")?,
+        Ok(result) => result.context("server task")?,
         Err(_) => tracing::warn!(
             timeout = ?config.drain_timeout,
             in_flight = drain_engine.in_flight(),
@@ -161,6 +167,7 @@ async fn session_host(config: &Config, node: NodeId) -> anyhow::Result<SharedHos
             MemoryHostConfig {
                 idle_timeout: config.session_idle_timeout,
                 max_lifetime: config.session_max_lifetime,
+                event_retention: config.event_retention,
                 ..MemoryHostConfig::default()
             },
         ))),
@@ -169,6 +176,7 @@ async fn session_host(config: &Config, node: NodeId) -> anyhow::Result<SharedHos
             redis.key_prefix = key_prefix.clone();
             redis.idle_timeout = config.session_idle_timeout;
             redis.max_lifetime = config.session_max_lifetime;
+            redis.event_retention = config.event_retention;
             let mut delay = Duration::from_millis(250);
             loop {
                 match RedisHost::connect(redis.clone()).await {
@@ -340,8 +348,9 @@ fn auth_mode(auth: &shoal_auth::AuthConfig) -> &'static str {
     }
 }
 
-/// This replica's node id: the configured one, or the host name plus a random suffix (the
-/// binary resolves it once, before telemetry starts, and stores it in the configuration).
+/// This process's node id: [`Config::node_id`] as resolved, or the host name plus a random
+/// suffix (the binary resolves it once, before telemetry starts, and stores it in the
+/// configuration).
 pub fn node_id(config: &Config) -> NodeId {
     match &config.node_id {
         Some(id) => NodeId::new(id),

@@ -389,13 +389,18 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         value(
             &samples,
             "shoal_build_info",
-            &[
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("node", "metrics-node")
-            ]
+            &[("version", env!("CARGO_PKG_VERSION"))]
         ),
         1.0
     );
+    // The process's node id: the configured one plus a random suffix of its own.
+    let build_info = samples
+        .iter()
+        .find(|s| s.name == "shoal_build_info")
+        .expect("shoal_build_info");
+    let node = &build_info.labels["node"];
+    assert!(node.starts_with("metrics-node-"), "{node}");
+    assert!(node.len() > "metrics-node-".len(), "{node}");
 
     // Buckets for an RPC service.
     assert!(

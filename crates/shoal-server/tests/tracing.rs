@@ -20,11 +20,18 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+/// The `--node-id` a process's node id was made from: it adds `-` and 8 random characters
+/// (which may contain `-` themselves).
+fn configured(node: &str) -> &str {
+    node.get(..node.len().saturating_sub(9)).unwrap_or(node)
+}
+
 fn nodes_of(spans: &[ReceivedSpan]) -> BTreeSet<String> {
     spans
         .iter()
         .filter(|s| s.trace_id == TRACE_ID)
-        .filter_map(|s| s.resource.get("shoal.node").cloned())
+        .filter_map(|s| s.resource.get("shoal.node"))
+        .map(|node| configured(node).to_owned())
         .collect()
 }
 
@@ -82,7 +89,7 @@ async fn a_trace_crosses_replicas() {
         let on = |node: &str| {
             trace
                 .iter()
-                .filter(|s| s.resource.get("shoal.node").map(String::as_str) == Some(node))
+                .filter(|s| s.resource.get("shoal.node").map(|n| configured(n)) == Some(node))
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
         };
@@ -97,14 +104,14 @@ async fn a_trace_crosses_replicas() {
             .unwrap_or_else(|| panic!("no tools/call span: {trace:#?}"));
         assert_eq!(call.name, "tools/call ask_user");
         assert_eq!(call.attributes["gen_ai.tool.name"], "ask_user");
-        assert_eq!(call.attributes["shoal.node"], caller);
-        assert_eq!(call.resource["shoal.node"], caller);
+        assert_eq!(configured(&call.attributes["shoal.node"]), caller);
+        assert_eq!(call.resource["shoal.node"], call.attributes["shoal.node"]);
         assert_eq!(call.attributes["mcp.session.id"].len(), 16);
         let answered = trace
             .iter()
             .find(|s| s.name == "mcp.client_response")
             .unwrap_or_else(|| panic!("no mcp.client_response span: {trace:#?}"));
-        assert_eq!(answered.resource["shoal.node"], caller);
+        assert_eq!(answered.resource["shoal.node"], call.resource["shoal.node"]);
         assert_eq!(
             answered.parent_span_id, call.span_id,
             "child of the handler"
@@ -116,8 +123,11 @@ async fn a_trace_crosses_replicas() {
             .iter()
             .find(|s| s.name == "mcp.client_response.route")
             .unwrap_or_else(|| panic!("no routing span: {trace:#?}"));
-        assert_eq!(routed.resource["shoal.node"], answerer);
-        assert_eq!(routed.attributes["shoal.target_node"], caller);
+        assert_eq!(configured(&routed.resource["shoal.node"]), answerer);
+        assert_eq!(
+            routed.attributes["shoal.target_node"],
+            call.resource["shoal.node"]
+        );
         assert!(on(&answerer).contains(&"POST /mcp"), "{:?}", on(&answerer));
         let http = trace.iter().find(|s| s.name == "POST /mcp").unwrap();
         assert_eq!(http.attributes["http.request.method"], "POST");

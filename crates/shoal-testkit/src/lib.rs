@@ -12,10 +12,15 @@
 //! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`].
 //! - [`proxy::RoundRobinProxy`]: a reverse proxy that sends every request to the next ready
 //!   backend, logging where each landed (also the `rr-proxy` binary, for `cargo xtask`).
-//! - [`redis_cluster::RedisCluster`]: a throwaway three-master Redis Cluster.
+//! - [`redis_cluster::RedisCluster`]: a throwaway three-master Redis Cluster (optionally one
+//!   replica per master, with failovers).
+//! - [`tcp_fault::TcpFaultProxy`]: a TCP forwarder in front of Redis with run-time faults
+//!   (latency, stalls, dropped or refused connections).
 //! - [`otlp::OtlpReceiver`]: an OTLP/HTTP trace receiver that records the spans it gets.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
+//! - [`faults`]: the fault-injection suite (scenarios, the steady load, the checker that
+//!   judges every event), run by the `shoal-faults` binary.
 //!
 //! Every helper is bounded in time and panics with a message that says what it waited for:
 //! a failing test fails in seconds, never hangs.
@@ -41,6 +46,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod faults;
 pub mod oidc;
 pub mod otlp;
 pub mod proxy;
@@ -50,6 +56,7 @@ mod response;
 mod server;
 pub mod sse;
 mod stream;
+pub mod tcp_fault;
 
 #[doc(inline)]
 pub use client::{Exchange, McpClient, Reply};

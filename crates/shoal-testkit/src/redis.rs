@@ -1,5 +1,6 @@
-//! A throwaway `redis-server` for tests: its own loopback port and temporary directory, no
-//! persistence, killed on drop.
+//! A throwaway `redis-server` for tests: its own loopback port and temporary directory, killed
+//! on drop. No persistence unless built with [`RedisServerBuilder::aof`] (append-only file,
+//! `appendfsync always`: every acknowledged write is on disk before the reply).
 //!
 //! ```no_run
 //! # async fn example() {
@@ -8,6 +9,9 @@
 //! # let _ = url;
 //! # }
 //! ```
+//!
+//! [`RedisServer::restart`] keeps the data directory: with AOF the data comes back, without it
+//! the server comes back empty; [`RedisServer::restart_empty`] wipes the directory first.
 //!
 //! The binary is `$SHOAL_REDIS_SERVER` if set, else `redis-server` from `PATH`.
 
@@ -29,7 +33,32 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 pub struct RedisServer {
     port: u16,
     dir: PathBuf,
+    aof: bool,
     child: Option<Child>,
+}
+
+/// How to start a [`RedisServer`]; from [`RedisServer::builder`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisServerBuilder {
+    aof: bool,
+}
+
+impl RedisServerBuilder {
+    /// Persistence in an append-only file in the server's directory (`appendonly yes`,
+    /// `appendfsync always`), reloaded by [`RedisServer::restart`]. Default off.
+    pub fn aof(mut self, aof: bool) -> Self {
+        self.aof = aof;
+        self
+    }
+
+    /// Starts the server; see [`RedisServer::start`].
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` cannot be started or does not answer within 10 s.
+    pub async fn start(self) -> RedisServer {
+        RedisServer::start_with(self).await
+    }
 }
 
 impl RedisServer {
@@ -39,6 +68,24 @@ impl RedisServer {
     ///
     /// When `redis-server` cannot be started or does not answer within 10 s.
     pub async fn start() -> Self {
+        Self::start_with(RedisServerBuilder::default()).await
+    }
+
+    /// Options beyond [`start`](Self::start): persistence.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// [`start`](Self::start) with an append-only file (`appendfsync always`).
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` cannot be started or does not answer within 10 s.
+    pub async fn start_with_aof() -> Self {
+        Self::builder().aof(true).start().await
+    }
+
+    async fn start_with(options: RedisServerBuilder) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "shoal-redis-{}-{}",
             std::process::id(),
@@ -52,6 +99,7 @@ impl RedisServer {
             let mut server = RedisServer {
                 port,
                 dir: dir.clone(),
+                aof: options.aof,
                 child: None,
             };
             if server.spawn_and_wait().await {
@@ -71,7 +119,17 @@ impl RedisServer {
         self.port
     }
 
-    /// Kills the server (SIGKILL): every connection breaks, every key is lost.
+    /// Whether the server persists to an append-only file.
+    pub fn aof(&self) -> bool {
+        self.aof
+    }
+
+    /// The server's directory (`redis.log`, and with AOF `appendonlydir/`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Kills the server (SIGKILL): every connection breaks; without AOF every key is lost.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -79,13 +137,45 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, empty; waits until it answers `PING`.
+    /// Kills the server (if running) and starts it again on the same port and directory;
+    /// waits until it answers `PING`, which Redis does only once the AOF (if any) is loaded.
+    /// Without AOF it comes back empty.
     ///
     /// # Panics
     ///
     /// When it does not come back within 10 s.
     pub async fn restart(&mut self) {
         self.kill();
+        self.respawn().await;
+    }
+
+    /// Kills the server (if running), deletes its data files, and starts it again on the same
+    /// port, empty, whatever its persistence.
+    ///
+    /// # Panics
+    ///
+    /// When the data cannot be deleted or the server does not come back within 10 s.
+    pub async fn restart_empty(&mut self) {
+        self.kill();
+        for data in ["appendonlydir", "dump.rdb"] {
+            let path = self.dir.join(data);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed {
+                assert!(
+                    e.kind() == std::io::ErrorKind::NotFound,
+                    "deleting {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        self.respawn().await;
+    }
+
+    async fn respawn(&mut self) {
         assert!(
             self.spawn_and_wait().await,
             "redis-server did not restart on port {} (see {})",
@@ -107,7 +197,8 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(["--appendonly", if self.aof { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--logfile", "redis.log"])

@@ -2,6 +2,11 @@
 //! on loopback ports of their own, joined by `redis-cli --cluster create` (no replicas, slots
 //! split in three), in a temporary directory, killed on drop.
 //!
+//! [`RedisCluster::start_with_replicas`] adds one replica per master (six nodes, a
+//! `cluster-node-timeout` of one second) and [`RedisCluster::failover`] promotes a master's
+//! replica, gracefully (`CLUSTER FAILOVER` sent to the replica) or the hard way (the master
+//! killed, the replica elected once the master is judged failed).
+//!
 //! ```no_run
 //! # async fn example() {
 //! let cluster = shoal_testkit::redis_cluster::RedisCluster::start().await;
@@ -26,6 +31,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const MASTERS: usize = 3;
 /// How long the masters may take to answer `PING`, and the cluster to reach `cluster_state:ok`.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a failover may take, until the cluster is ok again with the replica promoted.
+pub const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// `cluster-node-timeout` without replicas (nothing fails over) and with them (fast failovers).
+const NODE_TIMEOUT_MS: &str = "5000";
+const NODE_TIMEOUT_WITH_REPLICAS_MS: &str = "1000";
 /// The offset of the cluster bus port from the client port (fixed by Redis).
 const BUS_OFFSET: u16 = 10_000;
 /// Client ports are drawn from `LOW_PORT..HIGH_PORT` (bus ports then stay below 65 000).
@@ -34,12 +44,41 @@ const HIGH_PORT: u16 = 55_000;
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
-/// Three `redis-server` masters forming one Redis Cluster on `127.0.0.1`.
+/// Three `redis-server` masters (and optionally a replica of each) forming one Redis Cluster
+/// on `127.0.0.1`.
 #[derive(Debug)]
 pub struct RedisCluster {
+    /// Client ports of the current masters, by shard (slot range, in slot order).
     ports: Vec<u16>,
+    /// The replica of each shard's master, if it has a live one.
+    replica_ports: Vec<Option<u16>>,
+    with_replicas: bool,
     dir: PathBuf,
-    children: Vec<Child>,
+    /// Every node started, by port; `None` once killed.
+    children: Vec<(u16, Option<Child>)>,
+}
+
+/// How [`RedisCluster::failover`] promotes a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// `CLUSTER FAILOVER` sent to the replica: it catches up with the master, which stops
+    /// taking writes meanwhile, then takes over; the old master becomes its replica.
+    Graceful,
+    /// `kill -9` of the master: the replica is elected once the master is judged failed
+    /// (after `cluster-node-timeout`); writes not yet replicated are lost.
+    Hard,
+}
+
+/// What a [`RedisCluster::failover`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailoverReport {
+    /// The shard's master before.
+    pub old_master: u16,
+    /// The replica promoted.
+    pub new_master: u16,
+    /// From the fault (command sent, or kill) until every live node reported
+    /// `cluster_state:ok` with the replica as master.
+    pub took: Duration,
 }
 
 impl RedisCluster {
@@ -51,6 +90,20 @@ impl RedisCluster {
     /// When a binary is missing, a server does not start, `redis-cli --cluster create` fails,
     /// or the cluster is not ok within 20 s.
     pub async fn start() -> Self {
+        Self::start_inner(false).await
+    }
+
+    /// Starts three masters and three replicas (`--cluster-replicas 1`, `cluster-node-timeout`
+    /// 1000 ms), waits until the cluster is ok and every replica is in sync with its master.
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start), and when a replica does not sync within 20 s.
+    pub async fn start_with_replicas() -> Self {
+        Self::start_inner(true).await
+    }
+
+    async fn start_inner(with_replicas: bool) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "shoal-redis-cluster-{}-{}",
             std::process::id(),
@@ -61,13 +114,19 @@ impl RedisCluster {
             std::fs::create_dir_all(&dir).expect("a temporary directory for the cluster");
             let mut cluster = RedisCluster {
                 ports: Vec::new(),
+                replica_ports: Vec::new(),
+                with_replicas,
                 dir: dir.clone(),
                 children: Vec::new(),
             };
             // Ports free when probed may be taken before Redis binds them: start over.
-            if cluster.spawn_masters(attempt).await {
+            if cluster.spawn_nodes(attempt).await {
                 cluster.create();
                 cluster.wait_ok().await;
+                if with_replicas {
+                    cluster.learn_shards().await;
+                    cluster.wait_replicas_synced().await;
+                }
                 return cluster;
             }
             cluster.kill();
@@ -80,6 +139,23 @@ impl RedisCluster {
         format!("redis-cluster://127.0.0.1:{}", self.ports[0])
     }
 
+    /// [`url`](Self::url) naming every node as a seed (`?node=127.0.0.1:<port>&…`): a client
+    /// that loses the first one can still ask the others for the topology.
+    pub fn url_with_every_node(&self) -> String {
+        let others: Vec<String> = self
+            .children
+            .iter()
+            .map(|(port, _)| *port)
+            .filter(|port| *port != self.ports[0])
+            .map(|port| format!("node=127.0.0.1:{port}"))
+            .collect();
+        if others.is_empty() {
+            self.url()
+        } else {
+            format!("{}?{}", self.url(), others.join("&"))
+        }
+    }
+
     /// `redis://127.0.0.1:<port>` of each master, for inspecting one node alone.
     pub fn node_urls(&self) -> Vec<String> {
         self.ports
@@ -88,55 +164,155 @@ impl RedisCluster {
             .collect()
     }
 
-    /// The client ports of the masters.
+    /// The client ports of the current masters, by shard (in slot order; a failover replaces
+    /// its shard's entry).
     pub fn ports(&self) -> &[u16] {
         &self.ports
     }
 
-    /// Kills every master (SIGKILL).
+    /// The client port of the live replica of each shard's master (`None` without replicas, or
+    /// after a hard failover until [`rejoin`](Self::rejoin)).
+    pub fn replica_ports(&self) -> &[Option<u16>] {
+        &self.replica_ports
+    }
+
+    /// Kills every node (SIGKILL).
     pub fn kill(&mut self) {
-        for mut child in self.children.drain(..) {
+        for (_, child) in &mut self.children {
+            if let Some(mut child) = child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Promotes the replica of shard `shard`'s master (`0..MASTERS`) and waits until every live
+    /// node reports `cluster_state:ok` with it as master, at most [`FAILOVER_TIMEOUT`].
+    /// Afterwards [`ports`](Self::ports)`[shard]` is the new master; after a graceful failover
+    /// the old master is its replica, after a hard one the shard has no replica until
+    /// [`rejoin`](Self::rejoin).
+    ///
+    /// # Panics
+    ///
+    /// Without a live replica for the shard, or when the failover does not complete in time.
+    pub async fn failover(&mut self, shard: usize, how: Failover) -> FailoverReport {
+        let old_master = self.ports[shard];
+        let new_master = self.replica_ports[shard]
+            .unwrap_or_else(|| panic!("shard {shard} (master {old_master}) has no live replica"));
+        let started = Instant::now();
+        match how {
+            Failover::Graceful => {
+                let reply = command(new_master, b"CLUSTER FAILOVER\r\n").await;
+                assert!(
+                    reply.as_deref().is_some_and(|r| r.starts_with("+OK")),
+                    "CLUSTER FAILOVER on {new_master}: {reply:?}"
+                );
+            }
+            Failover::Hard => self.kill_node(old_master),
+        }
+        let deadline = started + FAILOVER_TIMEOUT;
+        self.wait_role(new_master, "master", deadline).await;
+        self.ports[shard] = new_master;
+        self.replica_ports[shard] = match how {
+            Failover::Graceful => {
+                self.wait_role(old_master, "slave", deadline).await;
+                Some(old_master)
+            }
+            Failover::Hard => None,
+        };
+        self.wait_live_ok(deadline).await;
+        FailoverReport {
+            old_master,
+            new_master,
+            took: started.elapsed(),
+        }
+    }
+
+    /// Starts the killed former master of shard `shard` again (same port, same `nodes.conf`):
+    /// it rejoins as the replica of the promoted one; waits until it is in sync.
+    ///
+    /// # Panics
+    ///
+    /// When the shard has a live replica, no killed node, or the node does not sync in 20 s.
+    pub async fn rejoin(&mut self, shard: usize) {
+        assert!(
+            self.replica_ports[shard].is_none(),
+            "shard {shard} already has a replica"
+        );
+        let index = self
+            .children
+            .iter()
+            .position(|(port, child)| child.is_none() && !self.ports.contains(port))
+            .unwrap_or_else(|| panic!("no killed node to rejoin shard {shard}"));
+        let port = self.children[index].0;
+        self.children[index].1 = Some(self.spawn_node(port));
+        let deadline = Instant::now() + START_TIMEOUT;
+        self.wait_role(port, "slave", deadline).await;
+        self.replica_ports[shard] = Some(port);
+        self.wait_replicas_synced().await;
+    }
+
+    /// Kills one node (SIGKILL).
+    fn kill_node(&mut self, port: u16) {
+        if let Some((_, child)) = self.children.iter_mut().find(|(p, _)| *p == port)
+            && let Some(mut child) = child.take()
+        {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Spawns the masters on fresh ports; true once each answers `PING`.
-    async fn spawn_masters(&mut self, attempt: usize) -> bool {
+    fn spawn_node(&self, port: u16) -> Child {
         let binary =
             std::env::var_os("SHOAL_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
-        self.ports = free_port_pairs(MASTERS, attempt);
-        if self.ports.len() < MASTERS {
+        let node_dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir).expect("a directory per node");
+        let node_timeout = if self.with_replicas {
+            NODE_TIMEOUT_WITH_REPLICAS_MS
+        } else {
+            NODE_TIMEOUT_MS
+        };
+        Command::new(&binary)
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", node_timeout])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&node_dir)
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (install it or set SHOAL_REDIS_SERVER)")
+    }
+
+    /// Spawns every node on fresh ports; true once each answers `PING`.
+    async fn spawn_nodes(&mut self, attempt: usize) -> bool {
+        let count = self.node_count();
+        let ports = free_port_pairs(count, attempt);
+        if ports.len() < count {
             return false;
         }
-        for port in self.ports.clone() {
-            let node_dir = self.dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).expect("a directory per master");
-            let child = Command::new(&binary)
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "5000"])
-                .args(["--save", ""])
-                .args(["--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .args(["--logfile", "redis.log"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server runs (install it or set SHOAL_REDIS_SERVER)");
-            self.children.push(child);
+        for &port in &ports {
+            let child = self.spawn_node(port);
+            self.children.push((port, Some(child)));
         }
+        // Until `learn_shards`: the first three are the masters (`redis-cli` makes them so).
+        self.ports = ports[..MASTERS].to_vec();
+        self.replica_ports = vec![None; MASTERS];
         let deadline = Instant::now() + START_TIMEOUT;
-        for (i, &port) in self.ports.iter().enumerate() {
+        for (port, child) in &mut self.children {
             loop {
-                if ping(port).await {
+                if ping(*port).await {
                     break;
                 }
-                let exited = self.children[i].try_wait().ok().flatten().is_some();
+                let exited = child
+                    .as_mut()
+                    .is_none_or(|c| c.try_wait().ok().flatten().is_some());
                 if exited || Instant::now() > deadline {
                     return false;
                 }
@@ -146,16 +322,160 @@ impl RedisCluster {
         true
     }
 
+    fn node_count(&self) -> usize {
+        if self.with_replicas {
+            2 * MASTERS
+        } else {
+            MASTERS
+        }
+    }
+
+    /// Reads `CLUSTER NODES`: each master with slots, in slot order, and its replica.
+    async fn learn_shards(&mut self) {
+        let port = self.ports[0];
+        let nodes = command(port, b"CLUSTER NODES\r\n")
+            .await
+            .unwrap_or_else(|| panic!("CLUSTER NODES on {port} did not answer"));
+        // `<id> <ip:port@bus[,hostname]> <flags> <master id or -> … <slot ranges…>`
+        let mut masters = Vec::new();
+        let mut replicas = Vec::new();
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 8 {
+                continue;
+            }
+            let Some(node_port) = fields[1]
+                .split(['@', ','])
+                .next()
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            if fields[2].contains("master") {
+                let first_slot = fields
+                    .get(8)
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .unwrap_or(u32::MAX);
+                masters.push((first_slot, fields[0].to_owned(), node_port));
+            } else if fields[2].contains("slave") {
+                replicas.push((fields[3].to_owned(), node_port));
+            }
+        }
+        masters.sort();
+        assert_eq!(
+            masters.len(),
+            MASTERS,
+            "CLUSTER NODES on {port} lists {} masters:\n{nodes}",
+            masters.len()
+        );
+        self.ports = masters.iter().map(|(_, _, port)| *port).collect();
+        self.replica_ports = masters
+            .iter()
+            .map(|(_, id, _)| {
+                replicas
+                    .iter()
+                    .find(|(master, _)| master == id)
+                    .map(|(_, port)| *port)
+            })
+            .collect();
+        assert!(
+            self.replica_ports.iter().all(Option::is_some),
+            "a master has no replica:\n{nodes}"
+        );
+    }
+
+    /// Waits until each live replica reports its link to the master up and no sync running.
+    async fn wait_replicas_synced(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        for &port in self.replica_ports.iter().flatten() {
+            loop {
+                let info = command(port, b"INFO replication\r\n")
+                    .await
+                    .unwrap_or_default();
+                if info.contains("master_link_status:up")
+                    && info.contains("master_sync_in_progress:0")
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replica {port} not in sync within {}s: {info}\n(see {})",
+                    START_TIMEOUT.as_secs(),
+                    self.dir.display()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Waits until the node on `port` reports `role:<role>` (`master` or `slave`).
+    async fn wait_role(&self, port: u16, role: &str, deadline: Instant) {
+        let wanted = format!("role:{role}");
+        loop {
+            let info = command(port, b"INFO replication\r\n")
+                .await
+                .unwrap_or_default();
+            if info.contains(&wanted) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {port} is not {role} in time: {info}\n(see {})",
+                self.dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every live node reports `cluster_state:ok` and lists the current masters as
+    /// masters.
+    async fn wait_live_ok(&self, deadline: Instant) {
+        let live: Vec<u16> = self
+            .children
+            .iter()
+            .filter(|(_, child)| child.is_some())
+            .map(|(port, _)| *port)
+            .collect();
+        for port in live {
+            loop {
+                let info = command(port, b"CLUSTER INFO\r\n").await.unwrap_or_default();
+                let nodes = command(port, b"CLUSTER NODES\r\n")
+                    .await
+                    .unwrap_or_default();
+                let masters_known = self.ports.iter().all(|master| {
+                    nodes.lines().any(|line| {
+                        line.contains(&format!("127.0.0.1:{master}@"))
+                            && line.contains("master")
+                            && !line.contains("fail")
+                    })
+                });
+                if info.contains("cluster_state:ok") && masters_known {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {port} does not see the cluster ok with masters {:?}: {info}\n{nodes}\n(see {})",
+                    self.ports,
+                    self.dir.display()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
     /// `redis-cli --cluster create … --cluster-replicas 0 --cluster-yes`.
     fn create(&self) {
         let cli = std::env::var_os("SHOAL_REDIS_CLI").unwrap_or_else(|| "redis-cli".into());
         let mut command = Command::new(cli);
         command.args(["--cluster", "create"]);
-        for port in &self.ports {
+        for (port, _) in &self.children {
             command.arg(format!("127.0.0.1:{port}"));
         }
+        let replicas = if self.with_replicas { "1" } else { "0" };
         let output = command
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", replicas, "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli runs (install redis-tools or set SHOAL_REDIS_CLI)");
@@ -168,14 +488,15 @@ impl RedisCluster {
         );
     }
 
-    /// Waits until every master reports `cluster_state:ok` and knows all the masters.
+    /// Waits until every node reports `cluster_state:ok` and knows all the nodes.
     async fn wait_ok(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
-        for &port in &self.ports {
+        let count = self.node_count();
+        for &(port, _) in &self.children {
             loop {
                 let info = command(port, b"CLUSTER INFO\r\n").await.unwrap_or_default();
                 let ok = info.contains("cluster_state:ok")
-                    && info.contains(&format!("cluster_known_nodes:{MASTERS}"));
+                    && info.contains(&format!("cluster_known_nodes:{count}"));
                 if ok {
                     break;
                 }
@@ -190,7 +511,7 @@ impl RedisCluster {
         }
     }
 
-    /// The directory the masters log in (`<port>/redis.log`).
+    /// The directory the nodes log in (`<port>/redis.log`).
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -25,6 +25,10 @@ pub(crate) async fn handle(
     {
         return Err(Rejection::SessionNotFound);
     }
-    tracing::debug!(session = %session.id, "session deleted");
+    // The hash, as in spans: never the id (a credential of the session).
+    tracing::debug!(
+        session_hash = %shoal_core::engine::trace::session_hash(&session.id),
+        "session deleted"
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }

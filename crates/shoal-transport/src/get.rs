@@ -8,6 +8,7 @@ use shoal_core::version;
 
 use crate::AppState;
 use crate::headers::{self, LAST_EVENT_ID};
+use crate::limits::Slot;
 use crate::metrics::StreamKind;
 use crate::post::host_rejection;
 use crate::rejection::Rejection;
@@ -27,6 +28,7 @@ pub(crate) async fn handle(
     let id = headers::session_id(headers).ok_or(Rejection::MissingSession)?;
     let principal = request.extensions().get::<Principal>();
     let session = resolve_session(state, id, principal).await?;
+    let slot = state.limits.stream(session.id.as_str())?;
     match headers.get(LAST_EVENT_ID) {
         Some(last) => {
             let last: EventId = last
@@ -34,7 +36,7 @@ pub(crate) async fn handle(
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or(Rejection::BadLastEventId("malformed Last-Event-ID"))?;
-            serve_stream(state, &session, &last, true).await
+            serve_stream(state, &session, &last, true, slot).await
         }
         None => {
             let subscription = state
@@ -46,18 +48,20 @@ pub(crate) async fn handle(
                 session.standalone_stream.clone(),
                 subscription,
                 options(state, &session, StreamKind::Standalone, false),
+                slot,
             ))
         }
     }
 }
 
 /// Serves the stream `from` names, after that event; `resumed` when the client asked for it
-/// with `Last-Event-ID`.
+/// with `Last-Event-ID`. `slot` (an in-flight or stream slot) is held until the body is dropped.
 pub(crate) async fn serve_stream(
     state: &AppState,
     session: &SessionRecord,
     from: &EventId,
     resumed: bool,
+    slot: Slot,
 ) -> Result<Response, Rejection> {
     let kind = if from.stream == session.standalone_stream {
         StreamKind::Standalone
@@ -73,6 +77,7 @@ pub(crate) async fn serve_stream(
         from.stream.clone(),
         subscription,
         options(state, session, kind, resumed),
+        slot,
     ))
 }
 

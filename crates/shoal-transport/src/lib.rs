@@ -9,6 +9,7 @@
 //! - [`config`]: endpoint, allow-lists, limits, SSE timings.
 //! - `guard`: Origin/Host validation (DNS-rebinding protection) for every request.
 //! - `headers`: reading `Accept`, `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version`.
+//! - `limits`: in-flight requests and streams per session, the rate limit per principal.
 //! - `rejection`: every refusal, with its status code and JSON-RPC error body.
 //! - `post`, `get`, `delete`: the three methods.
 //! - `sse`: framing a stream log as Server-Sent Events, with priming, keep-alive and drain.
@@ -32,6 +33,7 @@ mod delete;
 mod get;
 mod guard;
 mod headers;
+mod limits;
 pub mod metrics;
 mod post;
 mod rejection;
@@ -45,8 +47,10 @@ use axum::routing::any;
 use shoal_core::engine::Engine;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{ToolScopeCheck, TransportConfig};
-pub use rejection::{Challenge, Rejection, SESSION_NOT_FOUND};
+pub use config::{InvalidRateLimit, RateLimit, ToolScopeCheck, TransportConfig};
+pub use rejection::{
+    Challenge, LIMIT_EXCEEDED, Limit, LimitExceeded, Rejection, SESSION_NOT_FOUND,
+};
 /// The SSE framing of one event, for the `sse_round_trip` fuzz target (`fuzz/`); not part of
 /// the API.
 #[doc(hidden)]
@@ -60,6 +64,8 @@ pub(crate) struct AppState {
     /// Cancelled when the server drains: open streams close with `retry` so that clients
     /// reconnect to another replica.
     pub(crate) drain: CancellationToken,
+    /// The per-replica count and rate limits.
+    pub(crate) limits: Arc<limits::Limits>,
 }
 
 /// The MCP endpoint as a router. `drain` closes every open SSE stream when cancelled.
@@ -67,6 +73,7 @@ pub fn router(engine: Engine, config: TransportConfig, drain: CancellationToken)
     let path = config.path.clone();
     let state = AppState {
         engine,
+        limits: Arc::new(limits::Limits::new(&config)),
         config: Arc::new(config),
         drain,
     };
@@ -78,14 +85,24 @@ async fn dispatch(
     request: axum::extract::Request,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    if let Err(rejection) = guard::check(&state.config, request.headers()) {
-        return rejection.into_response();
+    let result = async {
+        // Headers first: nothing else of an oversized request is looked at.
+        limits::check_header_size(request.headers(), state.config.max_header_bytes)?;
+        guard::check(&state.config, request.headers())?;
+        let principal = request.extensions().get::<shoal_core::session::Principal>();
+        state.limits.rate(principal)?;
+        match *request.method() {
+            http::Method::POST => post::handle(&state, request).await,
+            http::Method::GET => get::handle(&state, request).await,
+            http::Method::DELETE => delete::handle(&state, request).await,
+            _ => Err(Rejection::MethodNotAllowed),
+        }
     }
-    let result = match *request.method() {
-        http::Method::POST => post::handle(&state, request).await,
-        http::Method::GET => get::handle(&state, request).await,
-        http::Method::DELETE => delete::handle(&state, request).await,
-        _ => Err(Rejection::MethodNotAllowed),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
+    .await;
+    result.unwrap_or_else(|rejection| {
+        if let Some(limit) = rejection.limit_label() {
+            metrics::limit_rejected(limit);
+        }
+        rejection.into_response()
+    })
 }

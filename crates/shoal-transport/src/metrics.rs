@@ -21,6 +21,24 @@ pub const SSE_STREAMS_OPEN: &str = "shoal_sse_streams_open";
 /// Counter: events sent on connections that resumed a stream with `Last-Event-ID`.
 pub const EVENTS_REPLAYED: &str = "shoal_events_replayed_total";
 
+/// Counter: requests refused by a limit, by `limit` (`body_bytes`, `header_bytes`,
+/// `json_depth`, or a [`Limit`](crate::Limit) name such as `in_flight_per_session`).
+pub const LIMIT_REJECTIONS: &str = "shoal_limit_rejections_total";
+/// Counter: connections closed because a write to the client stayed blocked for the write
+/// timeout (the client stopped reading), by `reason` (`write_timeout`).
+pub const CONNECTIONS_CLOSED: &str = "shoal_connections_closed_total";
+
+/// Every `limit` label of [`LIMIT_REJECTIONS`].
+pub const LIMIT_LABELS: [&str; 7] = [
+    "body_bytes",
+    "header_bytes",
+    "json_depth",
+    "sse_streams_per_session",
+    "in_flight_per_session",
+    "sessions_per_principal",
+    "rate_per_principal",
+];
+
 /// The histograms of this module (for the exporter's bucket settings).
 pub const HISTOGRAMS: [&str; 1] = [HTTP_REQUEST_DURATION];
 
@@ -31,6 +49,18 @@ pub fn describe() {
         metrics::gauge!(SSE_STREAMS_OPEN, "kind" => kind.label()).increment(0.0);
     }
     metrics::counter!(EVENTS_REPLAYED).absolute(0);
+    for limit in LIMIT_LABELS {
+        metrics::counter!(LIMIT_REJECTIONS, "limit" => limit).absolute(0);
+    }
+    metrics::counter!(CONNECTIONS_CLOSED, "reason" => "write_timeout").absolute(0);
+    metrics::describe_counter!(
+        LIMIT_REJECTIONS,
+        "Requests refused by a limit (body, headers, JSON depth, streams, in-flight, sessions, rate)"
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_CLOSED,
+        "Connections closed by the server because a write stayed blocked for the write timeout"
+    );
     metrics::describe_histogram!(
         HTTP_REQUEST_DURATION,
         metrics::Unit::Seconds,
@@ -99,6 +129,8 @@ fn status_label(status: StatusCode) -> SharedString {
         406 => "406",
         413 => "413",
         415 => "415",
+        429 => "429",
+        431 => "431",
         500 => "500",
         503 => "503",
         _ => return SharedString::from(status.as_u16().to_string()),
@@ -138,6 +170,16 @@ impl Drop for OpenStream {
     fn drop(&mut self) {
         metrics::gauge!(SSE_STREAMS_OPEN, "kind" => self.0.label()).decrement(1.0);
     }
+}
+
+/// Counts one request refused by the limit named `limit` (one of [`LIMIT_LABELS`]).
+pub fn limit_rejected(limit: &'static str) {
+    metrics::counter!(LIMIT_REJECTIONS, "limit" => limit).increment(1);
+}
+
+/// Counts one connection closed because the client stopped reading.
+pub fn slow_client_closed() {
+    metrics::counter!(CONNECTIONS_CLOSED, "reason" => "write_timeout").increment(1);
 }
 
 /// Counts one event sent on a resumed connection.

@@ -8,13 +8,13 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use shoal_core::engine::{InitializeError, Reply};
 use shoal_core::host::HostError;
 use shoal_core::ids::EventId;
-use shoal_core::jsonrpc::{Message, Request};
+use shoal_core::jsonrpc::{self, Message, Request};
 use shoal_core::session::{Principal, SessionRecord};
 
 use crate::AppState;
 use crate::get::{resolve_session, serve_stream};
 use crate::headers::{self, SESSION_ID};
-use crate::rejection::Rejection;
+use crate::rejection::{Limit, LimitExceeded, Rejection};
 
 pub(crate) async fn handle(
     state: &AppState,
@@ -29,6 +29,10 @@ pub(crate) async fn handle(
     }
     headers::require_json_body(&parts.headers)?;
     let body = read_body(body, state.config.max_body_bytes).await?;
+    let max_depth = state.config.max_json_depth;
+    if jsonrpc::nesting_depth_exceeds(&body, max_depth) {
+        return Err(Rejection::JsonTooDeep(max_depth));
+    }
     let message = Message::parse(&body).map_err(Rejection::Parse)?;
     headers::check_protocol_version(&parts.headers)?;
     let principal = parts.extensions.get::<Principal>().cloned();
@@ -38,6 +42,7 @@ pub(crate) async fn handle(
         Message::Request(request) => request,
         Message::Notification(notification) => {
             let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+            let _slot = state.limits.in_flight_unchecked(session.id.as_str());
             state
                 .engine
                 .handle_notification(&session, notification)
@@ -47,6 +52,7 @@ pub(crate) async fn handle(
         }
         Message::Response(response) => {
             let session = require_session(state, &parts.headers, principal.as_ref()).await?;
+            let _slot = state.limits.in_flight_unchecked(session.id.as_str());
             state
                 .engine
                 .handle_response(&session, response)
@@ -73,6 +79,8 @@ pub(crate) async fn handle(
     // Shared with the handler task: the fast path copies no session record.
     let session =
         std::sync::Arc::new(require_session(state, &parts.headers, principal.as_ref()).await?);
+    // Held until the reply is written: for a streamed reply, until its body is dropped.
+    let slot = state.limits.in_flight(session.id.as_str())?;
     check_tool_scopes(state, &request, principal.as_ref())?;
     let reply = state
         .engine
@@ -82,7 +90,8 @@ pub(crate) async fn handle(
     match reply {
         Reply::Json(body) => Ok(json(body)),
         Reply::Stream(stream) => {
-            serve_stream(state, &session, &EventId { stream, seq: 0 }, false).await
+            let from = EventId { stream, seq: 0 };
+            serve_stream(state, &session, &from, false, slot).await
         }
     }
 }
@@ -102,12 +111,26 @@ async fn initialize(
                 error,
             },
             InitializeError::Host(error) => host_rejection(error),
+            // Counted in `shoal_limit_rejections_total` by `dispatch`, like every limit.
+            InitializeError::TooManySessions { max } => {
+                Rejection::Limit(LimitExceeded {
+                    limit: Limit::SessionsPerPrincipal,
+                    max: u64::try_from(max).unwrap_or(u64::MAX),
+                    // A slot frees when a session is deleted or expires: no time to promise.
+                    retry_after: None,
+                })
+            }
         })?;
     let mut response = json(body);
     if let Ok(value) = HeaderValue::from_str(session.id.as_str()) {
         response.headers_mut().insert(SESSION_ID, value);
     }
-    tracing::debug!(session = %session.id, version = %session.protocol_version, "session initialized");
+    // The hash, as in spans: the id itself lets whoever reads the log use the session.
+    tracing::debug!(
+        session_hash = %shoal_core::engine::trace::session_hash(&session.id),
+        version = %session.protocol_version,
+        "session initialized"
+    );
     Ok(response)
 }
 
@@ -171,6 +194,11 @@ pub(crate) fn host_rejection(error: HostError) -> Rejection {
         ),
         HostError::EventFromTheFuture => {
             Rejection::BadLastEventId("Last-Event-ID is ahead of its stream")
+        }
+        // Only `initialize` creates sessions, and it maps this refusal itself.
+        HostError::PrincipalAtLimit => {
+            tracing::error!("session limit refusal outside initialize");
+            Rejection::Internal
         }
         // Only a brand-new stream is appended to here: an ended one is a bug, not bad input.
         HostError::StreamEnded => {

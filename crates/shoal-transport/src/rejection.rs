@@ -1,13 +1,18 @@
 //! Every way the endpoint refuses a request, each with its status code and a JSON-RPC error
 //! body (without an `id` when the request's id is unknown, as the MCP schema allows).
 
+use std::fmt;
+use std::time::Duration;
+
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use shoal_core::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, ParseError, RequestId, RpcError};
 
 /// `-32001`: the code the official SDKs use for an unknown session.
 pub const SESSION_NOT_FOUND: i32 = -32001;
+/// `-32029`: a count or rate limit refused the request (server-defined; 429 in HTTP).
+pub const LIMIT_EXCEEDED: i32 = -32029;
 
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -71,6 +76,83 @@ pub enum Rejection {
     /// 400, 401 or 403 from authentication or authorization, with its `WWW-Authenticate`.
     #[error("{}", .0.message)]
     Auth(Challenge),
+    /// 431: the request headers exceed the configured limit.
+    #[error("request header fields too large: the limit is {0} bytes")]
+    HeadersTooLarge(usize),
+    /// 400: the JSON body nests deeper than the configured limit.
+    #[error("JSON nesting deeper than {0}")]
+    JsonTooDeep(usize),
+    /// 429: a count or rate limit, with `Retry-After` when known.
+    #[error("{0}")]
+    Limit(LimitExceeded),
+}
+
+/// A count or rate limit that refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitExceeded {
+    /// Which limit.
+    pub limit: Limit,
+    /// Its configured maximum (the burst for [`Limit::RatePerPrincipal`]).
+    pub max: u64,
+    /// Sent as `Retry-After` (whole seconds, rounded up) when set.
+    pub retry_after: Option<Duration>,
+}
+
+/// The count and rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Open GET streams of one session on this replica.
+    SseStreamsPerSession,
+    /// Requests of one session being handled or streaming their reply on this replica.
+    InFlightPerSession,
+    /// Live sessions of one principal in the cluster.
+    SessionsPerPrincipal,
+    /// Requests of one principal per unit of time on this replica.
+    RatePerPrincipal,
+}
+
+impl Limit {
+    /// The snake_case name, used in the error's `data.limit` and in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::SseStreamsPerSession => "sse_streams_per_session",
+            Limit::InFlightPerSession => "in_flight_per_session",
+            Limit::SessionsPerPrincipal => "sessions_per_principal",
+            Limit::RatePerPrincipal => "rate_per_principal",
+        }
+    }
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max = self.max;
+        match self.limit {
+            Limit::SseStreamsPerSession => write!(
+                f,
+                "too many open streams for this session on this replica (max {max})"
+            ),
+            Limit::InFlightPerSession => write!(
+                f,
+                "too many requests in flight for this session on this replica (max {max})"
+            ),
+            Limit::SessionsPerPrincipal => {
+                write!(f, "too many sessions for this principal (max {max})")
+            }
+            Limit::RatePerPrincipal => write!(
+                f,
+                "rate limit exceeded for this principal on this replica (burst of {max} requests)"
+            ),
+        }
+    }
+}
+
+impl LimitExceeded {
+    /// The `Retry-After` value: whole seconds, rounded up, at least 1.
+    fn retry_after_seconds(&self) -> Option<u64> {
+        let wait = self.retry_after?;
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Some(seconds.max(1))
+    }
 }
 
 /// An auth refusal: the status (400 `invalid_request`, 401 missing or invalid token, 403
@@ -99,6 +181,9 @@ impl Rejection {
             Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::Auth(challenge) => challenge.status,
+            Rejection::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Rejection::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::JsonTooDeep(_) => StatusCode::BAD_REQUEST,
             Rejection::Parse(_)
             | Rejection::UnsupportedProtocolVersion(_)
             | Rejection::MissingSession
@@ -109,6 +194,17 @@ impl Rejection {
         }
     }
 
+    /// The `limit` label of `shoal_limit_rejections_total` when a limit refused the request.
+    pub fn limit_label(&self) -> Option<&'static str> {
+        match self {
+            Rejection::PayloadTooLarge(_) => Some("body_bytes"),
+            Rejection::HeadersTooLarge(_) => Some("header_bytes"),
+            Rejection::JsonTooDeep(_) => Some("json_depth"),
+            Rejection::Limit(exceeded) => Some(exceeded.limit.as_str()),
+            _ => None,
+        }
+    }
+
     /// The JSON-RPC error in the body.
     pub fn rpc_error(&self) -> RpcError {
         let code = match self {
@@ -116,6 +212,14 @@ impl Rejection {
             Rejection::InvalidRequest { error, .. } => return error.clone(),
             Rejection::SessionNotFound => SESSION_NOT_FOUND,
             Rejection::Unavailable | Rejection::Internal => INTERNAL_ERROR,
+            Rejection::Limit(exceeded) => {
+                let mut error = jsonrpc::rpc_error(LIMIT_EXCEEDED, exceeded.to_string());
+                error.data = Some(serde_json::json!({
+                    "limit": exceeded.limit.as_str(),
+                    "max": exceeded.max,
+                }));
+                return error;
+            }
             _ => INVALID_REQUEST,
         };
         jsonrpc::rpc_error(code, self.to_string())
@@ -137,6 +241,13 @@ impl IntoResponse for Rejection {
             && let Ok(value) = HeaderValue::from_str(&challenge.www_authenticate)
         {
             response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        if let Rejection::Limit(exceeded) = &self
+            && let Some(seconds) = exceeded.retry_after_seconds()
+        {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self == Rejection::MethodNotAllowed {
             response

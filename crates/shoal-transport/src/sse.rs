@@ -19,6 +19,7 @@ use shoal_core::host::{HostError, StoredEvent, StreamEvent, Subscription};
 use shoal_core::ids::{EventId, StreamId};
 use tokio_util::sync::CancellationToken;
 
+use crate::limits::Slot;
 use crate::metrics::{self, OpenStream, StreamKind};
 
 /// Frames `id`, optional `retry`, and `data` (single-line JSON, or empty for priming).
@@ -54,13 +55,16 @@ struct State {
     done: bool,
     /// Counts the connection as open until the body is dropped.
     _open: OpenStream,
+    /// The limit slot (in flight or stream) the connection holds until the body is dropped.
+    _slot: Slot,
 }
 
-/// The HTTP response that serves `subscription` of `stream`.
+/// The HTTP response that serves `subscription` of `stream`, holding `slot` while it is open.
 pub(crate) fn response(
     stream: StreamId,
     subscription: Subscription,
     options: SseOptions,
+    slot: Slot,
 ) -> Response {
     let first = options.priming.then(|| {
         event(
@@ -74,6 +78,7 @@ pub(crate) fn response(
     });
     let state = State {
         _open: OpenStream::open(options.kind),
+        _slot: slot,
         events: subscription.events,
         stream,
         options,

@@ -367,6 +367,60 @@ async fn bad_host_is_403() {
     assert_eq!(raw.status, 200, "a loopback name passes: {raw}");
 }
 
+/// DNS rebinding on every method: a foreign `Host` (the attacker's name resolved to
+/// loopback), and a foreign `Origin` even when `Host` is a loopback name; loopback pairs pass.
+#[tokio::test]
+async fn rebinding_is_refused_on_every_method() {
+    let harness = Harness::start().await;
+    let client = harness.connect().await;
+    let rebound = |h: &mut reqwest::header::HeaderMap| {
+        h.insert(HOST, HeaderValue::from_static("evil.example"));
+    };
+    let foreign_page = |h: &mut reqwest::header::HeaderMap| {
+        h.insert(HOST, HeaderValue::from_static("localhost"));
+        h.insert(ORIGIN, HeaderValue::from_static("http://evil.example"));
+    };
+    for (edit, expected) in [
+        (
+            &rebound as &dyn Fn(&mut reqwest::header::HeaderMap),
+            "Host header not allowed",
+        ),
+        (&foreign_page, "Origin not allowed"),
+    ] {
+        client
+            .post_raw(ping(1), edit)
+            .await
+            .assert_rpc_error(403, INVALID_REQUEST, expected);
+        client
+            .get_raw(edit)
+            .await
+            .assert_rpc_error(403, INVALID_REQUEST, expected);
+        let mut headers = client.default_headers();
+        headers.remove(CONTENT_TYPE);
+        edit(&mut headers);
+        client
+            .send_raw(Method::DELETE, headers, None)
+            .await
+            .assert_rpc_error(403, INVALID_REQUEST, expected);
+    }
+
+    // The session survived the refused DELETEs; a loopback page on a loopback name uses every
+    // method.
+    let mut local = shoal_testkit::McpClient::new(harness.url())
+        .with_header("host", "localhost:6274")
+        .with_header("origin", "http://localhost:6274");
+    local.initialize().await;
+    let raw = local.post_raw(ping(2), |_| {}).await;
+    assert_eq!(raw.status, 200, "{raw}");
+    let stream = local.open_stream(None).await;
+    assert!(stream.is_ok(), "GET: {:?}", stream.err());
+    drop(stream);
+    let raw = local.delete().await;
+    assert_eq!(raw.status, 204, "{raw}");
+    let raw = client.post_raw(ping(3), |_| {}).await;
+    assert_eq!(raw.status, 200, "the first session is intact: {raw}");
+}
+
 #[tokio::test]
 async fn unknown_session_is_404() {
     let harness = Harness::start().await;

@@ -49,7 +49,13 @@ pub struct EngineConfig {
     /// A reader of a reply stream written by another node checks that node's liveness after
     /// this long without events; a dead writer's request is answered with an error.
     pub liveness_check_interval: Duration,
+    /// Live sessions one principal may hold across every replica; `initialize` beyond it is
+    /// refused. 0: unlimited. Sessions without a principal are not limited.
+    pub max_sessions_per_principal: usize,
 }
+
+/// Default of [`EngineConfig::max_sessions_per_principal`].
+pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 100;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -63,6 +69,7 @@ impl Default for EngineConfig {
             page_size: 100,
             client_request_timeout: Duration::from_secs(300),
             liveness_check_interval: Duration::from_secs(1),
+            max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
         }
     }
 }
@@ -188,6 +195,9 @@ impl Engine {
             Err(InitializeError::Host(_)) => {
                 operation.error = Some(metrics::error_code_label(jsonrpc::INTERNAL_ERROR));
             }
+            Err(InitializeError::TooManySessions { .. }) => {
+                operation.error = Some(metrics::error_code_label(TOO_MANY_SESSIONS_CODE));
+            }
         }
         if let Some(error) = &operation.error {
             span.record("error.type", &**error);
@@ -223,12 +233,16 @@ impl Engine {
             capabilities.clone(),
             client_info.clone(),
         );
+        let config = &self.shared.config;
+        let max = config.max_sessions_per_principal;
         self.shared
             .host
-            .create_session(&record)
+            .create_session(&record, max)
             .await
-            .map_err(InitializeError::Host)?;
-        let config = &self.shared.config;
+            .map_err(|error| match error {
+                HostError::PrincipalAtLimit => InitializeError::TooManySessions { max },
+                error => InitializeError::Host(error),
+            })?;
         let mut result = json!({
             "protocolVersion": negotiated,
             "capabilities": dispatch::server_capabilities(&self.shared.handlers),
@@ -294,6 +308,7 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel(64);
         let outbox = Outbox(tx);
         let cancel = CancellationToken::new();
+        let cancel_on_host_failure = cancel.clone();
         let session: Arc<SessionRecord> = session.into();
         let running_key = (session.id.clone(), request.id.clone());
         let request_id = request.id.clone();
@@ -354,6 +369,22 @@ impl Engine {
                     match append(&host, &session_id, &stream, outbound).await {
                         Ok(false) => continue,
                         Ok(true) => return,
+                        Err(HostError::Unavailable(detail)) => {
+                            // The failed message may or may not be stored, so nothing after it
+                            // can be written in order: stop the handler and end the stream with
+                            // an error once the host answers again, rather than leave every
+                            // reader of the stream waiting for an answer that never comes.
+                            cancel_on_host_failure.cancel();
+                            abandon_after_host_failure(
+                                &host,
+                                &session_id,
+                                &stream,
+                                &request_id,
+                                &detail,
+                            )
+                            .await;
+                            return;
+                        }
                         Err(error) => {
                             tracing::debug!(%error, "stream closed while a handler was writing");
                             return;
@@ -498,7 +529,17 @@ pub enum InitializeError {
     /// The host failed.
     #[error(transparent)]
     Host(HostError),
+    /// The principal already holds [`EngineConfig::max_sessions_per_principal`] live sessions.
+    #[error("too many sessions for this principal (max {max})")]
+    TooManySessions {
+        /// The configured limit.
+        max: usize,
+    },
 }
+
+/// The JSON-RPC code the transport answers [`InitializeError::TooManySessions`] with
+/// (`shoal_transport::LIMIT_EXCEEDED`); here for the error metric's label.
+const TOO_MANY_SESSIONS_CODE: i32 = -32029;
 
 /// Counts a request as in flight until dropped.
 struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
@@ -513,6 +554,46 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// How long the writer of a reply stream keeps trying to end it with an error after the host
+/// failed under it (see [`abandon_after_host_failure`]), and how often.
+const ABANDON_PATIENCE: Duration = Duration::from_secs(60);
+const ABANDON_RETRY: Duration = Duration::from_millis(250);
+
+/// Ends `stream` with a "request abandoned" error for `request_id`, retrying while the host is
+/// unavailable (at most [`ABANDON_PATIENCE`]). Appending a final event is idempotent: a retry
+/// of one that was stored after all is `StreamEnded`.
+async fn abandon_after_host_failure(
+    host: &SharedHost,
+    session: &SessionId,
+    stream: &StreamId,
+    request_id: &RequestId,
+    detail: &str,
+) {
+    tracing::warn!(%detail, "session host failed while a reply was written; abandoning the request");
+    let error = jsonrpc::rpc_error(
+        jsonrpc::INTERNAL_ERROR,
+        "request abandoned: the session store failed while its reply was being written",
+    );
+    let response = jsonrpc::encode_error(Some(request_id), &error);
+    let deadline = tokio::time::Instant::now() + ABANDON_PATIENCE;
+    loop {
+        let event = StreamEvent::Last(response.clone().into());
+        match host.append(session, stream, event).await {
+            Ok(_) => {
+                metrics::request_abandoned();
+                return;
+            }
+            Err(HostError::Unavailable(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(ABANDON_RETRY).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not end a reply stream after a session host failure");
+                return;
+            }
+        }
     }
 }
 

@@ -405,3 +405,41 @@ async fn a_reader_answers_for_a_request_whose_replica_died() {
     );
     assert_eq!(read_stream(&engine, &session, stream).await, messages);
 }
+
+#[tokio::test]
+async fn initialize_beyond_the_sessions_per_principal_is_refused() {
+    let host = Arc::new(MemoryHost::new(
+        NodeId::new("test"),
+        MemoryHostConfig::default(),
+    ));
+    let config = EngineConfig {
+        max_sessions_per_principal: 2,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(host, Handlers::new(), config);
+    let init = request(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}}),
+    );
+    let alice = Principal::new("alice");
+    let (first, _) = engine.initialize(Some(&alice), &init).await.unwrap();
+    engine.initialize(Some(&alice), &init).await.unwrap();
+    assert_eq!(
+        engine.initialize(Some(&alice), &init).await.unwrap_err(),
+        InitializeError::TooManySessions { max: 2 }
+    );
+    engine
+        .initialize(Some(&Principal::new("bob")), &init)
+        .await
+        .expect("another principal has its own count");
+    engine
+        .initialize(None, &init)
+        .await
+        .expect("no principal: not limited");
+    assert!(engine.host().delete_session(&first.id).await.unwrap());
+    engine
+        .initialize(Some(&alice), &init)
+        .await
+        .expect("a deleted session frees its slot");
+}

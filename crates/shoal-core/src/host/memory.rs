@@ -1,7 +1,7 @@
 //! The in-memory host: one process, same semantics as the Redis host. The embedded default for
 //! a single replica, and the reference the shared host suite is written against.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -58,7 +58,35 @@ struct Inner {
 #[derive(Default)]
 struct Sessions {
     by_id: HashMap<SessionId, SessionEntry>,
+    /// The sessions of each principal (expired ones included until removed), for the limit.
+    by_principal: HashMap<String, HashSet<SessionId>>,
     last_sweep: Option<Instant>,
+}
+
+impl Sessions {
+    fn insert(&mut self, entry: SessionEntry) {
+        if let Some(principal) = &entry.record.principal {
+            self.by_principal
+                .entry(principal.clone())
+                .or_default()
+                .insert(entry.record.id.clone());
+        }
+        self.by_id.insert(entry.record.id.clone(), entry);
+    }
+
+    /// Removes a session from both indexes; every removal goes through here.
+    fn remove(&mut self, id: &SessionId) -> Option<SessionEntry> {
+        let entry = self.by_id.remove(id)?;
+        if let Some(principal) = &entry.record.principal
+            && let Some(ids) = self.by_principal.get_mut(principal)
+        {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_principal.remove(principal);
+            }
+        }
+        Some(entry)
+    }
 }
 
 struct SessionEntry {
@@ -127,11 +155,46 @@ impl MemoryHost {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &dead {
-            if let Some(entry) = sessions.by_id.remove(id) {
+            if let Some(entry) = sessions.remove(id) {
                 close_streams(entry);
             }
         }
         dead
+    }
+
+    /// Whether `principal` may create another session; removes its expired sessions (returned
+    /// in `expired`) so that they free their slots now, not at the next sweep.
+    fn has_room(
+        &self,
+        sessions: &mut Sessions,
+        principal: &str,
+        max: usize,
+        now: Instant,
+        expired: &mut Vec<SessionId>,
+    ) -> bool {
+        let Some(ids) = sessions.by_principal.get(principal) else {
+            return true;
+        };
+        let dead: Vec<SessionId> = ids
+            .iter()
+            .filter(|id| {
+                sessions
+                    .by_id
+                    .get(*id)
+                    .is_none_or(|entry| self.expired(entry, now))
+            })
+            .cloned()
+            .collect();
+        for id in dead {
+            if let Some(entry) = sessions.remove(&id) {
+                close_streams(entry);
+                expired.push(id);
+            }
+        }
+        sessions
+            .by_principal
+            .get(principal)
+            .is_none_or(|ids| ids.len() < max)
     }
 
     fn announce_closed(&self, ids: Vec<SessionId>) {
@@ -222,24 +285,41 @@ impl SessionHost for MemoryHost {
         &self.inner.node
     }
 
-    async fn create_session(&self, record: &SessionRecord) -> Result<(), HostError> {
+    async fn create_session(
+        &self,
+        record: &SessionRecord,
+        max_per_principal: usize,
+    ) -> Result<(), HostError> {
         let now = Instant::now();
-        let swept = {
+        let (swept, room) = {
             let mut sessions = lock(&self.inner.sessions);
-            let swept = self.sweep(&mut sessions, now);
-            sessions.by_id.insert(
-                record.id.clone(),
-                SessionEntry {
+            let mut swept = self.sweep(&mut sessions, now);
+            let room = match &record.principal {
+                Some(principal) if max_per_principal > 0 => {
+                    self.has_room(&mut sessions, principal, max_per_principal, now, &mut swept)
+                }
+                _ => true,
+            };
+            if room {
+                // An id already in use is replaced, as the Redis host does.
+                if let Some(previous) = sessions.remove(&record.id) {
+                    close_streams(previous);
+                }
+                sessions.insert(SessionEntry {
                     record: record.clone(),
                     created: now,
                     last_seen: now,
                     streams: HashMap::new(),
-                },
-            );
-            swept
+                });
+            }
+            (swept, room)
         };
         self.announce_closed(swept);
-        Ok(())
+        if room {
+            Ok(())
+        } else {
+            Err(HostError::PrincipalAtLimit)
+        }
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, HostError> {
@@ -249,7 +329,7 @@ impl SessionHost for MemoryHost {
             return Ok(None);
         };
         if self.expired(entry, now) {
-            if let Some(entry) = sessions.by_id.remove(id) {
+            if let Some(entry) = sessions.remove(id) {
                 close_streams(entry);
             }
             drop(sessions);
@@ -279,7 +359,7 @@ impl SessionHost for MemoryHost {
     }
 
     async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError> {
-        let removed = lock(&self.inner.sessions).by_id.remove(id);
+        let removed = lock(&self.inner.sessions).remove(id);
         let existed = removed.is_some();
         if let Some(entry) = removed {
             close_streams(entry);

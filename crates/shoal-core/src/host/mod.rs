@@ -15,6 +15,8 @@
 //! - Logs are bounded: resuming from a position that was trimmed is `EventExpired`.
 //! - Nothing is appended after an event that ends a stream (`Last`, `End`): such an append is
 //!   `StreamEnded`, so that of two replicas finishing one stream exactly one wins.
+//! - A principal holds at most the `max_per_principal` given to `create_session` live sessions,
+//!   counted across every node; deleting a session or its expiry frees its slot.
 //! - Nodes prove they live with a heartbeat the host keeps; `node_alive` tells whether another
 //!   node still does, so that a stream whose handler died can be answered for.
 //! - `send_to_node` and `broadcast` are at-most-once wake-ups and control messages; nothing a
@@ -171,6 +173,10 @@ pub enum HostError {
     /// The stream already ended: nothing can be appended (the first final message wins).
     #[error("stream already ended")]
     StreamEnded,
+    /// The session's principal already holds the maximum number of live sessions (see
+    /// [`SessionHost::create_session`]); nothing was created.
+    #[error("the principal holds the maximum number of sessions")]
+    PrincipalAtLimit,
     /// The backing store is unreachable or failed.
     #[error("session host unavailable: {0}")]
     Unavailable(String),
@@ -182,8 +188,15 @@ pub trait SessionHost: Send + Sync + 'static {
     /// This process's node id.
     fn node_id(&self) -> &NodeId;
 
-    /// Stores a new session.
-    async fn create_session(&self, record: &SessionRecord) -> Result<(), HostError>;
+    /// Stores a new session, unless its principal already holds `max_per_principal` live
+    /// sessions on any node (`PrincipalAtLimit`). The limit is checked and the session counted
+    /// atomically, so concurrent creates on many nodes cannot overshoot it. A deleted or expired
+    /// session frees its slot. `0`, or a record without a principal, is not limited.
+    async fn create_session(
+        &self,
+        record: &SessionRecord,
+        max_per_principal: usize,
+    ) -> Result<(), HostError>;
 
     /// Reads a session and refreshes its idle timer; `None` when it does not exist.
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRecord>, HostError>;

@@ -45,7 +45,7 @@ where
 pub async fn sessions(host: &dyn SessionHost) {
     let record = record();
     assert_eq!(host.session(&record.id).await.unwrap(), None);
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     assert_eq!(
         host.session(&record.id).await.unwrap().as_ref(),
         Some(&record)
@@ -83,7 +83,7 @@ pub async fn sessions(host: &dyn SessionHost) {
 /// Ordering under concurrent writers, and resume from every position.
 pub async fn ordering_and_resume(host: &dyn SessionHost) {
     let record = record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     let writes = (0..50).map(|i| host.append(&record.id, &stream, message(&format!("m{i}"))));
     let mut seqs = futures::future::try_join_all(writes).await.unwrap();
@@ -129,7 +129,7 @@ pub async fn ordering_and_resume(host: &dyn SessionHost) {
 /// A subscription sees events appended after it started, live, in order.
 pub async fn live_delivery(host: &dyn SessionHost) {
     let record = record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = record.standalone_stream.clone();
     let mut sub = host
         .subscribe(&record.id, &stream, ReadFrom::Tail)
@@ -158,8 +158,8 @@ pub async fn live_delivery(host: &dyn SessionHost) {
 /// Streams and sessions are isolated: another session's stream is unknown.
 pub async fn isolation(host: &dyn SessionHost) {
     let (a, b) = (record(), record());
-    host.create_session(&a).await.unwrap();
-    host.create_session(&b).await.unwrap();
+    host.create_session(&a, 0).await.unwrap();
+    host.create_session(&b, 0).await.unwrap();
     let stream = StreamId::random();
     host.append(&a.id, &stream, message("secret"))
         .await
@@ -240,7 +240,7 @@ pub async fn resume_from_every_event(
         "a log of open events, then one that ends the stream"
     );
     let record = record();
-    host.create_session(&record).await.unwrap();
+    host.create_session(&record, 0).await.unwrap();
     let stream = StreamId::random();
     for (seq, event) in (1u64..).zip(events) {
         let appended = host.append(&record.id, &stream, event.clone()).await;
@@ -315,7 +315,7 @@ pub async fn resume_from_every_event(
         Err(HostError::StreamEnded)
     );
     let other = self::record();
-    host.create_session(&other).await.unwrap();
+    host.create_session(&other, 0).await.unwrap();
     assert_eq!(
         host.subscribe(&other.id, &stream, ReadFrom::After(0))
             .await
@@ -344,6 +344,112 @@ where
         .map(|event| event.expect("no error"))
 }
 
+fn record_of(principal: Option<&str>) -> SessionRecord {
+    let mut record = record();
+    record.principal = principal.map(str::to_owned);
+    record
+}
+
+/// Creates `count` sessions of `principal` under limit `max`; each must succeed.
+async fn fill(host: &dyn SessionHost, principal: &str, count: usize, max: usize) -> Vec<SessionId> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let record = record_of(Some(principal));
+        host.create_session(&record, max)
+            .await
+            .unwrap_or_else(|e| panic!("session {i} of {principal} under limit {max}: {e}"));
+        ids.push(record.id);
+    }
+    ids
+}
+
+/// Sessions per principal: a principal at its limit cannot create another, and nothing of the
+/// refused session is stored; deleting one frees a slot; another principal, a session without
+/// a principal, and a limit of 0 are unaffected.
+pub async fn sessions_per_principal(host: &dyn SessionHost) {
+    const MAX: usize = 3;
+    let alice = fill(host, "alice", MAX, MAX).await;
+    let refused = record_of(Some("alice"));
+    assert_eq!(
+        host.create_session(&refused, MAX).await,
+        Err(HostError::PrincipalAtLimit),
+        "a principal at its limit"
+    );
+    assert_eq!(
+        host.session(&refused.id).await.unwrap(),
+        None,
+        "a refused session is not stored"
+    );
+    assert_eq!(
+        host.create_session(&record_of(Some("alice")), MAX + 1)
+            .await,
+        Ok(()),
+        "a higher limit leaves room"
+    );
+    assert_eq!(
+        host.create_session(&record_of(Some("alice")), MAX + 1)
+            .await,
+        Err(HostError::PrincipalAtLimit)
+    );
+    // Another principal, sessions without one, and no limit at all are unaffected.
+    fill(host, "bob", MAX, MAX).await;
+    for _ in 0..MAX + 1 {
+        host.create_session(&record_of(None), MAX).await.unwrap();
+    }
+    host.create_session(&record_of(Some("alice")), 0)
+        .await
+        .expect("0 is unlimited");
+    // Every session of alice still lives: the refusals destroyed nothing.
+    for id in &alice {
+        assert!(host.session(id).await.unwrap().is_some());
+    }
+    // alice now holds MAX + 2 sessions; deleting until she holds MAX - 1 frees one slot.
+    let mut held = MAX + 2;
+    let mut alice = alice.into_iter();
+    while held >= MAX {
+        let id = alice.next().expect("one of alice's sessions to delete");
+        assert!(host.delete_session(&id).await.unwrap());
+        held -= 1;
+    }
+    host.create_session(&record_of(Some("alice")), MAX)
+        .await
+        .expect("a deleted session frees its slot");
+    assert_eq!(
+        host.create_session(&record_of(Some("alice")), MAX).await,
+        Err(HostError::PrincipalAtLimit),
+        "exactly one slot was freed"
+    );
+    assert_eq!(
+        host.create_session(&record_of(Some("bob")), MAX).await,
+        Err(HostError::PrincipalAtLimit),
+        "bob is at his own limit"
+    );
+}
+
+/// Expiry frees a principal's slot: `host` must expire idle sessions after `idle_timeout`.
+/// Not part of [`run_all`]: it needs a host with a short idle timeout, and waits it out.
+pub async fn expiry_frees_a_principal_slot(host: &dyn SessionHost, idle_timeout: Duration) {
+    const MAX: usize = 2;
+    let ids = fill(host, "carol", MAX, MAX).await;
+    assert_eq!(
+        host.create_session(&record_of(Some("carol")), MAX).await,
+        Err(HostError::PrincipalAtLimit)
+    );
+    tokio::time::sleep(idle_timeout + idle_timeout / 2 + Duration::from_millis(100)).await;
+    let fresh = fill(host, "carol", MAX, MAX).await;
+    assert_eq!(
+        host.create_session(&record_of(Some("carol")), MAX).await,
+        Err(HostError::PrincipalAtLimit),
+        "the new sessions count"
+    );
+    for id in ids {
+        assert_eq!(host.session(&id).await.unwrap(), None, "expired");
+    }
+    for id in fresh {
+        assert!(host.delete_session(&id).await.unwrap());
+    }
+}
+
 /// Runs every check, each against a fresh host from `make`.
 pub async fn run_all<H, F>(make: F)
 where
@@ -355,6 +461,7 @@ where
     live_delivery(&make()).await;
     isolation(&make()).await;
     inbox_and_broadcast(&make()).await;
+    sessions_per_principal(&make()).await;
 }
 
 #[cfg(test)]
@@ -380,7 +487,7 @@ mod memory_host {
         };
         let host = MemoryHost::new(NodeId::new("test"), config);
         let record = record();
-        host.create_session(&record).await.unwrap();
+        host.create_session(&record, 0).await.unwrap();
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(
             host.session(&record.id).await.unwrap().is_some(),
@@ -400,12 +507,23 @@ mod memory_host {
         };
         let host = MemoryHost::new(NodeId::new("test"), config);
         let record = record();
-        host.create_session(&record).await.unwrap();
+        host.create_session(&record, 0).await.unwrap();
         for _ in 0..3 {
             tokio::time::advance(Duration::from_secs(40)).await;
             let _ = host.session(&record.id).await.unwrap();
         }
         assert!(host.session(&record.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_frees_a_principal_slot() {
+        let idle_timeout = Duration::from_secs(60);
+        let config = MemoryHostConfig {
+            idle_timeout,
+            ..Default::default()
+        };
+        let host = MemoryHost::new(NodeId::new("test"), config);
+        super::expiry_frees_a_principal_slot(&host, idle_timeout).await;
     }
 
     #[tokio::test]
@@ -416,7 +534,7 @@ mod memory_host {
         };
         let host = MemoryHost::new(NodeId::new("test"), config);
         let record = record();
-        host.create_session(&record).await.unwrap();
+        host.create_session(&record, 0).await.unwrap();
         let stream = StreamId::random();
         for i in 0..5 {
             host.append(&record.id, &stream, message(&format!("{i}")))

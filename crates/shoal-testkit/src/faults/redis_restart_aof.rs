@@ -1,0 +1,29 @@
+//! `redis_restart_aof`: Redis with an append-only file (`appendfsync always`) killed (SIGKILL)
+//! and restarted under the load: every session survives, nothing acknowledged is lost, streams
+//! resume across it.
+
+use super::redis_probe::ProbeAnswer;
+use super::{Env, Ran, RunFuture, Scenario};
+
+/// The scenario.
+pub fn scenario() -> Scenario {
+    Scenario {
+        name: "redis_restart_aof",
+        description: "Redis with AOF (fsync always) SIGKILLed, restarted 1 s later: sessions survive, no loss",
+        sessions_survive: true,
+        run: |env| -> RunFuture { Box::pin(run(env)) },
+    }
+}
+
+async fn run(env: Env) -> Ran {
+    let restarted = super::redis_restart::run(&env, true).await;
+    if restarted
+        .records
+        .iter()
+        .any(|r| matches!(r.answer, ProbeAnswer::SessionGone))
+    {
+        env.checker
+            .violation("the probe's session was gone after Redis restarted from its AOF");
+    }
+    restarted.ran
+}

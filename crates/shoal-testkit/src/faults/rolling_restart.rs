@@ -1,0 +1,61 @@
+//! `rolling_restart`: SIGTERM replica 0, wait for its exit, start it again, wait until it is
+//! ready, then the next one, round after round, under the load. A draining replica closes its
+//! streams with `retry` and clients resume elsewhere: nothing may be lost, and since every
+//! handler finishes its drain, no call should even be abandoned.
+
+use std::time::{Duration, Instant};
+
+use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
+
+/// The scenario.
+pub fn scenario() -> Scenario {
+    Scenario {
+        name: "rolling_restart",
+        description: "SIGTERM each replica in turn, wait for exit, restart, wait ready",
+        sessions_survive: true,
+        run: |env| -> RunFuture { Box::pin(run(env)) },
+    }
+}
+
+async fn run(env: Env) -> Ran {
+    let mut cluster = env
+        .cluster_builder()
+        // Lets the proxy see `/readyz` fail before the replica stops taking requests.
+        .arg("--shutdown-delay")
+        .arg("500ms")
+        .start()
+        .await;
+    let load = Workload::start(&cluster.url(), &env.checker, WorkloadConfig::default());
+    let mut faults = Faults::default();
+    let mut notes = Vec::new();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut i = 0;
+    let mut slowest_exit = Duration::ZERO;
+    // At least one whole round, then as many replicas as the duration allows.
+    while i < cluster.len() || started.elapsed() < env.duration {
+        let replica = i % cluster.len();
+        let stopping = Instant::now();
+        let status = cluster.terminate(replica).await;
+        slowest_exit = slowest_exit.max(stopping.elapsed());
+        faults.add("SIGTERM replica");
+        if !status.success() {
+            env.checker.violation(format!(
+                "{} exited with {status} after SIGTERM",
+                cluster.node_id(replica)
+            ));
+        }
+        cluster.restart(replica).await;
+        i += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let load = load.stop().await;
+    notes.push(format!(
+        "{i} restarts; slowest exit after SIGTERM {slowest_exit:.1?}"
+    ));
+    Ran {
+        load,
+        faults,
+        notes,
+    }
+}
