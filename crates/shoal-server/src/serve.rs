@@ -81,11 +81,16 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         ..TransportConfig::default()
     };
     let drain_engine = engine.clone();
-    // The well-known documents are public; everything of the MCP endpoint is authenticated.
-    // Outermost, so that refusals by the auth layer are measured too.
+    // The Host/Origin guard answers before authentication, so that a rebound request gets its
+    // 403 and not a challenge. The well-known documents are public and readable from any
+    // origin (CORS), so only the Host rule holds there. Metrics and tracing are outermost, so
+    // that every refusal is measured and traced.
+    let host_guard = shoal_transport::HostGuardLayer::new(&transport);
+    let public = auth.routes().layer(host_guard.clone().host_only());
     let app = shoal_transport::router(engine, transport, drain.clone())
         .layer(auth.layer())
-        .merge(auth.routes())
+        .layer(host_guard)
+        .merge(public)
         .layer(axum::middleware::from_fn(
             shoal_transport::metrics::track_http,
         ))

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{SHOAL, post, start};
+use common::{SHOAL, open_get, post, start};
 use serde_json::{Value, json};
 
 async fn initialize(client: &reqwest::Client, url: &str) -> String {
@@ -111,14 +111,7 @@ async fn sigterm_closes_streams_with_retry_and_finishes_in_flight_calls() {
     let session = initialize(&client, &server.mcp).await;
 
     // A standalone stream, open while the server drains.
-    let mut stream = client
-        .get(&server.mcp)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let mut stream = open_get(&client, &server, &session).send().await.unwrap();
     assert_eq!(stream.status(), 200);
     let priming = stream.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&priming).contains("retry:"));

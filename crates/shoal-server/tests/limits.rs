@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, post, start};
+use common::{Server, open_get, post, start};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -235,14 +235,7 @@ async fn a_client_that_stops_reading_its_stream_is_cut_and_memory_stays_bounded(
     assert_eq!(closed, 1.0);
 
     // The stream's slot is free again: the client resumes where it stopped.
-    let response = client
-        .get(&server.mcp)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
+    let response = open_get(&client, &server, &session).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
 

@@ -151,11 +151,7 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         .to_owned();
 
     // A standalone GET stream, open while we scrape.
-    let mut standalone = client
-        .get(&server.mcp)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let mut standalone = common::open_get(&client, &server, &session)
         .send()
         .await
         .unwrap();
@@ -163,11 +159,7 @@ async fn metrics_cover_every_family_with_bounded_labels() {
     standalone.chunk().await.unwrap().unwrap();
 
     // A resumption of the count reply after its first event: the rest is replayed.
-    let resumed = client
-        .get(&server.mcp)
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
+    let resumed = common::open_get(&client, &server, &session)
         .header("last-event-id", &first_id)
         .send()
         .await

@@ -41,6 +41,8 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
 const PORT_ATTEMPTS: usize = 5;
 /// The JSON-RPC code of an unknown (or someone else's) session.
 const SESSION_NOT_FOUND: i64 = -32001;
+/// The JSON-RPC code of the Host/Origin guard's refusals.
+const INVALID_REQUEST: i64 = -32600;
 /// The public URL of the metadata test: what clients use, on no address of this machine.
 const PUBLIC_URL: &str = "https://mcp.example.com/mcp";
 
@@ -495,21 +497,23 @@ async fn metadata_urls_come_from_the_public_url_only() {
                 .header("forwarded", "host=internal.svc.cluster.local;proto=http")
         };
 
-        for host in ["10.1.2.3:8080", "internal.svc.cluster.local"] {
-            for path in [
-                "/.well-known/oauth-protected-resource/mcp",
-                "/.well-known/oauth-protected-resource",
-            ] {
-                let response = internal(http.get(format!("{}{path}", shoal.origin())), host)
-                    .send()
-                    .await
-                    .unwrap();
-                let raw = read(response).await;
-                assert_eq!(raw.status, StatusCode::OK, "{path} with Host {host}: {raw}");
-                let metadata = raw.json();
-                assert_eq!(metadata["resource"], PUBLIC_URL, "{path}: {metadata}");
-                assert_no_internal_address(&raw, &format!("{path} with Host {host}"));
-            }
+        for path in [
+            "/.well-known/oauth-protected-resource/mcp",
+            "/.well-known/oauth-protected-resource",
+        ] {
+            let get = |host: &str| internal(http.get(format!("{}{path}", shoal.origin())), host);
+            // An allowed internal Host gets the document, naming the public URL only.
+            let host = "10.1.2.3:8080";
+            let raw = read(get(host).send().await.unwrap()).await;
+            assert_eq!(raw.status, StatusCode::OK, "{path} with Host {host}: {raw}");
+            let metadata = raw.json();
+            assert_eq!(metadata["resource"], PUBLIC_URL, "{path}: {metadata}");
+            assert_no_internal_address(&raw, &format!("{path} with Host {host}"));
+
+            // The public routes follow the endpoint's Host rule.
+            let host = "internal.svc.cluster.local";
+            let raw = read(get(host).send().await.unwrap()).await;
+            assert_host_not_allowed(&raw, &format!("GET {path} with Host {host}"));
         }
 
         // The challenge: without a token, and with one that is not valid.
@@ -532,7 +536,8 @@ async fn metadata_urls_come_from_the_public_url_only() {
             assert_no_internal_address(&raw, &what);
         }
 
-        // A Host that is not allowed is refused; whatever answers it names nothing internal.
+        // A Host that is not allowed is refused by the Host guard before authentication: no
+        // challenge, and nothing internal named.
         let raw = read(
             internal(http.post(shoal.url()), "internal.svc.cluster.local")
                 .header("content-type", "application/json")
@@ -543,18 +548,31 @@ async fn metadata_urls_come_from_the_public_url_only() {
                 .unwrap(),
         )
         .await;
-        println!("POST with a Host not allowed: {raw}");
-        assert!(
-            raw.status == StatusCode::UNAUTHORIZED || raw.status == StatusCode::FORBIDDEN,
-            "{raw}"
-        );
-        if let Some(challenge) = raw.header("www-authenticate") {
-            assert!(challenge.contains(expected_metadata), "{challenge}");
-        }
-        assert_no_internal_address(&raw, "POST with a Host not allowed");
+        assert_host_not_allowed(&raw, "POST with a Host not allowed");
         shoal.stop().await;
     })
     .await;
+}
+
+/// Asserts the Host guard's refusal: 403 with its JSON-RPC error body, no auth challenge, and
+/// nothing internal named.
+fn assert_host_not_allowed(raw: &RawResponse, what: &str) {
+    assert_eq!(raw.status, StatusCode::FORBIDDEN, "{what}: {raw}");
+    assert_eq!(
+        raw.header("content-type"),
+        Some("application/json"),
+        "{what}: {raw}"
+    );
+    assert_eq!(
+        raw.json(),
+        json!({
+            "jsonrpc": "2.0",
+            "error": { "code": INVALID_REQUEST, "message": "forbidden: Host header not allowed" }
+        }),
+        "{what}"
+    );
+    assert_eq!(raw.header("www-authenticate"), None, "{what}: {raw}");
+    assert_no_internal_address(raw, what);
 }
 
 /// Reads `response` to its end (bounded).

@@ -1,39 +1,62 @@
 //! DNS-rebinding protection: a browser tricked into sending requests to a local server carries
 //! the attacker's name in `Host` and `Origin`; both must be on the allow-list.
+//!
+//! The endpoint checks every request itself, so that a bare [`router`](crate::router) is safe.
+//! [`HostGuardLayer`] runs the same check in front of layers that answer before the endpoint
+//! (authentication), so that a rebound request gets this 403 and not an auth challenge, and
+//! holds public routes beside the endpoint to the same `Host` rule.
 
-use http::HeaderMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::{IntoResponse, Response};
+use futures::future::{Either, Ready, ready};
 use http::header::{HOST, ORIGIN};
+use http::{HeaderMap, Request};
+use tower::{Layer, Service};
 
 use crate::config::TransportConfig;
 use crate::rejection::Rejection;
 
 /// Checks `Host` and `Origin` against the allow-lists.
 pub(crate) fn check(config: &TransportConfig, headers: &HeaderMap) -> Result<(), Rejection> {
+    check_host(&config.allowed_hosts, headers)?;
+    check_origin(&config.allowed_hosts, &config.allowed_origins, headers)
+}
+
+fn check_host(hosts: &[String], headers: &HeaderMap) -> Result<(), Rejection> {
     if let Some(host) = headers.get(HOST) {
         let host = host.to_str().map_err(|_| Rejection::ForbiddenHost)?;
-        if !host_allowed(config, strip_port(host)) {
+        if !host_allowed(hosts, strip_port(host)) {
             return Err(Rejection::ForbiddenHost);
         }
     }
+    Ok(())
+}
+
+/// An `Origin` passes when it is on `origins` or names an allowed host.
+fn check_origin(
+    hosts: &[String],
+    origins: &[String],
+    headers: &HeaderMap,
+) -> Result<(), Rejection> {
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().map_err(|_| Rejection::ForbiddenOrigin)?;
-        if !origin_allowed(config, origin) {
+        if !origin_allowed(hosts, origins, origin) {
             return Err(Rejection::ForbiddenOrigin);
         }
     }
     Ok(())
 }
 
-fn host_allowed(config: &TransportConfig, host: &str) -> bool {
-    config
-        .allowed_hosts
+fn host_allowed(hosts: &[String], host: &str) -> bool {
+    hosts
         .iter()
         .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(host))
 }
 
-fn origin_allowed(config: &TransportConfig, origin: &str) -> bool {
-    if config
-        .allowed_origins
+fn origin_allowed(hosts: &[String], origins: &[String], origin: &str) -> bool {
+    if origins
         .iter()
         .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
     {
@@ -44,7 +67,7 @@ fn origin_allowed(config: &TransportConfig, origin: &str) -> bool {
         return false;
     };
     let authority = rest.split('/').next().unwrap_or(rest);
-    !authority.is_empty() && !authority.contains('@') && host_allowed(config, strip_port(authority))
+    !authority.is_empty() && !authority.contains('@') && host_allowed(hosts, strip_port(authority))
 }
 
 /// `host[:port]` → `host`, keeping IPv6 brackets: `[::1]:8080` → `[::1]`.
@@ -57,6 +80,94 @@ fn strip_port(authority: &str) -> &str {
     authority
         .rsplit_once(':')
         .map_or(authority, |(host, _port)| host)
+}
+
+/// The allow-lists of [`TransportConfig`], shared by every clone of the layer and its services.
+#[derive(Debug)]
+struct AllowLists {
+    hosts: Vec<String>,
+    origins: Vec<String>,
+}
+
+impl AllowLists {
+    fn check(&self, check_origin_too: bool, headers: &HeaderMap) -> Result<(), Rejection> {
+        check_host(&self.hosts, headers)?;
+        if check_origin_too {
+            check_origin(&self.hosts, &self.origins, headers)?;
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a service with [`HostGuard`].
+#[derive(Debug, Clone)]
+pub struct HostGuardLayer {
+    lists: Arc<AllowLists>,
+    check_origin: bool,
+}
+
+impl HostGuardLayer {
+    /// A layer that checks `Host` against `config.allowed_hosts` and `Origin` as the endpoint
+    /// does (`config.allowed_origins`, or an allowed host).
+    pub fn new(config: &TransportConfig) -> HostGuardLayer {
+        HostGuardLayer {
+            lists: Arc::new(AllowLists {
+                hosts: config.allowed_hosts.clone(),
+                origins: config.allowed_origins.clone(),
+            }),
+            check_origin: true,
+        }
+    }
+
+    /// The same layer without the `Origin` check, for public documents that any origin may
+    /// read (CORS `*`): a rebound `Host` is still refused.
+    pub fn host_only(self) -> HostGuardLayer {
+        HostGuardLayer {
+            check_origin: false,
+            ..self
+        }
+    }
+}
+
+impl<S> Layer<S> for HostGuardLayer {
+    type Service = HostGuard<S>;
+
+    fn layer(&self, inner: S) -> HostGuard<S> {
+        HostGuard {
+            inner,
+            lists: self.lists.clone(),
+            check_origin: self.check_origin,
+        }
+    }
+}
+
+/// Answers 403 with a JSON-RPC error body when `Host` (or, unless host-only, `Origin`) is not
+/// allowed; passes every other request to `S` unchanged.
+#[derive(Debug, Clone)]
+pub struct HostGuard<S> {
+    inner: S,
+    lists: Arc<AllowLists>,
+    check_origin: bool,
+}
+
+impl<S, B> Service<Request<B>> for HostGuard<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self.lists.check(self.check_origin, request.headers()) {
+            Ok(()) => Either::Right(self.inner.call(request)),
+            Err(rejection) => Either::Left(ready(Ok(rejection.into_response()))),
+        }
+    }
 }
 
 #[cfg(test)]

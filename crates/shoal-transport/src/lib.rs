@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - [`config`]: endpoint, allow-lists, limits, SSE timings.
-//! - `guard`: Origin/Host validation (DNS-rebinding protection) for every request.
+//! - `guard`: Origin/Host validation (DNS-rebinding protection) for every request, also as
+//!   [`HostGuardLayer`] to run it in front of authentication.
 //! - `headers`: reading `Accept`, `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version`.
 //! - `limits`: in-flight requests and streams per session, the rate limit per principal.
 //! - `rejection`: every refusal, with its status code and JSON-RPC error body.
@@ -23,7 +24,8 @@
 //! An auth layer in front of this router authenticates the request and inserts a
 //! [`Principal`](shoal_core::session::Principal) into the request extensions; the transport
 //! binds it to the session at initialize and requires the same principal afterwards. Per-tool
-//! authorization plugs in as [`TransportConfig::tool_scopes`], checked at `tools/call`.
+//! authorization plugs in as [`TransportConfig::tool_scopes`], checked at `tools/call`. Put a
+//! [`HostGuardLayer`] outside the auth layer, so that DNS-rebinding refusals come first.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -48,6 +50,7 @@ use shoal_core::engine::Engine;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{InvalidRateLimit, RateLimit, ToolScopeCheck, TransportConfig};
+pub use guard::{HostGuard, HostGuardLayer};
 pub use rejection::{
     Challenge, LIMIT_EXCEEDED, Limit, LimitExceeded, Rejection, SESSION_NOT_FOUND,
 };

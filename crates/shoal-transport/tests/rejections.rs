@@ -6,12 +6,22 @@
 
 mod common;
 
+use std::sync::Arc;
+
+use axum::response::IntoResponse;
+use axum::routing::get;
 use common::{Harness, PRINCIPAL_HEADER};
-use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use shoal_core::engine::{Engine, EngineConfig};
+use shoal_core::handler::Handlers;
+use shoal_core::host::{MemoryHost, MemoryHostConfig};
+use shoal_core::ids::NodeId;
 use shoal_testkit::client::{LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID, message};
-use shoal_transport::TransportConfig;
+use shoal_testkit::{McpClient, spawn_router};
+use shoal_transport::{Challenge, HostGuardLayer, Rejection, TransportConfig};
+use tokio_util::sync::CancellationToken;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -419,6 +429,78 @@ async fn rebinding_is_refused_on_every_method() {
     assert_eq!(raw.status, 204, "{raw}");
     let raw = client.post_raw(ping(3), |_| {}).await;
     assert_eq!(raw.status, 200, "the first session is intact: {raw}");
+}
+
+/// `HostGuardLayer` in front of an auth layer that refuses every request, and host-only around
+/// a public route beside the endpoint (as `shoal serve` wires them): a rebound request gets the
+/// guard's 403, never the challenge; the public route takes any `Origin`; allowed requests reach
+/// auth (401) or the public route (200).
+#[tokio::test]
+async fn host_guard_layer_answers_before_auth() {
+    let config = TransportConfig::default();
+    let guard = HostGuardLayer::new(&config);
+    let host = MemoryHost::new(
+        NodeId::with_random_suffix("test"),
+        MemoryHostConfig::default(),
+    );
+    let engine = Engine::new(Arc::new(host), Handlers::new(), EngineConfig::default());
+    let public = axum::Router::new()
+        .route("/public", get(|| async { "public" }))
+        .layer(guard.clone().host_only());
+    let router = shoal_transport::router(engine, config, CancellationToken::new())
+        .layer(axum::middleware::from_fn(refuse_all))
+        .layer(guard)
+        .merge(public);
+    let server = spawn_router(router).await;
+    let endpoint = McpClient::new(server.mcp_url());
+    let public = McpClient::new(server.url("/public"));
+    let rebound = |h: &mut reqwest::header::HeaderMap| {
+        h.insert(HOST, HeaderValue::from_static("evil.example"));
+    };
+    let foreign_page = |h: &mut reqwest::header::HeaderMap| {
+        h.insert(ORIGIN, HeaderValue::from_static("http://evil.example"));
+    };
+
+    for (edit, expected) in [
+        (
+            &rebound as &dyn Fn(&mut reqwest::header::HeaderMap),
+            "Host header not allowed",
+        ),
+        (&foreign_page, "Origin not allowed"),
+    ] {
+        let raw = endpoint.post_raw(ping(1), edit).await;
+        raw.assert_rpc_error(403, INVALID_REQUEST, expected);
+        assert_eq!(raw.header("www-authenticate"), None, "{raw}");
+        endpoint
+            .get_raw(edit)
+            .await
+            .assert_rpc_error(403, INVALID_REQUEST, expected);
+    }
+    public
+        .get_raw(rebound)
+        .await
+        .assert_rpc_error(403, INVALID_REQUEST, "Host header not allowed");
+    let raw = public.get_raw(foreign_page).await;
+    assert_eq!((raw.status.as_u16(), raw.text()), (200, "public".into()));
+
+    let raw = endpoint.post_raw(ping(2), |_| {}).await;
+    raw.assert_rpc_error(401, INVALID_REQUEST, "stand-in refusal");
+    assert_eq!(raw.header("www-authenticate"), Some("Bearer"), "{raw}");
+    let raw = public.get_raw(|_| {}).await;
+    assert_eq!((raw.status.as_u16(), raw.text()), (200, "public".into()));
+}
+
+/// An auth layer that refuses every request with a challenge.
+async fn refuse_all(
+    _request: axum::extract::Request,
+    _next: axum::middleware::Next,
+) -> axum::response::Response {
+    Rejection::Auth(Challenge {
+        status: StatusCode::UNAUTHORIZED,
+        www_authenticate: "Bearer".into(),
+        message: "stand-in refusal".into(),
+    })
+    .into_response()
 }
 
 #[tokio::test]

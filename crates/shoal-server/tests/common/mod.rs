@@ -85,9 +85,29 @@ pub fn post(
         .header("accept", "application/json, text/event-stream")
         .json(&body);
     if let Some(session) = session {
-        request = request
-            .header("mcp-session-id", session)
-            .header("mcp-protocol-version", "2025-11-25");
+        request = with_session(request, session);
     }
     request
+}
+
+/// A GET of the session's standalone stream on `server` (add `last-event-id` to resume one),
+/// with the headers a real client sends.
+pub fn open_get(
+    client: &reqwest::Client,
+    server: &Server,
+    session: &str,
+) -> reqwest::RequestBuilder {
+    with_session(
+        client
+            .get(&server.mcp)
+            .header("accept", "text/event-stream"),
+        session,
+    )
+}
+
+/// The headers every request of an initialized session carries.
+fn with_session(request: reqwest::RequestBuilder, session: &str) -> reqwest::RequestBuilder {
+    request
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
 }
