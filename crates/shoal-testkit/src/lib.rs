@@ -21,6 +21,7 @@
 //!   that proxy, to kill, stop and restart one by one.
 //! - [`faults`]: the fault-injection suite (scenarios, the steady load, the checker that
 //!   judges every event), run by the `shoal-faults` binary.
+//! - [`cli::main`]: the `main` shell that the `shoal-faults` and `rr-proxy` binaries share.
 //!
 //! Every helper is bounded in time and panics with a message that says what it waited for:
 //! a failing test fails in seconds, never hangs.
@@ -44,6 +45,7 @@
 // Test-only code: its helpers panic on purpose, with a message, when the server misbehaves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod faults;

@@ -14,6 +14,9 @@
 //! the server comes back empty; [`RedisServer::restart_empty`] wipes the directory first.
 //!
 //! The binary is `$SHOAL_REDIS_SERVER` if set, else `redis-server` from `PATH`.
+//!
+//! [`command`] sends one inline command to a Redis on loopback (this one, a cluster node) and
+//! reads its reply, for tests that check what Redis holds.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -247,51 +250,87 @@ fn free_port() -> u16 {
 }
 
 /// One `PING` over a fresh connection, bounded to one second.
-async fn ping(port: u16) -> bool {
-    let attempt = async {
-        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        conn.write_all(b"PING\r\n").await?;
-        let mut buf = [0u8; 7];
-        conn.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(&buf == b"+PONG\r\n")
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), attempt).await,
-        Ok(Ok(true))
-    )
+pub(crate) async fn ping(port: u16) -> bool {
+    command(port, "PING", Duration::from_secs(1))
+        .await
+        .is_ok_and(|reply| reply == "+PONG\r\n")
 }
 
 /// The `process_id` of the server answering on `port` (`INFO server`), bounded to one second.
 async fn server_pid(port: u16) -> Option<u32> {
+    let info = command(port, "INFO server", Duration::from_secs(1))
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|p| p.trim().parse().ok())
+}
+
+/// Sends one inline command (`line`, without its `\r\n`) to the Redis on `127.0.0.1:port` over
+/// a fresh connection, and returns the first whole reply as text: a line, or a bulk string (its
+/// header line and the bytes it announces).
+///
+/// # Errors
+///
+/// The connection's error, [`std::io::ErrorKind::UnexpectedEof`] when it closes before a whole
+/// reply, [`std::io::ErrorKind::TimedOut`] when none came `within`.
+pub async fn command(port: u16, line: &str, within: Duration) -> std::io::Result<String> {
     let attempt = async {
         let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        conn.write_all(b"INFO server\r\n").await?;
+        conn.write_all(format!("{line}\r\n").as_bytes()).await?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 4096];
-        loop {
+        while !is_whole_reply(&reply) {
             let n = conn.read(&mut buf).await?;
             if n == 0 {
-                break;
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             reply.extend_from_slice(&buf[..n]);
-            if reply.windows(11).any(|w| w == b"process_id:")
-                && reply[reply.len().saturating_sub(2)..] == *b"\r\n"
-            {
-                let text = String::from_utf8_lossy(&reply);
-                if let Some(pid) = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("process_id:"))
-                    .and_then(|p| p.trim().parse().ok())
-                {
-                    return Ok(Some(pid));
-                }
-            }
         }
-        Ok::<_, std::io::Error>(None)
+        Ok(String::from_utf8_lossy(&reply).into_owned())
     };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+    tokio::time::timeout(within, attempt)
         .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// Whether `reply` holds one whole reply: a line, or a bulk string's header line and as many
+/// bytes as it announces (none for `$-1`). Anything else, an array included, counts as whole
+/// once what came ends a line: enough for the short replies read here, on loopback.
+fn is_whole_reply(reply: &[u8]) -> bool {
+    let Some(header_end) = reply.windows(2).position(|w| w == b"\r\n") else {
+        return false;
+    };
+    let Some(len) = reply[..header_end].strip_prefix(b"$") else {
+        return reply.ends_with(b"\r\n");
+    };
+    match std::str::from_utf8(len)
         .ok()
-        .and_then(Result::ok)
-        .flatten()
+        .and_then(|l| l.parse::<i64>().ok())
+    {
+        Some(len) => match usize::try_from(len) {
+            Ok(len) => reply.len() >= header_end + 2 + len + 2,
+            // `$-1`: no value.
+            Err(_) => true,
+        },
+        // Not RESP: read on until the caller's bound.
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_whole_reply;
+
+    #[test]
+    fn a_reply_is_whole_once_its_line_or_announced_bytes_are_in() {
+        assert!(!is_whole_reply(b""));
+        assert!(!is_whole_reply(b"+OK"));
+        assert!(is_whole_reply(b"+OK\r\n"));
+        assert!(is_whole_reply(b"$-1\r\n"));
+        assert!(!is_whole_reply(b"$3\r\n"));
+        assert!(!is_whole_reply(b"$8\r\nab\r\ncd"));
+        assert!(is_whole_reply(b"$8\r\nab\r\ncdef\r\n"));
+        assert!(!is_whole_reply(b"$x\r\n"));
+    }
 }

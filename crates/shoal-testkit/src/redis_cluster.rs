@@ -25,8 +25,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// How many masters the cluster has.
 pub const MASTERS: usize = 3;
 /// How long the masters may take to answer `PING`, and the cluster to reach `cluster_state:ok`.
@@ -202,7 +200,7 @@ impl RedisCluster {
         let started = Instant::now();
         match how {
             Failover::Graceful => {
-                let reply = command(new_master, b"CLUSTER FAILOVER\r\n").await;
+                let reply = command(new_master, "CLUSTER FAILOVER").await;
                 assert!(
                     reply.as_deref().is_some_and(|r| r.starts_with("+OK")),
                     "CLUSTER FAILOVER on {new_master}: {reply:?}"
@@ -307,7 +305,7 @@ impl RedisCluster {
         let deadline = Instant::now() + START_TIMEOUT;
         for (port, child) in &mut self.children {
             loop {
-                if ping(*port).await {
+                if crate::redis::ping(*port).await {
                     break;
                 }
                 let exited = child
@@ -330,60 +328,28 @@ impl RedisCluster {
         }
     }
 
-    /// Reads `CLUSTER NODES`: each master with slots, in slot order, and its replica.
+    /// Reads `CLUSTER NODES` until it lists each master with slots and a replica for each: a
+    /// replica shows as a master without slots until its role has spread through the cluster.
     async fn learn_shards(&mut self) {
         let port = self.ports[0];
-        let nodes = command(port, b"CLUSTER NODES\r\n")
-            .await
-            .unwrap_or_else(|| panic!("CLUSTER NODES on {port} did not answer"));
-        // `<id> <ip:port@bus[,hostname]> <flags> <master id or -> … <slot ranges…>`
-        let mut masters = Vec::new();
-        let mut replicas = Vec::new();
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 8 {
-                continue;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let nodes = command(port, "CLUSTER NODES")
+                .await
+                .unwrap_or_else(|| panic!("CLUSTER NODES on {port} did not answer"));
+            if let Some((ports, replica_ports)) = shards(&nodes) {
+                self.ports = ports;
+                self.replica_ports = replica_ports.into_iter().map(Some).collect();
+                return;
             }
-            let Some(node_port) = fields[1]
-                .split(['@', ','])
-                .next()
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse::<u16>().ok())
-            else {
-                continue;
-            };
-            if fields[2].contains("master") {
-                let first_slot = fields
-                    .get(8)
-                    .and_then(|r| r.split('-').next())
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .unwrap_or(u32::MAX);
-                masters.push((first_slot, fields[0].to_owned(), node_port));
-            } else if fields[2].contains("slave") {
-                replicas.push((fields[3].to_owned(), node_port));
-            }
+            assert!(
+                Instant::now() < deadline,
+                "CLUSTER NODES on {port} did not settle on {MASTERS} masters with slots and a \
+                 replica each within {}s:\n{nodes}",
+                START_TIMEOUT.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        masters.sort();
-        assert_eq!(
-            masters.len(),
-            MASTERS,
-            "CLUSTER NODES on {port} lists {} masters:\n{nodes}",
-            masters.len()
-        );
-        self.ports = masters.iter().map(|(_, _, port)| *port).collect();
-        self.replica_ports = masters
-            .iter()
-            .map(|(_, id, _)| {
-                replicas
-                    .iter()
-                    .find(|(master, _)| master == id)
-                    .map(|(_, port)| *port)
-            })
-            .collect();
-        assert!(
-            self.replica_ports.iter().all(Option::is_some),
-            "a master has no replica:\n{nodes}"
-        );
     }
 
     /// Waits until each live replica reports its link to the master up and no sync running.
@@ -391,9 +357,7 @@ impl RedisCluster {
         let deadline = Instant::now() + START_TIMEOUT;
         for &port in self.replica_ports.iter().flatten() {
             loop {
-                let info = command(port, b"INFO replication\r\n")
-                    .await
-                    .unwrap_or_default();
+                let info = command(port, "INFO replication").await.unwrap_or_default();
                 if info.contains("master_link_status:up")
                     && info.contains("master_sync_in_progress:0")
                 {
@@ -414,9 +378,7 @@ impl RedisCluster {
     async fn wait_role(&self, port: u16, role: &str, deadline: Instant) {
         let wanted = format!("role:{role}");
         loop {
-            let info = command(port, b"INFO replication\r\n")
-                .await
-                .unwrap_or_default();
+            let info = command(port, "INFO replication").await.unwrap_or_default();
             if info.contains(&wanted) {
                 return;
             }
@@ -440,10 +402,8 @@ impl RedisCluster {
             .collect();
         for port in live {
             loop {
-                let info = command(port, b"CLUSTER INFO\r\n").await.unwrap_or_default();
-                let nodes = command(port, b"CLUSTER NODES\r\n")
-                    .await
-                    .unwrap_or_default();
+                let info = command(port, "CLUSTER INFO").await.unwrap_or_default();
+                let nodes = command(port, "CLUSTER NODES").await.unwrap_or_default();
                 let masters_known = self.ports.iter().all(|master| {
                     nodes.lines().any(|line| {
                         line.contains(&format!("127.0.0.1:{master}@"))
@@ -494,7 +454,7 @@ impl RedisCluster {
         let count = self.node_count();
         for &(port, _) in &self.children {
             loop {
-                let info = command(port, b"CLUSTER INFO\r\n").await.unwrap_or_default();
+                let info = command(port, "CLUSTER INFO").await.unwrap_or_default();
                 let ok = info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{count}"));
                 if ok {
@@ -559,51 +519,59 @@ fn is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// One `PING` over a fresh connection, bounded to one second.
-async fn ping(port: u16) -> bool {
-    command(port, b"PING\r\n")
-        .await
-        .is_some_and(|reply| reply.starts_with("+PONG"))
+/// The masters with slots of a `CLUSTER NODES` reply, in slot order, and each one's replica;
+/// `None` unless there are exactly [`MASTERS`] of them, each with a replica.
+fn shards(nodes: &str) -> Option<(Vec<u16>, Vec<u16>)> {
+    // `<id> <ip:port@bus[,hostname]> <flags> <master id or -> … <slot ranges…>`
+    let mut masters = Vec::new();
+    let mut replicas = Vec::new();
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 8 {
+            continue;
+        }
+        let Some(node_port) = fields[1]
+            .split(['@', ','])
+            .next()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        let first_slot = fields
+            .get(8)
+            .and_then(|r| r.split('-').next())
+            .and_then(|s| s.parse::<u32>().ok());
+        match first_slot {
+            Some(slot) if fields[2].contains("master") => {
+                masters.push((slot, fields[0], node_port));
+            }
+            _ if fields[2].contains("slave") => replicas.push((fields[3], node_port)),
+            _ => {}
+        }
+    }
+    if masters.len() != MASTERS {
+        return None;
+    }
+    masters.sort();
+    let replica_ports = masters
+        .iter()
+        .map(|(_, id, _)| {
+            replicas
+                .iter()
+                .find(|(master, _)| master == id)
+                .map(|(_, port)| *port)
+        })
+        .collect::<Option<Vec<u16>>>()?;
+    Some((
+        masters.iter().map(|(_, _, port)| *port).collect(),
+        replica_ports,
+    ))
 }
 
-/// One inline command over a fresh connection; the first reply read within one second.
-async fn command(port: u16, line: &[u8]) -> Option<String> {
-    let attempt = async {
-        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        conn.write_all(line).await?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = conn.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            if complete(&reply) {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
-    };
-    tokio::time::timeout(Duration::from_secs(1), attempt)
+/// One inline command over a fresh connection; the first whole reply read within one second.
+async fn command(port: u16, line: &str) -> Option<String> {
+    crate::redis::command(port, line, Duration::from_secs(1))
         .await
         .ok()
-        .and_then(Result::ok)
-}
-
-/// Whether `reply` holds one whole RESP simple string, error or bulk string.
-fn complete(reply: &[u8]) -> bool {
-    let Some(line_end) = reply.windows(2).position(|w| w == b"\r\n") else {
-        return false;
-    };
-    match reply.first() {
-        Some(b'$') => {
-            let len: usize = std::str::from_utf8(&reply[1..line_end])
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            reply.len() >= line_end + 2 + len + 2
-        }
-        _ => true,
-    }
 }

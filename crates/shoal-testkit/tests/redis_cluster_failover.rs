@@ -8,44 +8,10 @@
     clippy::print_stdout
 )]
 
-use std::time::Duration;
+mod common;
 
+use common::command;
 use shoal_testkit::redis_cluster::{Failover, MASTERS, RedisCluster};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// One inline command on a fresh connection to `port`; the first whole reply within 5 s.
-async fn command(port: u16, line: &str) -> String {
-    let attempt = async {
-        let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
-        conn.write_all(format!("{line}\r\n").as_bytes()).await?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = conn.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&reply);
-            let whole = match text.strip_prefix('$') {
-                Some(rest) => {
-                    let len: i64 = rest.split("\r\n").next().unwrap().parse().unwrap();
-                    len < 0 || text.len() >= text.find("\r\n").unwrap() + 2 + len as usize + 2
-                }
-                None => text.ends_with("\r\n"),
-            };
-            if whole {
-                break;
-            }
-        }
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&reply).into_owned())
-    };
-    tokio::time::timeout(Duration::from_secs(5), attempt)
-        .await
-        .unwrap_or_else(|_| panic!("`{line}` on {port} hangs"))
-        .unwrap_or_else(|e| panic!("`{line}` on {port}: {e}"))
-}
 
 /// The shard (index into `ports()`) that owns `key`, by asking each master.
 async fn shard_of(cluster: &RedisCluster, key: &str) -> usize {

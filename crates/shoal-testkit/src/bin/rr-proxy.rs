@@ -43,23 +43,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("rr-proxy: {error}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("rr-proxy: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = parse(std::env::args().skip(1), |name| std::env::var(name).ok());
+    shoal_testkit::cli::main("rr-proxy", USAGE, args, serve)
+}
+
+/// Serves until SIGTERM or Ctrl-C; the error says what could not be bound.
+async fn serve(args: Args) -> Result<ExitCode, String> {
     let Args {
         listen,
         backends,
@@ -67,43 +56,36 @@ fn main() -> ExitCode {
         metrics,
     } = args;
     let added: Vec<String> = headers.keys().map(ToString::to_string).collect();
-    runtime.block_on(async move {
-        let mut proxy =
-            match RoundRobinProxy::bind_with_headers(listen, backends, true, headers).await {
-                Ok(proxy) => proxy,
-                Err(error) => {
-                    eprintln!("rr-proxy: cannot listen on {listen}: {error}");
-                    return ExitCode::FAILURE;
-                }
-            };
-        let metrics = match metrics {
-            None => String::new(),
-            Some(addr) => match proxy.serve_metrics(addr).await {
-                Ok(bound) => format!(", metrics at http://{bound}/metrics"),
-                Err(error) => {
-                    eprintln!("rr-proxy: cannot serve metrics on {addr}: {error}");
-                    return ExitCode::FAILURE;
-                }
-            },
-        };
-        let names: Vec<String> = proxy
-            .backends()
-            .iter()
-            .map(|b| b.name().to_owned())
-            .collect();
-        let adding = if added.is_empty() {
-            String::new()
-        } else {
-            format!(", adding {} when missing", added.join(", "))
-        };
-        eprintln!(
-            "rr-proxy: serving {} in front of {}{adding}{metrics}",
-            proxy.url(),
-            names.join(", ")
-        );
-        proxy.run_until_signal().await;
-        ExitCode::SUCCESS
-    })
+    let mut proxy = RoundRobinProxy::bind_with_headers(listen, backends, true, headers)
+        .await
+        .map_err(|error| format!("cannot listen on {listen}: {error}"))?;
+    let metrics = match metrics {
+        None => String::new(),
+        Some(addr) => {
+            let bound = proxy
+                .serve_metrics(addr)
+                .await
+                .map_err(|error| format!("cannot serve metrics on {addr}: {error}"))?;
+            format!(", metrics at http://{bound}/metrics")
+        }
+    };
+    let names: Vec<String> = proxy
+        .backends()
+        .iter()
+        .map(|b| b.name().to_owned())
+        .collect();
+    let adding = if added.is_empty() {
+        String::new()
+    } else {
+        format!(", adding {} when missing", added.join(", "))
+    };
+    eprintln!(
+        "rr-proxy: serving {} in front of {}{adding}{metrics}",
+        proxy.url(),
+        names.join(", ")
+    );
+    proxy.run_until_signal().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Parses the arguments; `env` reads the variables that `--header-env` names.

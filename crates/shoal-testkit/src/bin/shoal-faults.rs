@@ -33,25 +33,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(error) => {
-            eprintln!("shoal-faults: {error}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("shoal-faults: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let args = parse(std::env::args().skip(1));
+    shoal_testkit::cli::main("shoal-faults", USAGE, args, run)
+}
+
+/// Runs the scenarios and reports them; the error says where the report could not be written.
+async fn run(args: Args) -> Result<ExitCode, String> {
     let started = Instant::now();
-    let outcomes = runtime.block_on(faults::run(&args.scenarios, args.shoal, args.duration));
+    let outcomes = faults::run(&args.scenarios, args.shoal, args.duration).await;
     let table = faults::markdown_table(&outcomes);
     println!("\n{table}");
     for outcome in &outcomes {
@@ -70,13 +59,7 @@ fn main() -> ExitCode {
                     serde_json::to_string_pretty(&json).unwrap_or_default(),
                 )
             });
-        if let Err(error) = written {
-            eprintln!(
-                "shoal-faults: writing the report to {}: {error}",
-                dir.display()
-            );
-            return ExitCode::FAILURE;
-        }
+        written.map_err(|error| format!("writing the report to {}: {error}", dir.display()))?;
         println!("report written to {}", dir.display());
     }
     let mut failed = false;
@@ -98,11 +81,12 @@ fn main() -> ExitCode {
             eprintln!("… and {} more", violations.len() - VIOLATIONS_SHOWN);
         }
     }
-    if failed {
+    // The failures are printed above: exit 1 without another line.
+    Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {

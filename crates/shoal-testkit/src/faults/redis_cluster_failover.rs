@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{Probe, ProbeAnswer, between, describe};
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
+use super::redis_probe::{
+    LoadAndProbe, ProbeAnswer, between, check_answered_or_refused, phase_notes,
+};
+use super::{Env, Faults, Ran, RunFuture, Scenario};
 use crate::redis_cluster::{Failover, RedisCluster};
 
 /// After the failover, how long the replicas have to answer again.
@@ -45,31 +47,21 @@ async fn run(env: Env, how: Failover) -> Ran {
         .redis_url(redis.url_with_every_node())
         .start()
         .await;
-    let load = Workload::start(&cluster.url(), &env.checker, WorkloadConfig::default());
-    let probe = Probe::start((0..cluster.len()).map(|i| cluster.replica_url(i)).collect());
+    let watched = LoadAndProbe::start(&env, &cluster);
     let mut faults = Faults::default();
     let quiet = env.duration.saturating_sub(RECOVERY) / 2;
     tokio::time::sleep(quiet.max(Duration::from_secs(2))).await;
-    let from = probe.started.elapsed();
+    let from = watched.elapsed();
     let report = redis.failover(SHARD, how).await;
     faults.add(match how {
         Failover::Graceful => "CLUSTER FAILOVER of a master",
         Failover::Hard => "SIGKILL of a master, replica elected",
     });
-    let to = probe.started.elapsed();
+    let to = watched.elapsed();
     tokio::time::sleep(RECOVERY.max(quiet)).await;
-    let records = probe.stop().await;
-    let load = load.stop().await;
+    let (records, load) = watched.stop().await;
 
-    for record in &records {
-        let clean = matches!(record.answer, ProbeAnswer::Ok | ProbeAnswer::Unavailable);
-        if !clean {
-            env.checker.violation(format!(
-                "a ping at {:.1?} was answered {} in {:.1?}",
-                record.sent, record.answer, record.took
-            ));
-        }
-    }
+    let refused = check_answered_or_refused(&records, &env.checker);
     let after = between(&records, to + Duration::from_secs(2), Duration::MAX);
     if after.is_empty() || after.iter().any(|r| !matches!(r.answer, ProbeAnswer::Ok)) {
         env.checker.violation(format!(
@@ -77,16 +69,12 @@ async fn run(env: Env, how: Failover) -> Ran {
             after.iter().map(|r| &r.answer).collect::<Vec<_>>()
         ));
     }
-    let refused = records
-        .iter()
-        .filter(|r| matches!(r.answer, ProbeAnswer::Unavailable))
-        .count();
     let last_refusal = records
         .iter()
         .filter(|r| !matches!(r.answer, ProbeAnswer::Ok))
         .map(|r| r.sent + r.took)
         .max();
-    let notes = vec![
+    let mut notes = vec![
         format!(
             "last ping not answered ended {}",
             last_refusal.map_or("never".into(), |t| if t >= to {
@@ -99,19 +87,14 @@ async fn run(env: Env, how: Failover) -> Ran {
             "master {} → replica {} promoted, cluster ok again after {:.1?}",
             report.old_master, report.new_master, report.took
         ),
-        format!(
-            "ping before: {}",
-            describe(&between(&records, Duration::ZERO, from))
-        ),
-        format!(
-            "ping during the failover: {} ({refused} × 503 in all)",
-            describe(&between(&records, from, to))
-        ),
-        format!(
-            "ping after: {}",
-            describe(&between(&records, to, Duration::MAX))
-        ),
     ];
+    notes.extend(phase_notes(
+        &records,
+        from,
+        to,
+        "during the failover",
+        &format!(" ({refused} × 503 in all)"),
+    ));
     Ran {
         load,
         faults,

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{Probe, between, describe};
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
-use crate::redis::RedisServer;
-use crate::tcp_fault::TcpFaultProxy;
+use super::redis_probe::{FaultedRedis, LoadAndProbe, ProbeAnswer, between, phase_notes};
+use super::{Env, Faults, Ran, RunFuture, Scenario};
 
 /// The latency added.
 const LATENCY: Duration = Duration::from_millis(50);
@@ -25,26 +23,22 @@ pub fn scenario() -> Scenario {
 }
 
 async fn run(env: Env) -> Ran {
-    let redis = RedisServer::start().await;
-    let fault = TcpFaultProxy::start(("127.0.0.1", redis.port())).await;
-    let cluster = env.cluster_builder().redis_url(fault.url()).start().await;
-    let load = Workload::start(&cluster.url(), &env.checker, WorkloadConfig::default());
-    let probe = Probe::start((0..cluster.len()).map(|i| cluster.replica_url(i)).collect());
+    let redis = FaultedRedis::start(&env).await;
+    let watched = LoadAndProbe::start(&env, &redis.cluster);
     let mut faults = Faults::default();
     let quiet = env.duration.saturating_sub(HELD_FOR) / 2;
     tokio::time::sleep(quiet.max(Duration::from_secs(2))).await;
-    let from = probe.started.elapsed();
-    fault.set_latency(LATENCY);
+    let from = watched.elapsed();
+    redis.fault.set_latency(LATENCY);
     faults.add("50 ms Redis latency for 5 s");
     tokio::time::sleep(HELD_FOR).await;
-    fault.set_latency(Duration::ZERO);
-    let to = probe.started.elapsed();
+    redis.fault.set_latency(Duration::ZERO);
+    let to = watched.elapsed();
     tokio::time::sleep(quiet.max(Duration::from_secs(2))).await;
-    let records = probe.stop().await;
-    let load = load.stop().await;
+    let (records, load) = watched.stop().await;
     let failed: Vec<_> = between(&records, Duration::ZERO, Duration::MAX)
         .into_iter()
-        .filter(|r| !matches!(r.answer, super::redis_probe::ProbeAnswer::Ok))
+        .filter(|r| !matches!(r.answer, ProbeAnswer::Ok))
         .collect();
     for record in &failed {
         env.checker.violation(format!(
@@ -52,21 +46,8 @@ async fn run(env: Env) -> Ran {
             record.sent, record.answer, record.took
         ));
     }
-    let notes = vec![
-        format!(
-            "ping before: {}",
-            describe(&between(&records, Duration::ZERO, from))
-        ),
-        format!(
-            "ping with 50 ms latency: {}",
-            describe(&between(&records, from, to))
-        ),
-        format!(
-            "ping after: {}",
-            describe(&between(&records, to, Duration::MAX))
-        ),
-        format!("fault proxy: {:?}", fault.stats()),
-    ];
+    let mut notes = Vec::from(phase_notes(&records, from, to, "with 50 ms latency", ""));
+    notes.push(format!("fault proxy: {:?}", redis.fault.stats()));
     Ran {
         load,
         faults,

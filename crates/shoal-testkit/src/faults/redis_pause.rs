@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{Probe, ProbeAnswer, between, describe};
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
-use crate::redis::RedisServer;
-use crate::tcp_fault::TcpFaultProxy;
+use super::redis_probe::{FaultedRedis, LoadAndProbe, ProbeAnswer, between, describe};
+use super::{Env, Faults, Ran, RunFuture, Scenario};
 
 /// How long forwarding stops.
 const PAUSED_FOR: Duration = Duration::from_secs(3);
@@ -31,23 +29,19 @@ pub fn scenario() -> Scenario {
 }
 
 async fn run(env: Env) -> Ran {
-    let redis = RedisServer::start().await;
-    let fault = TcpFaultProxy::start(("127.0.0.1", redis.port())).await;
-    let cluster = env.cluster_builder().redis_url(fault.url()).start().await;
-    let load = Workload::start(&cluster.url(), &env.checker, WorkloadConfig::default());
-    let probe = Probe::start((0..cluster.len()).map(|i| cluster.replica_url(i)).collect());
+    let redis = FaultedRedis::start(&env).await;
+    let watched = LoadAndProbe::start(&env, &redis.cluster);
     let mut faults = Faults::default();
     let quiet = env.duration.saturating_sub(PAUSED_FOR + RECOVERY) / 2;
     tokio::time::sleep(quiet.max(Duration::from_secs(2))).await;
-    let from = probe.started.elapsed();
-    fault.pause();
+    let from = watched.elapsed();
+    redis.fault.pause();
     faults.add("Redis stalled 3 s");
     tokio::time::sleep(PAUSED_FOR).await;
-    fault.resume();
-    let to = probe.started.elapsed();
+    redis.fault.resume();
+    let to = watched.elapsed();
     tokio::time::sleep(RECOVERY.max(quiet)).await;
-    let records = probe.stop().await;
-    let load = load.stop().await;
+    let (records, load) = watched.stop().await;
 
     // Every ping the stall touched: sent during it, or before it and still waiting.
     let during: Vec<_> = records
@@ -105,7 +99,7 @@ async fn run(env: Env) -> Ran {
             "first ping answered after the resume: {}",
             first_ok.map_or("none".into(), |t| format!("{t:.1?} after it"))
         ),
-        format!("fault proxy: {:?}", fault.stats()),
+        format!("fault proxy: {:?}", redis.fault.stats()),
     ];
     Ran {
         load,

@@ -1,9 +1,12 @@
-//! What the Redis scenarios share: a [`Probe`], one extra client beside the load that sends
-//! JSON-RPC `ping`s one after another on each replica directly, in a session of its own there (not
-//! through the round-robin proxy, whose own "no ready backend" 503 would hide the replicas'
-//! answers while their readiness fails), and records how each was answered and how long it took
-//! (a `ping` reads the session from Redis, so it sees every Redis fault); and the percentiles of
-//! those times.
+//! What the Redis scenarios share: [`FaultedRedis`], one Redis behind a [`TcpFaultProxy`] with
+//! the replicas on the proxy; [`LoadAndProbe`], the steady load and a [`Probe`] started and
+//! stopped together; and the checks and notes made of the probe's records.
+//!
+//! The [`Probe`] is one extra client beside the load that sends JSON-RPC `ping`s one after
+//! another on each replica directly, in a session of its own there (not through the
+//! round-robin proxy, whose own "no ready backend" 503 would hide the replicas' answers while
+//! their readiness fails), and records how each was answered and how long it took (a `ping`
+//! reads the session from Redis, so it sees every Redis fault).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -12,13 +15,67 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::Checker;
 use super::workload::{Answer, Http, Refused, Session, is_response, open_session};
+use super::{Checker, Env, LoadFigures, Workload, WorkloadConfig};
+use crate::cluster::ShoalCluster;
+use crate::redis::RedisServer;
+use crate::tcp_fault::TcpFaultProxy;
 
 /// Bound on one probe, stream included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pause between two probes.
 const PROBE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// One Redis behind a [`TcpFaultProxy`], and a cluster of replicas on the proxy: faults set on
+/// [`FaultedRedis::fault`] act on every byte between the replicas and Redis.
+#[derive(Debug)]
+pub(crate) struct FaultedRedis {
+    // Fields drop in this order: the replicas stop first, then the proxy, then Redis.
+    pub(crate) cluster: ShoalCluster,
+    pub(crate) fault: TcpFaultProxy,
+    _redis: RedisServer,
+}
+
+impl FaultedRedis {
+    /// Starts Redis, the fault proxy in front of it and `env`'s cluster on the proxy.
+    pub(crate) async fn start(env: &Env) -> FaultedRedis {
+        let redis = RedisServer::start().await;
+        let fault = TcpFaultProxy::start(("127.0.0.1", redis.port())).await;
+        let cluster = env.cluster_builder().redis_url(fault.url()).start().await;
+        FaultedRedis {
+            cluster,
+            fault,
+            _redis: redis,
+        }
+    }
+}
+
+/// The steady load through a cluster's proxy and a [`Probe`] on each of its replicas.
+#[derive(Debug)]
+pub(crate) struct LoadAndProbe {
+    load: Workload,
+    probe: Probe,
+}
+
+impl LoadAndProbe {
+    /// Starts the load on `cluster` (recording to `env`'s checker), then the probe.
+    pub(crate) fn start(env: &Env, cluster: &ShoalCluster) -> LoadAndProbe {
+        let load = Workload::start(&cluster.url(), &env.checker, WorkloadConfig::default());
+        let probe = Probe::start((0..cluster.len()).map(|i| cluster.replica_url(i)).collect());
+        LoadAndProbe { load, probe }
+    }
+
+    /// Time since the probe started: the clock of [`ProbeRecord::sent`].
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.probe.started.elapsed()
+    }
+
+    /// Stops the probe, then the load; the probe's records by time sent and the load's figures.
+    pub(crate) async fn stop(self) -> (Vec<ProbeRecord>, LoadFigures) {
+        let records = self.probe.stop().await;
+        (records, self.load.stop().await)
+    }
+}
 
 /// How one probe was answered.
 #[derive(Debug, Clone)]
@@ -183,6 +240,49 @@ pub(crate) fn describe(records: &[&ProbeRecord]) -> String {
         ),
         _ => "no probes".into(),
     }
+}
+
+/// Records a violation on `checker` for every ping neither answered nor refused with a 503 and
+/// a JSON-RPC error; returns how many were refused so.
+pub(crate) fn check_answered_or_refused(records: &[ProbeRecord], checker: &Checker) -> usize {
+    for record in records {
+        let clean = matches!(record.answer, ProbeAnswer::Ok | ProbeAnswer::Unavailable);
+        if !clean {
+            checker.violation(format!(
+                "a ping at {:.1?} was answered {} in {:.1?}",
+                record.sent, record.answer, record.took
+            ));
+        }
+    }
+    records
+        .iter()
+        .filter(|r| matches!(r.answer, ProbeAnswer::Unavailable))
+        .count()
+}
+
+/// Three notes on the probe's times: `ping before: …` (before `from`), `ping {during}: …{extra}`
+/// (within `from..to`) and `ping after: …` (from `to` on).
+pub(crate) fn phase_notes(
+    records: &[ProbeRecord],
+    from: Duration,
+    to: Duration,
+    during: &str,
+    extra: &str,
+) -> [String; 3] {
+    [
+        format!(
+            "ping before: {}",
+            describe(&between(records, Duration::ZERO, from))
+        ),
+        format!(
+            "ping {during}: {}{extra}",
+            describe(&between(records, from, to))
+        ),
+        format!(
+            "ping after: {}",
+            describe(&between(records, to, Duration::MAX))
+        ),
+    ]
 }
 
 /// Records sent within `from..to` (from the probe's start).

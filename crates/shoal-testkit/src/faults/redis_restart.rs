@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{Probe, ProbeAnswer, ProbeRecord, between, describe};
+use super::redis_probe::{LoadAndProbe, ProbeAnswer, ProbeRecord, between, describe};
 use super::{Env, Faults, Ran};
 use crate::redis::RedisServer;
 
@@ -24,16 +24,11 @@ pub(crate) struct Restarted {
 pub(crate) async fn run(env: &Env, aof: bool) -> Restarted {
     let mut redis = RedisServer::builder().aof(aof).start().await;
     let cluster = env.cluster_builder().redis_url(redis.url()).start().await;
-    let load = super::Workload::start(
-        &cluster.url(),
-        &env.checker,
-        super::WorkloadConfig::default(),
-    );
-    let probe = Probe::start((0..cluster.len()).map(|i| cluster.replica_url(i)).collect());
+    let watched = LoadAndProbe::start(env, &cluster);
     let mut faults = Faults::default();
     let quiet = env.duration.saturating_sub(DOWN_FOR + RECOVERY) / 2;
     tokio::time::sleep(quiet.max(Duration::from_secs(2))).await;
-    let down = probe.started.elapsed();
+    let down = watched.elapsed();
     redis.kill();
     faults.add(if aof {
         "SIGKILL Redis (AOF), restart 1 s later"
@@ -42,10 +37,9 @@ pub(crate) async fn run(env: &Env, aof: bool) -> Restarted {
     });
     tokio::time::sleep(DOWN_FOR).await;
     redis.restart().await;
-    let back = probe.started.elapsed();
+    let back = watched.elapsed();
     tokio::time::sleep(RECOVERY.max(quiet)).await;
-    let records = probe.stop().await;
-    let load = load.stop().await;
+    let (records, load) = watched.stop().await;
 
     // While Redis was down and just after, a ping is answered, refused with 503, or (no
     // persistence) finds its session gone; nothing else, and never slowly.
