@@ -3,7 +3,8 @@
 //!
 //! - cargo-deny is installed once into `target/tools/cargo-deny` (`tools::cargo_tool`;
 //!   it is compiled, which takes minutes the first time).
-//! - `licenses`, `bans` and `sources` need only the crates cargo already has: they always run.
+//! - `licenses`, `bans` and `sources` need every platform's crates in cargo's cache, which
+//!   `cargo fetch` makes sure of first: they always run.
 //!   Duplicate versions are printed as warnings (`multiple-versions = "warn"`).
 //! - `advisories` needs the RustSec database, which cannot be fetched offline: it runs only when
 //!   a copy exists at `$CARGO_DENY_DB`, or else at cargo-deny's default
@@ -27,6 +28,9 @@ const ENV_DB: &str = "CARGO_DENY_DB";
 /// Installs cargo-deny if needed and runs its checks.
 pub(crate) fn run(repo: &Repo) -> Result<()> {
     let cargo_deny = tools::cargo_tool(repo, "cargo-deny")?;
+    // cargo-deny reads the metadata of every platform's dependencies offline, and a build
+    // downloads only this platform's: fetch the rest first (nothing when all are cached).
+    cmd::run(&mut repo.cargo(["fetch"]))?;
     let mut check = deny(repo, &cargo_deny);
     // The duplicates' inclusion graphs run to a thousand lines; `cargo deny check` shows them.
     check.args([

@@ -1,8 +1,9 @@
 //! `cargo xtask image`: builds the container image of `deploy/Containerfile` with Debian's
 //! `podman` and checks it for real.
 //!
-//! 1. A statically linked release `shoal` (`+crt-static`, `--target x86_64-unknown-linux-gnu`),
-//!    checked to have no ELF interpreter.
+//! 1. A statically linked release `shoal` (`+crt-static`, `--target x86_64-unknown-linux-gnu`,
+//!    profile `image-release`: `release` without debug info), checked to have no ELF
+//!    interpreter.
 //! 2. The build context under `target/image/`: that binary (without debug info when `strip`
 //!    is there), the host's CA bundle, and
 //!    `passwd`/`group` entries for `nonroot` (65532). The image is `FROM scratch`, so the build
@@ -38,6 +39,8 @@ use crate::tools;
 const IMAGE: &str = "shoal:dev";
 /// The Rust target of the static binary.
 const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// The cargo profile of the static binary (root `Cargo.toml`).
+const PROFILE: &str = "image-release";
 /// The CA bundle copied into the image.
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The user (and group) the image runs as.
@@ -127,13 +130,14 @@ pub(crate) fn run(repo: &Repo) -> Result<()> {
     Ok(())
 }
 
-/// `RUSTFLAGS='-C target-feature=+crt-static' cargo build --release … --target TARGET`, and
-/// the check that the result has no ELF interpreter (is statically linked).
+/// `RUSTFLAGS='-C target-feature=+crt-static' cargo build --profile PROFILE … --target
+/// TARGET`, and the check that the result has no ELF interpreter (is statically linked).
 fn build_static(repo: &Repo) -> Result<PathBuf> {
     cmd::run(
         repo.cargo([
             "build",
-            "--release",
+            "--profile",
+            PROFILE,
             "-p",
             "shoal-server",
             "--bin",
@@ -143,7 +147,7 @@ fn build_static(repo: &Repo) -> Result<PathBuf> {
         ])
         .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )?;
-    let binary = repo.target().join(TARGET).join("release").join("shoal");
+    let binary = repo.target().join(TARGET).join(PROFILE).join("shoal");
     let elf = fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
     ensure!(
         !has_interpreter(&elf)?,
@@ -189,8 +193,8 @@ fn prepare_context(repo: &Repo, binary: &Path) -> Result<PathBuf> {
     fs::create_dir_all(&context).with_context(|| format!("cannot create {}", context.display()))?;
     let shoal = context.join("shoal");
     fs::copy(binary, &shoal).with_context(|| format!("cannot copy {}", binary.display()))?;
-    // The release profile keeps debug info; the image does without it (symbols stay, for
-    // backtraces).
+    // Cargo already leaves no debug info in this profile's binary; stripping again is cheap
+    // and keeps the image without it if the profile changes (symbols stay, for backtraces).
     if cmd::which("strip").is_some() {
         cmd::run(Command::new("strip").arg("--strip-debug").arg(&shoal))?;
     }

@@ -11,8 +11,9 @@
 //! - Python: a venv in `target/tools/venv` with [`PYTHON_REQUIREMENTS`] (the SDK client check's
 //!   and the chart check's), rebuilt when one of those files changes.
 //! - Cargo subcommands (`cargo-fuzz`, `cargo-deny`): `cargo install --locked --debug` into
-//!   `target/tools/<name>` ([`cargo_tool`]). A debug build compiles in about half the time and
-//!   these tools run for seconds, not minutes.
+//!   `target/tools/<name>` ([`cargo_tool`]), without debug info. A debug build compiles in
+//!   about half the time and these tools run for seconds, not minutes; leaving out the debug
+//!   info saves another quarter of the compile (cargo-deny: 117 → 89 CPU-seconds).
 //! - The npm packages that `cargo test` runs (the auth tests' authorization server and the
 //!   TypeScript SDK): `npm ci` in each of [`TEST_PACKAGES`], for the whole CI run.
 //!
@@ -198,7 +199,8 @@ pub(crate) fn cargo_tool(repo: &Repo, name: &str) -> Result<PathBuf> {
         return Ok(binary);
     }
     let mut install = repo.cargo(["install", name, "--locked", "--debug", "--root"]);
-    install.arg(&root);
+    // The tools' own dev profile, for this install only: nobody debugs them here.
+    install.arg(&root).env("CARGO_PROFILE_DEV_DEBUG", "false");
     cmd::run(&mut install)?;
     if !binary.is_file() {
         bail!("cargo install did not produce {}", binary.display());
