@@ -64,11 +64,12 @@ impl Limits {
 }
 
 /// Counts per session, refusing beyond `max`. Entries at zero are removed, so the map holds
-/// the sessions with something open only.
+/// the sessions with something open only. The key is shared with the slots, so a request to a
+/// session that already has something open allocates nothing.
 struct Counter {
     limit: Limit,
     max: u64,
-    counts: Arc<Mutex<HashMap<String, u64>>>,
+    counts: Arc<Mutex<HashMap<Arc<str>, u64>>>,
 }
 
 impl Counter {
@@ -81,17 +82,16 @@ impl Counter {
     }
 
     fn hold(&self, session: &str) -> Slot {
-        *lock(&self.counts).entry(session.to_owned()).or_insert(0) += 1;
+        let session = increment(&mut lock(&self.counts), session);
         Slot {
             counts: self.counts.clone(),
-            session: session.to_owned(),
+            session,
         }
     }
 
     fn acquire(&self, session: &str) -> Result<Slot, Rejection> {
         let mut counts = lock(&self.counts);
-        let count = counts.entry(session.to_owned()).or_insert(0);
-        if *count >= self.max {
+        if counts.get(session).is_some_and(|count| *count >= self.max) {
             drop(counts);
             return Err(Rejection::Limit(LimitExceeded {
                 limit: self.limit,
@@ -99,27 +99,40 @@ impl Counter {
                 retry_after: None,
             }));
         }
-        *count += 1;
+        let session = increment(&mut counts, session);
         Ok(Slot {
             counts: self.counts.clone(),
-            session: session.to_owned(),
+            session,
         })
     }
 }
 
+/// Adds one to `session`'s count and returns its key.
+fn increment(counts: &mut HashMap<Arc<str>, u64>, session: &str) -> Arc<str> {
+    if let Some((key, count)) = counts.get_key_value(session) {
+        let key = key.clone();
+        let count = count + 1;
+        counts.insert(key.clone(), count);
+        return key;
+    }
+    let key: Arc<str> = Arc::from(session);
+    counts.insert(key.clone(), 1);
+    key
+}
+
 /// One admitted request or stream; gives its count back when dropped.
 pub(crate) struct Slot {
-    counts: Arc<Mutex<HashMap<String, u64>>>,
-    session: String,
+    counts: Arc<Mutex<HashMap<Arc<str>, u64>>>,
+    session: Arc<str>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = lock(&self.counts);
-        if let Some(count) = counts.get_mut(&self.session) {
+        if let Some(count) = counts.get_mut(&*self.session) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                counts.remove(&self.session);
+                counts.remove(&*self.session);
             }
         }
     }
