@@ -92,15 +92,19 @@ pub(crate) fn decode_session(
 }
 
 /// An `HGETALL` reply as a flat field, value, field, value… list, whether `fred` handed it
-/// back as an array or as a map.
+/// back as an array or as a map (then sorted by field: a map's order changes from one reply
+/// to the next, and the record memo compares replies).
 pub(crate) fn hash_fields(reply: Value) -> Result<Vec<Value>, DecodeError> {
     match reply {
         Value::Array(items) => Ok(items),
-        Value::Map(map) => Ok(map
-            .inner()
-            .into_iter()
-            .flat_map(|(key, value)| [Value::from(key), value])
-            .collect()),
+        Value::Map(map) => {
+            let mut pairs: Vec<_> = map.inner().into_iter().collect();
+            pairs.sort_unstable_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+            Ok(pairs
+                .into_iter()
+                .flat_map(|(key, value)| [Value::from(key), value])
+                .collect())
+        }
         Value::Null => Ok(Vec::new()),
         _ => Err(DecodeError::Reply),
     }

@@ -39,12 +39,17 @@
 //! the idle timeout plus that tenth: a session lives at least one idle timeout after its last
 //! request) and checks the lifetime on the replica's clock against `created_ms`, destroying a
 //! session past it; so a session's hash may outlive its lifetime by up to one idle timeout,
-//! unreadable.
+//! unreadable. The reads of concurrent requests go out together: a request's read joins a
+//! queue, and one task sends what is queued as one pipeline, with at most 4 pipelines out at
+//! once (about 10% more `tools/call`s per second and a quarter less Redis CPU than a round
+//! trip each, A/B on 2 cores). Each read is still sent after its request arrived, so it sees
+//! every delete that came before. A reply equal to the last one of that session reuses the
+//! record decoded then.
 //!
 //! | operation | round trips | what runs in Redis |
 //! | --- | --- | --- |
 //! | `create_session` | 1; 2 with a principal; 3 when refused. A full set not pruned in the last tenth of the idle timeout adds a prune: `ZRANGE`, one `EXISTS` per member (concurrent), and if some are gone `ZREM` and a second `reserve` | `create` script (`DEL`, `HSET`, `PEXPIRE`); with a principal, the `reserve` script on the principal's set (`ZREMRANGEBYSCORE`, `ZCARD`, `ZADD`, `PEXPIRE`); when refused, the `delete` script |
-//! | `session` | 1 | `HGETALL` (no script); at most once per tenth of the idle timeout per replica, pipelined with it, `PEXPIRE` (idle timeout + a tenth); `delete_session` when past its lifetime |
+//! | `session` | 1, shared with concurrent requests' reads (above) | `HGETALL` (no script); at most once per tenth of the idle timeout per replica, pipelined with it, `PEXPIRE` (idle timeout + a tenth); `delete_session` when past its lifetime |
 //! | `update_session` | 1 | `HGET created_ms`, `PEXPIRE`, `HSET`/`HDEL` |
 //! | `delete_session` | 1; 2 with a principal | `HGET principal`, `HKEYS`, `DEL` of the hash and each log, `PUBLISH` `0` on each wake channel, `PUBLISH` `SessionClosed` on the broadcast channel; then `ZREM` from the principal's set |
 //! | `append` | 1 | `HGET created_ms`, `PEXPIRE`, `HINCRBY seq:<t>`, `XADD 0-<seq> MAXLEN ~`, `XRANGE - + COUNT 1` (+ `XDEL` of events past retention), `PEXPIRE` of the log, `PUBLISH` on the wake channel |
@@ -131,7 +136,9 @@ mod codec;
 mod config;
 mod host;
 mod keys;
+mod memo;
 pub mod metrics;
+mod reads;
 mod refresh;
 mod scripts;
 mod wake;

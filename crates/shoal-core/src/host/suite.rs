@@ -215,7 +215,11 @@ pub async fn inbox_and_broadcast(host: &dyn SessionHost) {
                 .unwrap(),
         );
     }
-    assert_eq!(got, vec![Some(response), Some(cancel)]);
+    // Both arrive; in which order is not part of the contract: the inbox and the broadcast
+    // are two channels, which a Redis Cluster may carry through different shards.
+    assert_eq!(got.len(), 2);
+    assert!(got.contains(&Some(response)), "{got:?}");
+    assert!(got.contains(&Some(cancel)), "{got:?}");
 }
 
 /// Resumption from every position of one stream whose log is `events` (at least one, none
