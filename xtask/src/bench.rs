@@ -69,6 +69,8 @@ pub(crate) struct Options {
     /// Only these measurements (by [`Measurement::name`] or group); all when empty.
     pub(crate) only: Vec<String>,
     pub(crate) skip_long: bool,
+    /// How many times each throughput run is repeated, the targets taking turns.
+    pub(crate) rounds: usize,
 }
 
 /// What every measurement shares.
@@ -79,6 +81,8 @@ pub(crate) struct Settings {
     pub(crate) duration_text: String,
     pub(crate) concurrency: usize,
     pub(crate) idle_streams: u32,
+    /// Throughput runs per target; each target's figures are its median run's.
+    pub(crate) rounds: usize,
     /// Where process logs and `shoal-load` outputs go.
     pub(crate) log_dir: PathBuf,
 }
@@ -175,6 +179,49 @@ fn plan(options: &Options) -> Result<Vec<Measurement>> {
         .collect())
 }
 
+/// The throughput runs: every target once per round, in turn, so that a slow spell of the
+/// shared machine falls on all of them rather than on one; each target keeps its median run.
+fn throughput_rounds(
+    targets: &[Target],
+    bins: &Binaries,
+    settings: &Settings,
+    results: &mut Results,
+) {
+    let mut runs: Vec<Vec<Calls>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 1..=settings.rounds {
+        for (target, runs) in targets.iter().zip(&mut runs) {
+            let name = format!("calls/{target}");
+            println!();
+            println!("--- {name} (round {round} of {})", settings.rounds);
+            match measure::calls(*target, bins, settings) {
+                Ok(calls) => {
+                    println!("{}", report::calls_line(&calls));
+                    runs.push(calls);
+                }
+                Err(error) => {
+                    eprintln!("{name}: FAILED: {error:#}");
+                    results.failures.push((name, format!("{error:#}")));
+                }
+            }
+        }
+    }
+    for mut runs in runs.into_iter().filter(|runs| !runs.is_empty()) {
+        runs.sort_by(|a, b| a.summary.throughput.total_cmp(&b.summary.throughput));
+        let all: Vec<String> = runs
+            .iter()
+            .map(|run| format!("{:.0}", run.summary.throughput))
+            .collect();
+        let median = runs.swap_remove(runs.len() / 2);
+        println!(
+            "calls/{}: median {:.0} req/s of {}",
+            median.target,
+            median.summary.throughput,
+            all.join(", ")
+        );
+        results.calls.push(median);
+    }
+}
+
 /// Checks the options before anything is built.
 pub(crate) fn check(options: &Options) -> Result<()> {
     if options.duration < Duration::from_secs(2) {
@@ -188,6 +235,9 @@ pub(crate) fn check(options: &Options) -> Result<()> {
     }
     if options.idle_streams == 0 {
         bail!("--idle-streams must be at least 1");
+    }
+    if options.rounds == 0 {
+        bail!("--rounds must be at least 1");
     }
     plan(options).map(drop)
 }
@@ -251,26 +301,37 @@ pub(crate) fn run(repo: &Repo, bins: &Binaries, options: &Options) -> Result<()>
         duration_text: humantime::format_duration(options.duration).to_string(),
         concurrency: options.concurrency,
         idle_streams: options.idle_streams,
+        rounds: options.rounds,
         log_dir: out_dir.join("logs"),
     };
     let machine = Machine::describe();
     let (soft, hard) = probe::open_files_limit()?;
     println!("machine: {machine}");
     println!(
-        "settings: {} per run, concurrency {}, one session; open files limit {soft} (hard {hard})",
-        settings.duration_text, settings.concurrency
+        "settings: {} per run, concurrency {}, one session, median of {} rounds; open files \
+         limit {soft} (hard {hard})",
+        settings.duration_text, settings.concurrency, settings.rounds
     );
 
+    let plan = plan(options)?;
     let mut results = Results::default();
-    for measurement in plan(options)? {
+    let targets: Vec<Target> = plan
+        .iter()
+        .filter_map(|m| match m {
+            Measurement::Calls(target) => Some(*target),
+            _ => None,
+        })
+        .collect();
+    throughput_rounds(&targets, bins, &settings, &mut results);
+    for measurement in plan {
+        if matches!(measurement, Measurement::Calls(_)) {
+            continue;
+        }
         let name = measurement.name();
         println!();
         println!("--- {name}");
         let outcome = match measurement {
-            Measurement::Calls(target) => measure::calls(target, bins, &settings).map(|calls| {
-                println!("{}", report::calls_line(&calls));
-                results.calls.push(calls);
-            }),
+            Measurement::Calls(_) => Ok(()),
             Measurement::CrossReplica => measure::cross_replica(bins, &settings).map(|cross| {
                 println!("{}", report::cross_replica_line(&cross));
                 results.cross_replica = Some(cross);
@@ -341,6 +402,7 @@ mod tests {
             idle_streams: 10_000,
             only: only.iter().map(|s| (*s).to_owned()).collect(),
             skip_long,
+            rounds: 3,
         }
     }
 
@@ -403,5 +465,13 @@ mod tests {
         short.duration = Duration::from_secs(1);
         assert!(check(&short).is_err());
         assert!(check(&options(&[], false)).is_ok());
+    }
+
+    #[test]
+    fn rejects_zero_rounds() {
+        let mut none = options(&[], false);
+        none.rounds = 0;
+        let error = check(&none).unwrap_err().to_string();
+        assert!(error.contains("--rounds"), "{error}");
     }
 }

@@ -151,6 +151,9 @@ enum Task {
         /// Skip the long runs (1M calls in one session, 100k sessions created and deleted).
         #[arg(long)]
         skip_long: bool,
+        /// Throughput runs per target, the targets taking turns; each keeps its median run.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        rounds: usize,
     },
     /// Run the cargo-fuzz targets of `fuzz/` for a bounded time each (installs cargo-fuzz under
     /// target/tools); fail on a crash, printing the saved input and how to replay it (see
@@ -292,6 +295,7 @@ fn main() -> ExitCode {
             idle_streams,
             only,
             skip_long,
+            rounds,
         } => {
             let options = bench::Options {
                 duration,
@@ -299,6 +303,7 @@ fn main() -> ExitCode {
                 idle_streams,
                 only,
                 skip_long,
+                rounds,
             };
             if let Err(error) = bench::check(&options) {
                 eprintln!("xtask bench: {error:#}");

@@ -164,8 +164,8 @@ impl Report {
     pub(crate) fn new(results: &Results, settings: &Settings, machine: &Machine) -> Self {
         let heading = format!(
             "Measured on {machine}; shoal-load closed loop, {} per run, concurrency {}, \
-             one session, loopback.",
-            settings.duration_text, settings.concurrency
+             one session, loopback; throughput: the median of {} rounds, targets in turn.",
+            settings.duration_text, settings.concurrency, settings.rounds
         );
         let mut tables = Vec::new();
         tables.extend(calls_table(results, settings));
@@ -186,6 +186,7 @@ impl Report {
                 "duration_secs": settings.duration.as_secs_f64(),
                 "concurrency": settings.concurrency,
                 "idle_streams": settings.idle_streams,
+                "rounds": settings.rounds,
             },
             "calls": results.calls.iter().map(calls_json).collect::<Vec<_>>(),
             "cross_replica": results.cross_replica.as_ref().map(|c| json!({
