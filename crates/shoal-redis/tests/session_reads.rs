@@ -1,7 +1,8 @@
-//! Session reads of many concurrent requests on one connection (fred pipelines them, and the
-//! record memo answers most of them): each gets its own session's record (or none), in a
-//! single Redis server and in a Redis Cluster, and a session deleted on another replica is
-//! gone for every read sent after the delete returned.
+//! Session reads of many concurrent requests on one connection (sent as pipelines, the reads of
+//! one session in a pipeline sharing one `HGETALL`, and the record memo answering most of
+//! them): each gets its own session's record (or none), in a single Redis server and in a
+//! Redis Cluster, and a session deleted on another replica is gone for every read sent after
+//! the delete returned.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
