@@ -59,9 +59,21 @@ pub use rejection::{
 #[doc(hidden)]
 pub use sse::event as encode_sse_event;
 
-/// What every handler of the endpoint shares.
+/// What every handler of the endpoint shares. axum clones the state for every request, so it
+/// is one `Arc`: a clone is one count, where the fields' own clones were four (one of them
+/// the drain token's lock).
 #[derive(Clone)]
-pub(crate) struct AppState {
+pub(crate) struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+pub(crate) struct SharedState {
     pub(crate) engine: Engine,
     pub(crate) config: Arc<TransportConfig>,
     /// Cancelled when the server drains: open streams close with `retry` so that clients
@@ -74,12 +86,12 @@ pub(crate) struct AppState {
 /// The MCP endpoint as a router. `drain` closes every open SSE stream when cancelled.
 pub fn router(engine: Engine, config: TransportConfig, drain: CancellationToken) -> Router {
     let path = config.path.clone();
-    let state = AppState {
+    let state = AppState(Arc::new(SharedState {
         engine,
         limits: Arc::new(limits::Limits::new(&config)),
         config: Arc::new(config),
         drain,
-    };
+    }));
     Router::new().route(&path, any(dispatch)).with_state(state)
 }
 
