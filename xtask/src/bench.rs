@@ -65,6 +65,8 @@ const LONG_SESSIONS: (u64, u64) = (10_000, 100_000);
 pub(crate) struct Options {
     pub(crate) duration: Duration,
     pub(crate) concurrency: usize,
+    /// Sessions of a throughput run.
+    pub(crate) sessions: usize,
     pub(crate) idle_streams: u32,
     /// Only these measurements (by [`Measurement::name`] or group); all when empty.
     pub(crate) only: Vec<String>,
@@ -80,11 +82,23 @@ pub(crate) struct Settings {
     /// `duration` as `shoal-load` takes it.
     pub(crate) duration_text: String,
     pub(crate) concurrency: usize,
+    /// Sessions of a throughput run, shared round robin by its workers.
+    pub(crate) sessions: usize,
     pub(crate) idle_streams: u32,
     /// Throughput runs per target; each target's figures are its median run's.
     pub(crate) rounds: usize,
     /// Where process logs and `shoal-load` outputs go.
     pub(crate) log_dir: PathBuf,
+}
+
+impl Settings {
+    /// "one session" or "N sessions", as the reports say it.
+    pub(crate) fn sessions_text(&self) -> String {
+        match self.sessions {
+            1 => "one session".to_owned(),
+            n => format!("{n} sessions"),
+        }
+    }
 }
 
 /// One measurement of the plan.
@@ -233,6 +247,9 @@ pub(crate) fn check(options: &Options) -> Result<()> {
     if options.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
+    if options.sessions == 0 {
+        bail!("--sessions must be at least 1");
+    }
     if options.idle_streams == 0 {
         bail!("--idle-streams must be at least 1");
     }
@@ -300,6 +317,7 @@ pub(crate) fn run(repo: &Repo, bins: &Binaries, options: &Options) -> Result<()>
         duration: options.duration,
         duration_text: humantime::format_duration(options.duration).to_string(),
         concurrency: options.concurrency,
+        sessions: options.sessions,
         idle_streams: options.idle_streams,
         rounds: options.rounds,
         log_dir: out_dir.join("logs"),
@@ -308,9 +326,12 @@ pub(crate) fn run(repo: &Repo, bins: &Binaries, options: &Options) -> Result<()>
     let (soft, hard) = probe::open_files_limit()?;
     println!("machine: {machine}");
     println!(
-        "settings: {} per run, concurrency {}, one session, median of {} rounds; open files \
-         limit {soft} (hard {hard})",
-        settings.duration_text, settings.concurrency, settings.rounds
+        "settings: {} per run, concurrency {}, {}, median of {} rounds; open files limit \
+         {soft} (hard {hard})",
+        settings.duration_text,
+        settings.concurrency,
+        settings.sessions_text(),
+        settings.rounds
     );
 
     let plan = plan(options)?;
@@ -399,6 +420,7 @@ mod tests {
         Options {
             duration: Duration::from_secs(10),
             concurrency: 50,
+            sessions: 1,
             idle_streams: 10_000,
             only: only.iter().map(|s| (*s).to_owned()).collect(),
             skip_long,
@@ -473,5 +495,13 @@ mod tests {
         none.rounds = 0;
         let error = check(&none).unwrap_err().to_string();
         assert!(error.contains("--rounds"), "{error}");
+    }
+
+    #[test]
+    fn rejects_zero_sessions() {
+        let mut none = options(&[], false);
+        none.sessions = 0;
+        let error = check(&none).unwrap_err().to_string();
+        assert!(error.contains("--sessions"), "{error}");
     }
 }

@@ -24,8 +24,8 @@
 //!   killed, restarted, streams resumed late, under load, every event checked), each scenario
 //!   against three replicas on Redis behind a round-robin proxy; report in `target/faults/`
 //!   (the `faults` step of `ci`).
-//! - `bench [--duration 10s] [--concurrency 50] [--idle-streams 10000] [--only NAME]...
-//!   [--skip-long]`: release builds of Shoal and the anchors in `bench/` (axum echo, rmcp,
+//! - `bench [--duration 10s] [--concurrency 50] [--sessions 1] [--idle-streams 10000]
+//!   [--only NAME]... [--skip-long] [--rounds 3]`: release builds of Shoal and the anchors in `bench/` (axum echo, rmcp,
 //!   the TypeScript SDK), each driven by `shoal-load` in turn; prints throughput, Redis cost,
 //!   memory per stream, churn and long-run tables and each target with PASS/MISS, and writes
 //!   `target/bench/results.{json,md}`.
@@ -140,6 +140,10 @@ enum Task {
         /// Concurrent `shoal-load` workers.
         #[arg(long, value_name = "N", default_value_t = 50)]
         concurrency: usize,
+        /// MCP sessions the workers of a throughput run share (round robin). One, the default,
+        /// is the setting; more shows what concurrent requests of one session share.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        sessions: usize,
         /// Idle standalone streams one server holds for the memory-per-stream figures.
         #[arg(long, value_name = "N", default_value_t = 10_000)]
         idle_streams: u32,
@@ -292,6 +296,7 @@ fn main() -> ExitCode {
         Task::Bench {
             duration,
             concurrency,
+            sessions,
             idle_streams,
             only,
             skip_long,
@@ -300,6 +305,7 @@ fn main() -> ExitCode {
             let options = bench::Options {
                 duration,
                 concurrency,
+                sessions,
                 idle_streams,
                 only,
                 skip_long,

@@ -186,7 +186,7 @@ pub(crate) fn calls(target: Target, bins: &Binaries, settings: &Settings) -> Res
     .urls(&[&deployment.url])
     .opt("duration", &settings.duration_text)
     .opt("concurrency", settings.concurrency.to_string())
-    .opt("sessions", "1")
+    .opt("sessions", settings.sessions.to_string())
     .opt("warmup", CALLS_WARMUP)
     .run()
     .with_context(|| deployment.log_tails())?;

@@ -163,9 +163,12 @@ pub(crate) struct Report {
 impl Report {
     pub(crate) fn new(results: &Results, settings: &Settings, machine: &Machine) -> Self {
         let heading = format!(
-            "Measured on {machine}; shoal-load closed loop, {} per run, concurrency {}, \
-             one session, loopback; throughput: the median of {} rounds, targets in turn.",
-            settings.duration_text, settings.concurrency, settings.rounds
+            "Measured on {machine}; shoal-load closed loop, {} per run, concurrency {}, {}, \
+             loopback; throughput: the median of {} rounds, targets in turn.",
+            settings.duration_text,
+            settings.concurrency,
+            settings.sessions_text(),
+            settings.rounds
         );
         let mut tables = Vec::new();
         tables.extend(calls_table(results, settings));
@@ -185,6 +188,7 @@ impl Report {
             "settings": {
                 "duration_secs": settings.duration.as_secs_f64(),
                 "concurrency": settings.concurrency,
+                "sessions": settings.sessions,
                 "idle_streams": settings.idle_streams,
                 "rounds": settings.rounds,
             },
@@ -374,9 +378,11 @@ pub(crate) fn long_line(long: &Long) -> String {
 fn calls_table(results: &Results, settings: &Settings) -> Option<Table> {
     let mut table = Table::new(
         format!(
-            "tools/call echo: one session, concurrency {}, {} per target (the 3 replicas \
-             through rr-proxy, a test proxy that logs every request)",
-            settings.concurrency, settings.duration_text
+            "tools/call echo: {}, concurrency {}, {} per target (the 3 replicas through \
+             rr-proxy, a test proxy that logs every request)",
+            settings.sessions_text(),
+            settings.concurrency,
+            settings.duration_text
         ),
         &[
             "target", "req/s", "p50 ms", "p99 ms", "× axum", "× rmcp", "RSS", "errors",
