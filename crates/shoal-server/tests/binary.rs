@@ -9,19 +9,8 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{SHOAL, open_get, post, start};
+use common::{SHOAL, assert_serve_refuses, initialize, open_get, post, start};
 use serde_json::{Value, json};
-
-async fn initialize(client: &reqwest::Client, url: &str) -> String {
-    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
-    let response = post(client, url, None, body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
 
 #[test]
 fn help_documents_every_setting() {
@@ -60,7 +49,7 @@ fn help_documents_every_setting() {
 
 #[test]
 fn bad_configuration_is_refused_with_a_clear_message() {
-    let cases: [(&[&str], &str); 4] = [
+    assert_serve_refuses(&[
         (&["--tools", "nope"], "unknown tool set"),
         (&["--listen", "0.0.0.0:0"], "without authentication"),
         (&["--session-idle-timeout", "soon"], "session-idle-timeout"),
@@ -68,17 +57,7 @@ fn bad_configuration_is_refused_with_a_clear_message() {
             &["--config", "/nonexistent/shoal.toml"],
             "reading config file",
         ),
-    ];
-    for (args, message) in cases {
-        let output = Command::new(SHOAL)
-            .arg("serve")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!output.status.success(), "{args:?} was accepted");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
-    }
+    ]);
 }
 
 #[test]

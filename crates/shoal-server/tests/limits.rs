@@ -9,31 +9,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, open_get, post, start};
+use common::{Server, assert_serve_refuses, initialize, open_get, post, start};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// How long a test waits for something that should happen.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-async fn initialize(client: &reqwest::Client, url: &str) -> String {
-    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
-    let response = post(client, url, None, body).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let response = post(client, url, Some(&session), initialized)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    session
-}
 
 fn ping(id: i64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
@@ -241,7 +223,7 @@ async fn a_client_that_stops_reading_its_stream_is_cut_and_memory_stays_bounded(
 
 #[test]
 fn bad_limit_settings_are_refused_with_a_clear_message() {
-    let cases: [(&[&str], &str); 5] = [
+    assert_serve_refuses(&[
         (&["--rate-limit", "lots"], "is not a rate limit"),
         (
             &["--rate-limit-burst", "5"],
@@ -253,17 +235,7 @@ fn bad_limit_settings_are_refused_with_a_clear_message() {
         ),
         (&["--max-in-flight-per-session", "0"], "must be at least 1"),
         (&["--write-timeout", "0s"], "must be greater than zero"),
-    ];
-    for (args, message) in cases {
-        let output = std::process::Command::new(common::SHOAL)
-            .arg("serve")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!output.status.success(), "{args:?} was accepted");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
-    }
+    ]);
     let output = std::process::Command::new(common::SHOAL)
         .args(["serve", "--help"])
         .output()
@@ -287,45 +259,25 @@ fn bad_limit_settings_are_refused_with_a_clear_message() {
 
 #[tokio::test]
 async fn rate_limit_from_the_environment_refuses_with_retry_after() {
-    let (port, admin_port) = (common::free_port(), common::free_port());
-    let child = std::process::Command::new(common::SHOAL)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-        ])
-        .env("SHOAL_RATE_LIMIT", "2/m")
-        .env("SHOAL_RATE_LIMIT_BURST", "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server {
-        child,
-        mcp: format!("http://127.0.0.1:{port}/mcp"),
-        admin: format!("http://127.0.0.1:{admin_port}"),
-    };
+    let server = common::start_with_env(
+        &[],
+        &[("SHOAL_RATE_LIMIT", "2/m"), ("SHOAL_RATE_LIMIT_BURST", "2")],
+    )
+    .await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + PATIENCE;
-    // The first answer may take a while to come (the binary starts); the two allowed pings
-    // are the first two that reach it.
     let mut statuses = Vec::new();
-    while statuses.len() < 3 {
-        assert!(Instant::now() < deadline, "shoal did not answer");
-        match post(&client, &server.mcp, None, ping(1)).send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let body: Value = response.json().await.unwrap();
-                statuses.push((status, retry_after, body));
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
+    for _ in 0..3 {
+        let response = post(&client, &server.mcp, None, ping(1))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap();
+        statuses.push((status, retry_after, body));
     }
     assert_eq!(statuses[0].0, 200);
     assert_eq!(statuses[1].0, 200);

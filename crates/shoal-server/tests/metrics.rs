@@ -92,22 +92,7 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         common::start(&["--session-host", &redis.url(), "--node-id", "metrics-node"]).await;
     let client = reqwest::Client::new();
 
-    // initialize
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
-    let response = client
-        .post(&server.mcp)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .json(&init)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let session = common::initialize(&client, &server.mcp).await;
 
     // A known tool, and a name no provider knows.
     let echo = common::post(

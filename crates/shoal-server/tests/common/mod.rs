@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The binary under test.
 pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
@@ -40,6 +40,11 @@ impl Drop for Server {
 
 /// Starts `shoal serve` with `extra` arguments and waits until `/readyz` says ready.
 pub async fn start(extra: &[&str]) -> Server {
+    start_with_env(extra, &[]).await
+}
+
+/// [`start`], with these environment variables set for the process.
+pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     let (port, admin_port) = (free_port(), free_port());
     let child = Command::new(SHOAL)
         .args([
@@ -50,6 +55,7 @@ pub async fn start(extra: &[&str]) -> Server {
             &format!("127.0.0.1:{admin_port}"),
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -69,6 +75,41 @@ pub async fn start(extra: &[&str]) -> Server {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("shoal did not become ready");
+}
+
+/// `shoal serve ARGS` of each case exits unsuccessfully, naming what is wrong (the case's
+/// message) on stderr.
+pub fn assert_serve_refuses(cases: &[(&[&str], &str)]) {
+    for (args, message) in cases {
+        let output = Command::new(SHOAL)
+            .arg("serve")
+            .args(*args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+/// A session on `url`, initialized as a client does it (`initialize`, then
+/// `notifications/initialized`); returns its id.
+pub async fn initialize(client: &reqwest::Client, url: &str) -> String {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+    let response = post(client, url, None, body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = post(client, url, Some(&session), initialized)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    session
 }
 
 /// A POST of one JSON-RPC message with the headers a real client sends, and the session's
