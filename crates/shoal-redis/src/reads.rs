@@ -243,13 +243,14 @@ mod tests {
             .collect();
         let replies = hashes.replies(pipeline);
         assert_eq!(replies, ["hash a", "hash b", "hash c"].map(Value::from));
-        let per_read: Vec<&Value> = hashes.of_reads.iter().map(|&i| &replies[i]).collect();
+        let per_read: Vec<Value> = hashes
+            .of_reads
+            .iter()
+            .map(|&i| replies[i].clone())
+            .collect();
         assert_eq!(
             per_read,
-            ["hash a", "hash b", "hash a", "hash c"]
-                .map(Value::from)
-                .iter()
-                .collect::<Vec<_>>()
+            ["hash a", "hash b", "hash a", "hash c"].map(Value::from)
         );
     }
 }

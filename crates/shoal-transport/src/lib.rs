@@ -73,6 +73,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The fields behind [`AppState`].
 pub(crate) struct SharedState {
     pub(crate) engine: Engine,
     pub(crate) config: Arc<TransportConfig>,
