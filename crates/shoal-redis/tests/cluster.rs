@@ -297,7 +297,11 @@ async fn the_inbox_reaches_its_node_only_and_broadcasts_reach_all() {
     let got_b: Vec<_> = tokio::time::timeout(PATIENCE, (&mut events_b).take(2).collect())
         .await
         .unwrap();
-    assert_eq!(got_b, vec![response, broadcast.clone()]);
+    // Both arrive, in either order: the inbox and the broadcast are two channels, which the
+    // cluster may carry through different shards (as the host suite says).
+    assert_eq!(got_b.len(), 2, "{got_b:?}");
+    assert!(got_b.contains(&response), "{got_b:?}");
+    assert!(got_b.contains(&broadcast), "{got_b:?}");
     let got_a = tokio::time::timeout(PATIENCE, events_a.next())
         .await
         .unwrap();
