@@ -113,7 +113,7 @@ pub(crate) async fn fetch_json(client: &reqwest::Client, url: &Url) -> Result<Va
         .header(http::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| format!("unreachable ({e})"))?;
+        .map_err(|e| unreachable(&e))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("answered {status}"));
@@ -126,6 +126,37 @@ pub(crate) async fn fetch_json(client: &reqwest::Client, url: &Url) -> Result<Va
         return Err("answered JSON that is not an object".to_owned());
     }
     Ok(value)
+}
+
+/// Why `error` kept a fetch from getting an answer, with every cause in its chain; a TLS
+/// certificate that did not verify is named as such, with where the trust roots come from.
+fn unreachable(error: &reqwest::Error) -> String {
+    let mut causes = vec![error.to_string()];
+    let mut certificate = None;
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        causes.push(cause.to_string());
+        // hyper-rustls wraps rustls's error in an io::Error, whose `source` skips it.
+        let tls = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .or_else(|| cause.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
+            certificate = Some(format!("{reason:?}"));
+        }
+        next = cause.source();
+    }
+    causes.dedup();
+    let chain = causes.join(": ");
+    match certificate {
+        Some(reason) => format!(
+            "unreachable: its TLS certificate is not trusted ({reason}); certificates are \
+             verified against the system's trust store, or the CA file or directory named by \
+             SSL_CERT_FILE / SSL_CERT_DIR when set ({chain})"
+        ),
+        None => format!("unreachable ({chain})"),
+    }
 }
 
 #[cfg(test)]

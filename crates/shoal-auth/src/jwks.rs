@@ -62,8 +62,9 @@ impl Key {
                 EllipticCurve::Ed25519 => KeyKind::Ed25519,
                 _ => return None,
             },
-            // A symmetric key has no business in a public key set.
-            AlgorithmParameters::OctetKey(_) => return None,
+            // A symmetric key has no business in a public key set; a key type this code does
+            // not know is not trusted either.
+            _ => return None,
         };
         let alg = match value.get("alg").and_then(Value::as_str) {
             None => None,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use ring::digest::{SHA256, digest};
+use aws_lc_rs::digest::{SHA256, digest};
 use subtle::ConstantTimeEq;
 
 use crate::error::Error;

@@ -139,8 +139,12 @@ async fn forged_tokens_are_refused() {
     .unwrap();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("rsa-1".into());
-    let token =
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&public_pem)).unwrap();
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(&public_pem).unwrap(),
+    )
+    .unwrap();
     let answer = bearer(&app, &token).await;
     assert_eq!(answer.status, 401);
     assert_eq!(answer.challenge.unwrap(), not_allowed);

@@ -697,6 +697,71 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
     .await;
 }
 
+/// The claims and header fields that a lax decoder mistakes for absent or skips (the class of
+/// CVE-2026-25537, GHSA-h395-gr6q-cpjc: a string `nbf` passed as "no nbf"): each token is
+/// signed by the provider's real key, and each is refused as `invalid_token` (RFC 6750 §3.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_confused_claims_and_unknown_critical_headers_are_refused() {
+    bounded(async {
+        let (provider, shoal) = provider_and_shoal(&[]).await;
+        let now = oidc::now();
+        let cases = [
+            (
+                "a string nbf an hour ahead",
+                json!({}),
+                json!({ "nbf": (now + 3600).to_string() }),
+            ),
+            (
+                "a string exp an hour ago",
+                json!({}),
+                json!({ "iat": now - 7200, "exp": (now - 3600).to_string() }),
+            ),
+            (
+                "a string exp an hour ahead",
+                json!({}),
+                json!({ "exp": (now + 3600).to_string() }),
+            ),
+            ("a numeric sub", json!({}), json!({ "sub": 42 })),
+            (
+                "an array iss",
+                json!({}),
+                json!({ "iss": [provider.issuer()] }),
+            ),
+            (
+                "an unknown crit header",
+                json!({ "crit": ["shoal-unknown"], "shoal-unknown": true }),
+                json!({}),
+            ),
+            ("alg none", json!({ "alg": "none" }), json!({})),
+        ];
+        for (case, header, claims) in cases {
+            // jose will not sign `alg: none`: that token is built unsigned from a genuine one.
+            let token = if header["alg"] == "none" {
+                let genuine = mint(&provider, &shoal, SigningKey::Current, json!({}), claims).await;
+                let (mut header, claims) = oidc::decode(&genuine);
+                header["alg"] = json!("none");
+                oidc::encode_unsigned(&header, &claims)
+            } else {
+                mint(&provider, &shoal, SigningKey::Current, header, claims).await
+            };
+            assert_invalid_token(&shoal, &token, None, case).await;
+        }
+        let hmac = mint(
+            &provider,
+            &shoal,
+            SigningKey::HmacWithPublicKeyPem,
+            json!({}),
+            json!({}),
+        )
+        .await;
+        assert_invalid_token(&shoal, &hmac, None, "HS256 keyed with the public key").await;
+        // The same provider's untouched token still passes: the refusals above are the fields.
+        let genuine = mint(&provider, &shoal, SigningKey::Current, json!({}), json!({})).await;
+        assert_accepted(&shoal, &genuine, "the genuine token").await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_required_scopes_are_enforced() {
     bounded(async {
