@@ -264,6 +264,7 @@ pub(crate) fn check(options: &Options) -> Result<()> {
 pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<Binaries> {
     cmd::run(tools.apply(&mut repo.cargo([
         "build",
+        "--locked",
         "--release",
         "-p",
         "shoal-server",

@@ -187,7 +187,14 @@ pub(crate) fn run(
 
 /// Builds `rr-proxy` and returns its path.
 pub(crate) fn build_proxy(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
-    cmd::run(tools.apply(&mut repo.cargo(["build", "-p", "shoal-testkit", "--bin", "rr-proxy"])))?;
+    cmd::run(tools.apply(&mut repo.cargo([
+        "build",
+        "--locked",
+        "-p",
+        "shoal-testkit",
+        "--bin",
+        "rr-proxy",
+    ])))?;
     let binary = repo.target().join("debug").join("rr-proxy");
     if !binary.is_file() {
         bail!("cargo built rr-proxy but {} is missing", binary.display());

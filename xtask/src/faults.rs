@@ -23,6 +23,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenarios: &[String]) -> Result<()
     let shoal = server::build(repo, tools)?;
     cmd::run(tools.apply(&mut repo.cargo([
         "build",
+        "--locked",
         "-p",
         "shoal-testkit",
         "--bin",

@@ -1,7 +1,7 @@
 //! `cargo xtask fuzz` and the CI `fuzz-smoke` step: the cargo-fuzz targets of `fuzz/`, each run
 //! for a bounded time.
 //!
-//! - cargo-fuzz is installed once into `target/tools/cargo-fuzz` (`tools::cargo_tool`).
+//! - cargo-fuzz is installed at a pinned version under `target/tools/` (`tools::cargo_tool`).
 //! - The targets build with nightly-only compiler flags (sanitizer coverage, `-Zsanitizer`);
 //!   on the stable toolchain `RUSTC_BOOTSTRAP=1` unlocks them, for these builds only. Each
 //!   sanitizer builds into its own directory under `target/fuzz/` so that switching between
@@ -38,6 +38,11 @@ pub(crate) const TARGETS: [&str; 6] = [
     "jwt",
     "config",
 ];
+/// The cargo-fuzz release the targets are built with.
+const CARGO_FUZZ: tools::CargoTool = tools::CargoTool {
+    name: "cargo-fuzz",
+    version: "0.13.2",
+};
 /// How long each target runs in the CI smoke.
 pub(crate) const SMOKE_SECONDS: u64 = 10;
 /// libFuzzer's memory limit per process.
@@ -115,6 +120,12 @@ fn run_built(repo: &Repo, plan: &Plan<'_>, build: Build) -> Result<()> {
         ),
     };
     let fuzz = Fuzz::new(repo, plan.sanitizer, build)?;
+    // cargo-fuzz has no `--locked`: a locked fetch first fails if fuzz/Cargo.lock is stale,
+    // so the build below resolves nothing anew.
+    cmd::run(
+        repo.cargo(["fetch", "--locked", "--manifest-path"])
+            .arg(fuzz.project.join("Cargo.toml")),
+    )?;
     cmd::run(&mut fuzz.command(&["build"], plan.target))?;
     let mut findings = Vec::new();
     for target in targets {
@@ -156,7 +167,7 @@ impl Fuzz {
             Build::Dev => "-dev",
         };
         let fuzz = Self {
-            cargo_fuzz: tools::cargo_tool(repo, "cargo-fuzz")?,
+            cargo_fuzz: tools::cargo_tool(repo, CARGO_FUZZ)?,
             project: repo.root().join("fuzz"),
             sanitizer,
             build,

@@ -136,6 +136,7 @@ fn build_static(repo: &Repo) -> Result<PathBuf> {
     cmd::run(
         repo.cargo([
             "build",
+            "--locked",
             "--profile",
             PROFILE,
             "-p",

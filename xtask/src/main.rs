@@ -333,6 +333,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     steps.run("clippy", || {
         cmd::run(tools.apply(&mut repo.cargo([
             "clippy",
+            "--locked",
             "--workspace",
             "--all-targets",
             "--",
@@ -343,7 +344,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     steps.run("deny", || deny::run(repo))?;
     steps.run("chart", || chart::run(repo, &tools))?;
     steps.run("test", || {
-        cmd::run(tools.apply(&mut repo.cargo(["test", "--workspace"])))
+        cmd::run(tools.apply(&mut repo.cargo(["test", "--locked", "--workspace"])))
     })?;
     steps.run("fuzz-smoke", || fuzz::smoke(repo))?;
     steps.run("conformance", || conformance::run(repo, &tools, None))?;

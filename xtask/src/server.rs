@@ -48,7 +48,14 @@ impl fmt::Display for ToolSet {
 
 /// Builds the `shoal` binary and returns its path.
 pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
-    cmd::run(tools.apply(&mut repo.cargo(["build", "-p", "shoal-server", "--bin", "shoal"])))?;
+    cmd::run(tools.apply(&mut repo.cargo([
+        "build",
+        "--locked",
+        "-p",
+        "shoal-server",
+        "--bin",
+        "shoal",
+    ])))?;
     let binary = repo.target().join("debug").join("shoal");
     if !binary.is_file() {
         bail!("cargo built shoal but {} is missing", binary.display());

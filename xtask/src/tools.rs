@@ -190,17 +190,33 @@ impl Tools {
     }
 }
 
-/// `target/tools/<name>/bin/<name>`, installed from the crates registry when missing.
-pub(crate) fn cargo_tool(repo: &Repo, name: &str) -> Result<PathBuf> {
-    let root = repo.target().join("tools").join(name);
+/// A cargo subcommand installed from the crates registry at a pinned version.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CargoTool {
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
+}
+
+/// `target/tools/<name>-<version>/bin/<name>`, installed with `--locked` when missing: a new
+/// pin installs beside the old one instead of running it.
+pub(crate) fn cargo_tool(repo: &Repo, tool: CargoTool) -> Result<PathBuf> {
+    let CargoTool { name, version } = tool;
+    let root = repo
+        .target()
+        .join("tools")
+        .join(format!("{name}-{version}"));
     let binary = root.join("bin").join(name);
     if binary.is_file() {
-        println!("{name}: {}", binary.display());
+        println!("{name} {version}: {}", binary.display());
         return Ok(binary);
     }
-    let mut install = repo.cargo(["install", name, "--locked", "--debug", "--root"]);
-    // The tools' own dev profile, for this install only: nobody debugs them here.
-    install.arg(&root).env("CARGO_PROFILE_DEV_DEBUG", "false");
+    let mut install = repo.cargo(["install", name, "--version"]);
+    install
+        .arg(format!("={version}"))
+        .args(["--locked", "--debug", "--root"])
+        .arg(&root)
+        // The tools' own dev profile, for this install only: nobody debugs them here.
+        .env("CARGO_PROFILE_DEV_DEBUG", "false");
     cmd::run(&mut install)?;
     if !binary.is_file() {
         bail!("cargo install did not produce {}", binary.display());

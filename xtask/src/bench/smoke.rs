@@ -26,7 +26,14 @@ const STREAMS: &str = "50";
 /// Builds `shoal` and `shoal-load`, starts Redis and one replica, and runs every scenario.
 pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let shoal = server::build(repo, tools)?;
-    cmd::run(tools.apply(&mut repo.cargo(["build", "-p", "shoal-load", "--bin", "shoal-load"])))?;
+    cmd::run(tools.apply(&mut repo.cargo([
+        "build",
+        "--locked",
+        "-p",
+        "shoal-load",
+        "--bin",
+        "shoal-load",
+    ])))?;
     let shoal_load = repo.target().join("debug").join("shoal-load");
     if !shoal_load.is_file() {
         bail!(
