@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::codes;
 use crate::handler::{Handlers, Notifier, RequestContext};
 use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
@@ -196,7 +197,8 @@ impl Engine {
                 operation.error = Some(metrics::error_code_label(jsonrpc::INTERNAL_ERROR));
             }
             Err(InitializeError::TooManySessions { .. }) => {
-                operation.error = Some(metrics::error_code_label(TOO_MANY_SESSIONS_CODE));
+                // The code the transport answers it with.
+                operation.error = Some(metrics::error_code_label(codes::session::LIMIT_EXCEEDED));
             }
         }
         if let Some(error) = &operation.error {
@@ -536,10 +538,6 @@ pub enum InitializeError {
         max: usize,
     },
 }
-
-/// The JSON-RPC code the transport answers [`InitializeError::TooManySessions`] with
-/// (`shoal_transport::LIMIT_EXCEEDED`); here for the error metric's label.
-const TOO_MANY_SESSIONS_CODE: i32 = -32029;
 
 /// Counts a request as in flight until dropped.
 struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
