@@ -5,8 +5,9 @@
 //! The input is the message: parsed as JSON and written compactly, as the engine writes every
 //! message (input that is not JSON becomes a JSON string). Compact JSON never holds a line
 //! break, which the framing relies on (one `data:` line per event): the target checks it.
-//! The rest — stream id, writer node, sequence number, `retry`, the cuts — is drawn from a
-//! hash of the input, so seeds stay plain JSON files and every mutation moves the cuts.
+//! The rest — stream id, writer node, sequence number, priming nonce, `retry`, the cuts — is
+//! drawn from a hash of the input, so seeds stay plain JSON files and every mutation moves the
+//! cuts.
 
 #![no_main]
 
@@ -16,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shoal_core::ids::{EventId, NodeId};
+use shoal_core::ids::{EventId, NodeId, PrimingId};
 use shoal_testkit::sse::{SseEvent, SseItem, SseParser};
 use shoal_transport::encode_sse_event;
 
@@ -39,11 +40,15 @@ fuzz_target!(|message: &[u8]| {
         1 => u64::MAX,
         _ => draw.next(),
     };
-    let priming: EventId = format!("{stream}.{seq}")
+    // Drawn rather than minted (`PrimingId::new`), so that one input always makes one frame.
+    let mut nonce = [0u8; 12];
+    nonce.iter_mut().for_each(|b| *b = draw.next() as u8);
+    let nonce = URL_SAFE_NO_PAD.encode(nonce);
+    let priming: PrimingId = format!("{stream}.{seq}.{nonce}")
         .parse()
-        .unwrap_or_else(|e| panic!("{stream:?}: a minted stream id must make event ids: {e}"));
+        .unwrap_or_else(|e| panic!("{stream:?}: a minted stream id must make priming ids: {e}"));
     let next = EventId {
-        stream: priming.stream.clone(),
+        stream: priming.position.stream.clone(),
         seq: seq.wrapping_add(1),
     };
     let data = match serde_json::from_slice::<Value>(message) {

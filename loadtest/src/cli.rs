@@ -65,10 +65,16 @@ impl Scenario {
 /// Options shared by every scenario (each applies where its help says).
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
-    /// MCP endpoint; repeat for several replicas (all on the same side of the scenario): every
+    /// MCP endpoint, `http://` or `https://`; repeat for several replicas (all on the same side of the scenario): every
     /// HTTP request goes to the next URL in turn (client-side round robin).
     #[arg(long = "url", value_name = "URL", global = true, default_value = DEFAULT_URL)]
     pub(crate) urls: Vec<String>,
+
+    /// Testing only: accept any certificate from `https://` targets (a warning is printed).
+    /// Without it, certificates are verified against the system's trust store, or only the CAs
+    /// in SSL_CERT_FILE / SSL_CERT_DIR when either is set.
+    #[arg(long, global = true)]
+    pub(crate) insecure: bool,
 
     /// Bearer token, sent as `Authorization: Bearer <TOKEN>`.
     #[arg(long, env = ENV_TOKEN, global = true, hide_env_values = true)]

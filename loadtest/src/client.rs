@@ -3,18 +3,17 @@
 //! (also resumed with `Last-Event-ID`) and DELETE. Works with any server: the session id and
 //! the protocol version are sent only as the server gave them.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 use serde_json::Value;
-use shoal_testkit::sse::{SseEvent, SseItem, SseParser};
 use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::http::{Body, ContentType, Head, Http, Lease, ResponseHead, Targets};
+use crate::sse::{SseEvent, SseItem, SseParser};
 use crate::wire::{self, Message};
 
 /// After the response it carried, how long a POST's event stream may take to end before its
@@ -54,7 +53,6 @@ pub(crate) struct EventStream {
     /// The body, on its connection (given back when the stream ended cleanly).
     body: Body,
     parser: SseParser,
-    ready: VecDeque<SseEvent>,
     ended: bool,
 }
 
@@ -243,7 +241,6 @@ impl McpClient {
             ContentType::EventStream => Ok(Reply::Stream(Box::new(EventStream {
                 body: Body::new(&response, lease),
                 parser: SseParser::new(),
-                ready: VecDeque::new(),
                 ended: false,
             }))),
             ContentType::Json => Ok(Reply::Json(Bytes::from(
@@ -273,21 +270,20 @@ impl EventStream {
     /// The next event (comments are skipped); `None` when the stream ended.
     pub(crate) async fn next_event(&mut self) -> Result<Option<SseEvent>, Error> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Ok(Some(event));
+            while let Some(item) = self.parser.next_item() {
+                match item {
+                    SseItem::Event(event) => return Ok(Some(event)),
+                    SseItem::Comment(_) => {}
+                }
             }
             if self.ended {
                 return Ok(None);
             }
             match self.body.next().await {
-                Ok(Some(piece)) => {
-                    let items = self.parser.push(piece);
-                    self.take(items);
-                }
+                Ok(Some(piece)) => self.parser.push(piece),
                 Ok(None) => {
                     self.ended = true;
-                    let items = self.parser.finish();
-                    self.take(items);
+                    self.parser.finish();
                 }
                 Err(_) => return Err(Error::StreamClosed),
             }
@@ -303,14 +299,6 @@ impl EventStream {
             }
         }
         Ok(None)
-    }
-
-    fn take(&mut self, items: Vec<SseItem>) {
-        self.ready
-            .extend(items.into_iter().filter_map(|item| match item {
-                SseItem::Event(event) => Some(event),
-                SseItem::Comment(_) => None,
-            }));
     }
 
     /// Reads and discards the rest of the stream.

@@ -15,6 +15,13 @@ pub(crate) enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed: most often a certificate that is not trusted.
+    #[error("could not connect to {url}: {}", crate::tls::describe(.source))]
+    Tls {
+        url: Arc<str>,
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
     /// The connection broke before the reply was complete.
     #[error("the connection to {url} broke: {source}")]
     Connection {
@@ -63,7 +70,7 @@ pub(crate) enum SequenceError {
     OutOfOrder { late: u64 },
 }
 
-/// The summary's key for a failure: `connect`, `timeout`, `http_<status>`, `jsonrpc_<code>`,
+/// The summary's key for a failure: `connect` (TLS included), `timeout`, `http_<status>`, `jsonrpc_<code>`,
 /// `tool_error`, `protocol`, `stream_closed`, `wrong_result`, `gap`, `duplicate`,
 /// `out_of_order`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,7 +109,7 @@ impl Error {
     /// The key this failure is counted under.
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            Self::Connect { .. } | Self::Connection { .. } => ErrorKind::Connect,
+            Self::Connect { .. } | Self::Tls { .. } | Self::Connection { .. } => ErrorKind::Connect,
             Self::Timeout(_) => ErrorKind::Timeout,
             Self::Http { status, .. } => ErrorKind::Http(*status),
             Self::JsonRpc { code, .. } => ErrorKind::JsonRpc(*code),

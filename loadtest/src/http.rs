@@ -14,7 +14,9 @@
 //! `chunked`, or the end of the connection; interim 1xx responses are skipped;
 //! `Connection: close` and HTTP/1.0 are honoured. A kept-alive connection that the server
 //! closed while idle is noticed when the reply is an immediate end of stream, and the request
-//! is sent again once on a new connection (nothing of it was answered).
+//! is sent again once on a new connection (nothing of it was answered). `https://` targets get
+//! TLS over the same connections ([`crate::tls`]: the server's certificate checked against the
+//! system's trust roots, unless `--insecure`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -23,8 +25,13 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{self, ClientConfig};
 
 use crate::error::Error;
+use crate::tls;
 
 /// What a POST accepts: either kind of reply.
 const ACCEPT_POST: &[u8] = b"application/json, text/event-stream";
@@ -49,6 +56,8 @@ pub(crate) struct Target {
     authority: String,
     /// The request target: path and query.
     path: String,
+    /// `https://`: the name the server's certificate must be valid for.
+    tls: Option<ServerName<'static>>,
 }
 
 /// Every endpoint and what every request carries.
@@ -57,6 +66,8 @@ pub(crate) struct Targets {
     list: Vec<Target>,
     /// `Bearer <token>`, when a token was given.
     authorization: Option<String>,
+    /// The TLS client of the `https://` targets (`None` when there are none).
+    tls: Option<Arc<ClientConfig>>,
 }
 
 /// The headers that vary between requests.
@@ -98,13 +109,20 @@ enum Framing {
     UntilClose,
 }
 
-/// One TCP connection and the bytes read from it but not used yet.
+/// One connection and the bytes read from it but not used yet.
 #[derive(Debug)]
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buffer: Vec<u8>,
     /// `buffer[start..]` is unread.
     start: usize,
+}
+
+/// A connection's bytes: plain TCP, or TLS over TCP.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 /// A checked-out connection.
@@ -153,12 +171,23 @@ pub(crate) struct Http {
 // === impl Targets ===
 
 impl Targets {
-    /// Parses and resolves every URL (`http://host[:port][/path]`).
-    pub(crate) async fn resolve(urls: &[String], token: Option<&str>) -> Result<Self, String> {
+    /// Parses and resolves every URL (`http[s]://host[:port][/path]`); `insecure` accepts any
+    /// certificate from `https://` targets.
+    pub(crate) async fn resolve(
+        urls: &[String],
+        token: Option<&str>,
+        insecure: bool,
+    ) -> Result<Self, String> {
         let mut list = Vec::with_capacity(urls.len());
         for url in urls {
             list.push(Target::resolve(url).await?);
         }
+        // Only when needed: plain-http runs do not read the trust store.
+        let tls = if list.iter().any(|target| target.tls.is_some()) {
+            Some(tls::client_config(insecure)?)
+        } else {
+            None
+        };
         let authorization = match token {
             Some(token)
                 if token
@@ -173,6 +202,7 @@ impl Targets {
         Ok(Self {
             list,
             authorization,
+            tls,
         })
     }
 
@@ -183,6 +213,45 @@ impl Targets {
     pub(crate) fn get(&self, index: usize) -> &Target {
         &self.list[index % self.list.len()]
     }
+
+    /// Opens a connection to target `index`: TCP with TCP_NODELAY, then TLS for `https://`.
+    async fn connect(&self, index: usize) -> Result<Connection, Error> {
+        let target = self.get(index);
+        let connect_error = |source| Error::Connect {
+            url: target.url.clone(),
+            source,
+        };
+        let tcp = TcpStream::connect(target.addr)
+            .await
+            .map_err(connect_error)?;
+        tcp.set_nodelay(true).map_err(connect_error)?;
+        let stream = match (&target.tls, &self.tls) {
+            (Some(name), Some(config)) => {
+                let tls = TlsConnector::from(config.clone())
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|error| match rustls_error(&error) {
+                        Some(source) => Error::Tls {
+                            url: target.url.clone(),
+                            source: source.clone(),
+                        },
+                        None => connect_error(error),
+                    })?;
+                Stream::Tls(Box::new(tls))
+            }
+            _ => Stream::Plain(tcp),
+        };
+        Ok(Connection {
+            stream,
+            buffer: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+        })
+    }
+}
+
+/// The TLS error inside an I/O error of a handshake, if that is why it failed.
+fn rustls_error(error: &io::Error) -> Option<&rustls::Error> {
+    error.get_ref()?.downcast_ref()
 }
 
 // === impl Target ===
@@ -192,20 +261,20 @@ impl Target {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("--url {url:?} is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "--url {url:?}: https is not supported; measure the server over plain \
-                     http (put TLS in front of it separately)"
-                ));
-            }
-            _ => return Err(format!("--url {url:?} must start with http://")),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(format!("--url {url:?} must start with http:// or https://")),
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| format!("--url {url:?} has no host"))?;
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = if https {
+            Some(tls::server_name(authority.host()).map_err(|e| format!("--url {url:?}: {e}"))?)
+        } else {
+            None
+        };
         let addr = tokio::net::lookup_host((authority.host().trim_matches(['[', ']']), port))
             .await
             .map_err(|e| format!("--url {url:?}: cannot resolve {}: {e}", authority.host()))?
@@ -217,21 +286,7 @@ impl Target {
             addr,
             authority: authority.as_str().to_owned(),
             path,
-        })
-    }
-
-    /// Opens a TCP connection with TCP_NODELAY.
-    async fn connect(&self) -> Result<Connection, Error> {
-        let connect_error = |source| Error::Connect {
-            url: self.url.clone(),
-            source,
-        };
-        let stream = TcpStream::connect(self.addr).await.map_err(connect_error)?;
-        stream.set_nodelay(true).map_err(connect_error)?;
-        Ok(Connection {
-            stream,
-            buffer: Vec::with_capacity(READ_CHUNK),
-            start: 0,
+            tls,
         })
     }
 }
@@ -270,7 +325,7 @@ impl Http {
                 Err(error) => return Err(error.into_error(self.targets.get(target))),
             }
         }
-        let connection = self.targets.get(target).connect().await?;
+        let connection = self.targets.connect(target).await?;
         let mut lease = Lease::new(target, connection);
         match lease.exchange(&self.out).await {
             Ok(response) => Ok((response, lease)),
@@ -427,7 +482,14 @@ impl Lease {
                     )));
                 }
                 Ok(_) => answered = true,
-                Err(error) if !answered && error.kind() == io::ErrorKind::ConnectionReset => {
+                // TLS reports a close without close_notify as an unexpected end.
+                Err(error)
+                    if !answered
+                        && matches!(
+                            error.kind(),
+                            io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof
+                        ) =>
+                {
                     return Err(Exchange::ClosedBeforeResponse(error));
                 }
                 Err(error) => return Err(Exchange::Io(error)),
@@ -458,6 +520,28 @@ impl Connection {
         }
         self.buffer.reserve(READ_CHUNK);
         self.stream.read_buf(&mut self.buffer).await
+    }
+}
+
+// === impl Stream ===
+
+impl Stream {
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Plain(stream) => stream.write_all(bytes).await,
+            Self::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                // Records rustls has not handed to the socket yet go now.
+                stream.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Self::Plain(stream) => stream.read_buf(buffer).await,
+            Self::Tls(stream) => stream.read_buf(buffer).await,
+        }
     }
 }
 
@@ -711,20 +795,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn resolves_http_urls_and_refuses_others() {
+    async fn resolves_http_and_https_urls_and_refuses_others() {
         let target = Target::resolve("http://127.0.0.1:8080/mcp?x=1")
             .await
             .unwrap();
         assert_eq!(target.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(target.authority, "127.0.0.1:8080");
         assert_eq!(target.path, "/mcp?x=1");
+        assert_eq!(target.tls, None);
         let target = Target::resolve("http://[::1]").await.unwrap();
         assert_eq!(target.addr, "[::1]:80".parse().unwrap());
         assert_eq!(target.path, "/");
+        let target = Target::resolve("https://127.0.0.1/mcp").await.unwrap();
+        assert_eq!(target.addr, "127.0.0.1:443".parse().unwrap());
+        assert_eq!(target.tls, Some(ServerName::try_from("127.0.0.1").unwrap()));
+        let target = Target::resolve("https://[::1]:8443/").await.unwrap();
+        assert_eq!(target.addr, "[::1]:8443".parse().unwrap());
+        assert_eq!(target.authority, "[::1]:8443");
+        assert_eq!(target.tls, Some(ServerName::try_from("::1").unwrap()));
+        let target = Target::resolve("https://localhost:8443/mcp").await.unwrap();
+        assert_eq!(target.tls, Some(ServerName::try_from("localhost").unwrap()));
         for (url, expected) in [
-            ("https://127.0.0.1/mcp", "https is not supported"),
-            ("ftp://127.0.0.1/mcp", "must start with http://"),
-            ("/mcp", "must start with http://"),
+            ("ftp://127.0.0.1/mcp", "must start with http:// or https://"),
+            ("/mcp", "must start with http:// or https://"),
             ("http://exa mple/", "is not a URL"),
         ] {
             let error = Target::resolve(url).await.unwrap_err();
@@ -830,7 +923,7 @@ mod tests {
             Some(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_vec()),
         ])
         .await;
-        let targets = Arc::new(Targets::resolve(&[url], None).await.unwrap());
+        let targets = Arc::new(Targets::resolve(&[url], None, false).await.unwrap());
         let mut http = Http::new(targets, 0);
         let mut bodies = Vec::new();
         for _ in 0..3 {
@@ -856,7 +949,7 @@ mod tests {
             Some(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain".to_vec()),
         ])
         .await;
-        let targets = Arc::new(Targets::resolve(&[url], None).await.unwrap());
+        let targets = Arc::new(Targets::resolve(&[url], None, false).await.unwrap());
         let mut http = Http::new(targets, 0);
         for expected in [&b"ok"[..], b"again"] {
             let (head, lease) = http.send(&post(), b"{}").await.unwrap();
@@ -865,9 +958,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn speaks_through_tls_and_sends_again_after_a_close_while_idle() {
+        use shoal_testkit::tls::{PrivateCa, TlsTerminator};
+
+        // The server closes the first connection after one reply: over TLS the client sees
+        // close_notify (or a bare end) where the next reply should be, and tries once more.
+        let url = serve(vec![
+            Some(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+            None,
+            Some(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nagain\r\n0\r\n\r\n"
+                    .to_vec(),
+            ),
+        ])
+        .await;
+        let upstream = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .parse()
+            .unwrap();
+        let ca = PrivateCa::new();
+        let terminator = TlsTerminator::start(&ca, upstream).await;
+        // The test CA is not in this process's trust store: `--insecure`'s configuration.
+        let targets = Targets::resolve(&[terminator.https_url("/mcp")], None, true)
+            .await
+            .unwrap();
+        let mut http = Http::new(Arc::new(targets), 0);
+        for expected in [&b"ok"[..], b"again"] {
+            let (head, lease) = http.send(&post(), b"{}").await.unwrap();
+            assert!(matches!(lease.connection.stream, Stream::Tls(_)));
+            assert_eq!(http.read_body(&head, lease).await.unwrap(), expected);
+        }
+        assert_eq!(http.idle[0].len(), 1, "the second connection is kept");
+    }
+
+    #[tokio::test]
     async fn writes_the_headers_a_client_must_send() {
         let targets = Arc::new(
-            Targets::resolve(&["http://127.0.0.1:9/mcp".to_owned()], Some("t0k"))
+            Targets::resolve(&["http://127.0.0.1:9/mcp".to_owned()], Some("t0k"), false)
                 .await
                 .unwrap(),
         );
@@ -912,7 +1040,7 @@ mod tests {
             .port();
         let url = format!("http://127.0.0.1:{port}/mcp");
         let targets = Arc::new(
-            Targets::resolve(std::slice::from_ref(&url), None)
+            Targets::resolve(std::slice::from_ref(&url), None, false)
                 .await
                 .unwrap(),
         );

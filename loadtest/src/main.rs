@@ -3,6 +3,7 @@
 //! ```text
 //! shoal-load calls --url http://127.0.0.1:8080/mcp --concurrency 50 --duration 10s
 //! shoal-load streams --streams 1000 --announce-rate 50 --json
+//! SSL_CERT_FILE=ca.pem shoal-load calls --url https://mcp.internal/mcp
 //! ```
 //!
 //! Exit status: 0 when the run finished (1 with `--fail-on-error` when anything failed), 2
@@ -12,9 +13,11 @@
 //!
 //! - [`cli`]: the options (a contract: `cargo xtask bench` drives them).
 //! - [`http`]: a small HTTP/1.1 client: per-worker keep-alive connections, round robin over
-//!   URLs, one write per request, response heads parsed in place.
+//!   URLs, one write per request, response heads parsed in place; [`tls`]: `https://` targets,
+//!   verified against the system's trust roots (or not, with `--insecure`).
 //! - [`client`]: MCP on top: initialize, requests with JSON or SSE replies, GET streams,
-//!   resumption, DELETE; [`wire`]: the JSON-RPC shapes; [`error`]: failures and their kinds.
+//!   resumption, DELETE; [`sse`]: the event stream parser; [`wire`]: the JSON-RPC shapes;
+//!   [`error`]: failures and their kinds.
 //! - [`run`]: workers, closed or open loop, warmup, the measured phase; [`progress`]: the bar.
 //! - [`scenario`]: what one operation is in each scenario.
 //! - [`stats`] and [`report`]: histograms and counters; table, JSON and HTML.
@@ -36,7 +39,9 @@ mod progress;
 mod report;
 mod run;
 mod scenario;
+mod sse;
 mod stats;
+mod tls;
 mod wire;
 
 use cli::Cli;
@@ -76,7 +81,10 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let Cli { scenario, options } = cli;
-    let targets = http::Targets::resolve(&options.urls, options.token.as_deref())
+    if options.insecure {
+        eprintln!("shoal-load: {}", tls::INSECURE_WARNING);
+    }
+    let targets = http::Targets::resolve(&options.urls, options.token.as_deref(), options.insecure)
         .await
         .map_err(anyhow::Error::msg)?;
     let stopped = Arc::new(AtomicBool::new(false));

@@ -1,10 +1,13 @@
 //! Every scenario of the built `shoal-load` against a real `shoal serve`: one replica with the
 //! memory host, and two replicas sharing a real Redis (round robin across both URLs, so
-//! answers and resumptions land on the other replica). Short runs with `--fail-on-error`:
-//! what is asserted is correctness and the JSON contract, never speed.
+//! answers and resumptions land on the other replica); and `https://` through a TLS terminator
+//! whose certificate comes from a private CA. Short runs with `--fail-on-error`: what is
+//! asserted is correctness and the JSON contract, never speed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::ffi::OsStr;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_testkit::redis::RedisServer;
+use shoal_testkit::tls::{PrivateCa, TlsTerminator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -75,6 +79,8 @@ fn free_port() -> u16 {
 struct Shoal {
     child: Child,
     url: String,
+    /// Where `url` listens.
+    addr: SocketAddr,
 }
 
 impl Shoal {
@@ -94,6 +100,7 @@ impl Shoal {
         let shoal = Self {
             child,
             url: format!("http://127.0.0.1:{port}/mcp"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         while tokio::time::Instant::now() < deadline {
@@ -136,8 +143,14 @@ struct Run {
 
 /// Runs `shoal-load` with `args` and reads its JSON summary.
 async fn load(args: &[&str]) -> Run {
+    load_with_env(args, &[]).await
+}
+
+/// [`load`] with environment variables set for `shoal-load`.
+async fn load_with_env(args: &[&str], env: &[(&str, &OsStr)]) -> Run {
     let output = tokio::process::Command::new(LOAD)
         .args(args)
+        .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(RUN_TIMEOUT, output)
@@ -158,12 +171,18 @@ async fn load(args: &[&str]) -> Run {
 
 /// Runs `scenario` briefly against `urls` and checks it passed with the contract's shape.
 async fn passes(scenario: &str, urls: &[&str]) -> Value {
+    passes_with(scenario, urls, &[], &[]).await.summary
+}
+
+/// [`passes`] with `extra` arguments and environment variables; the whole run.
+async fn passes_with(scenario: &str, urls: &[&str], extra: &[&str], env: &[(&str, &OsStr)]) -> Run {
     let mut args = vec![scenario];
     for url in urls {
         args.extend(["--url", url]);
     }
     args.extend(SHORT);
-    let run = load(&args).await;
+    args.extend(extra);
+    let run = load_with_env(&args, env).await;
     let s = &run.summary;
     assert_eq!(run.code, Some(0), "{scenario}: {s}\n{}", run.stderr);
     assert_contract_shape(s);
@@ -187,7 +206,7 @@ async fn passes(scenario: &str, urls: &[&str]) -> Value {
     for counter in ["gaps", "duplicates", "out_of_order"] {
         assert_eq!(s["events"][counter], 0, "{scenario}: {s}");
     }
-    run.summary
+    run
 }
 
 /// Every key of the JSON contract, with the right type.
@@ -351,4 +370,76 @@ async fn a_closed_port_fails_clearly_with_the_connect_kind() {
         "{}",
         run.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_is_verified_against_ssl_cert_file_unless_insecure() {
+    let shoal = Shoal::start(&[]).await;
+    let ca = PrivateCa::new();
+    let tls = TlsTerminator::start(&ca, shoal.addr).await;
+    let url = tls.https_url("/mcp");
+    let dir = std::env::temp_dir().join(format!("shoal-load-tls-{}", std::process::id()));
+    let trusted = ca.write_ca_pem(&dir.join("trusted"));
+    // SSL_CERT_FILE replaces the system's roots: with another CA's file, nothing that signed
+    // the terminator's certificate is trusted, whatever this machine's CA bundle holds.
+    let other = PrivateCa::new().write_ca_pem(&dir.join("other"));
+    // An empty SSL_CERT_DIR, so that one set in this environment adds no CA either.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let trusted_env = [
+        ("SSL_CERT_FILE", trusted.as_os_str()),
+        ("SSL_CERT_DIR", empty.as_os_str()),
+    ];
+    let other_env = [
+        ("SSL_CERT_FILE", other.as_os_str()),
+        ("SSL_CERT_DIR", empty.as_os_str()),
+    ];
+
+    // The private CA in SSL_CERT_FILE: verified, and every request succeeds; `resume` also
+    // drops connections midway, so new handshakes happen during the run.
+    for scenario in ["calls", "resume"] {
+        let run = passes_with(scenario, &[&url], &[], &trusted_env).await;
+        assert_scenario_counters(scenario, &run.summary, 20);
+        assert!(!run.stderr.contains("--insecure"), "{}", run.stderr);
+    }
+
+    // Another CA only: refused at the handshake, and the message says it was the certificate.
+    let run = load_with_env(
+        &[
+            "calls",
+            "--url",
+            &url,
+            "--duration",
+            "1s",
+            "--json",
+            "--quiet",
+        ],
+        &other_env,
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "{}\n{}", run.summary, run.stderr);
+    assert_contract_shape(&run.summary);
+    assert_eq!(run.summary["ok"], 0, "{}", run.summary);
+    assert!(
+        run.summary["errors"]["connect"].as_u64().unwrap() >= 1,
+        "{}",
+        run.summary
+    );
+    let expected = format!("could not connect to {url}: certificate not trusted: UnknownIssuer: ");
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("set SSL_CERT_FILE") && run.stderr.contains("pass --insecure"),
+        "{}",
+        run.stderr
+    );
+
+    // --insecure: the same untrusted certificate is accepted, with a warning.
+    let run = passes_with("calls", &[&url], &["--insecure"], &other_env).await;
+    assert!(
+        run.stderr
+            .contains("shoal-load: warning: --insecure: server certificates are not verified"),
+        "{}",
+        run.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,11 @@
 //! Identifiers that cross process boundaries: sessions, streams, events and nodes.
 //!
 //! Session and stream ids are random (128 and 96 bits) and URL-safe base64, so they are visible
-//! ASCII and unguessable. An event id names its stream: `<stream>.<seq>`, which makes it globally
-//! unique and lets any replica resume the right log from `Last-Event-ID` alone.
+//! ASCII and unguessable. An event id names its stream, which makes it globally unique and lets
+//! any replica resume the right log from `Last-Event-ID` alone: a stored event's id is
+//! `<stream>.<seq>` ([`EventId`]); a priming event's is `<stream>.<seq>.<nonce>` ([`PrimingId`]),
+//! the position it stands for plus a nonce of its own connection, since many connections can
+//! start at one position and no id may be sent twice in a session. [`LastEventId`] reads either.
 
 use std::fmt;
 use std::str::FromStr;
@@ -119,13 +122,15 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// The position of an event in its stream's log. Sequence 0 is the priming event, which is
-/// never stored: resuming from it replays the whole stream.
+/// The position of an event in its stream's log, and the id of the stored event there:
+/// `<stream>.<seq>`. Sequence 0 is the start of the stream, where no event is stored: resuming
+/// from it replays the whole stream. Priming events stand for a position but are sent with a
+/// [`PrimingId`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventId {
     /// The stream the event belongs to.
     pub stream: StreamId,
-    /// Its position, counting from 1; 0 names the priming event.
+    /// Its position, counting from 1; 0 names the start of the stream.
     pub seq: u64,
 }
 
@@ -154,6 +159,103 @@ impl FromStr for EventId {
             stream: StreamId(stream.to_owned()),
             seq,
         })
+    }
+}
+
+/// The id of a priming event: `<stream>.<seq>.<nonce>`, the position a resumption from it
+/// replays after, and 96 random bits minted for the one connection it opens. Each connection
+/// is primed at the position it starts from, and many can start at one position (two
+/// resumptions from one id; a GET after the last stored event, whose id is that position's), so
+/// the position alone would send one id twice in a session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PrimingId {
+    /// The position the priming event stands for.
+    pub position: EventId,
+    nonce: String,
+}
+
+impl PrimingId {
+    const NONCE_LEN: usize = 16;
+
+    /// A fresh id for a priming event at `position`.
+    pub fn new(position: EventId) -> Self {
+        PrimingId {
+            position,
+            nonce: random_token(12),
+        }
+    }
+}
+
+impl fmt::Display for PrimingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.position, self.nonce)
+    }
+}
+
+impl FromStr for PrimingId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        // The nonce has no dot, so the last one ends the position.
+        let (position, nonce) = s.rsplit_once('.').ok_or(IdError::Event)?;
+        if !is_token(nonce, Self::NONCE_LEN) {
+            return Err(IdError::Event);
+        }
+        Ok(PrimingId {
+            position: position.parse()?,
+            nonce: nonce.to_owned(),
+        })
+    }
+}
+
+/// What a client sends back in `Last-Event-ID`: the id of a stored event or of a priming event.
+/// Both name a position to resume after; only ids the server could have minted parse, each in
+/// its one text form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LastEventId {
+    /// A stored event's id: resume after that event.
+    Event(EventId),
+    /// A priming event's id: resume after the position it stood for, as its connection would
+    /// have.
+    Priming(PrimingId),
+}
+
+impl LastEventId {
+    /// The longest id: a priming event's with the longest stream id and sequence number.
+    pub const MAX_LEN: usize =
+        StreamId::MAX_LEN + 1 + (u64::MAX.ilog10() as usize + 1) + 1 + PrimingId::NONCE_LEN;
+
+    /// The position to resume after.
+    pub fn position(&self) -> &EventId {
+        match self {
+            LastEventId::Event(id) => id,
+            LastEventId::Priming(id) => &id.position,
+        }
+    }
+}
+
+impl fmt::Display for LastEventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LastEventId::Event(id) => id.fmt(f),
+            LastEventId::Priming(id) => id.fmt(f),
+        }
+    }
+}
+
+impl FromStr for LastEventId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        if s.len() > Self::MAX_LEN {
+            return Err(IdError::Event);
+        }
+        // Stream ids, sequence numbers and nonces have no dot: the dots tell the forms apart.
+        match s.bytes().filter(|&b| b == b'.').count() {
+            1 => s.parse().map(LastEventId::Event),
+            2 => s.parse().map(LastEventId::Priming),
+            _ => Err(IdError::Event),
+        }
     }
 }
 
@@ -245,6 +347,67 @@ mod tests {
         ] {
             assert!(bad.parse::<EventId>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn priming_ids_name_a_position_and_differ() {
+        let position = EventId {
+            stream: StreamId::for_node(&NodeId::new("replica-1")),
+            seq: 7,
+        };
+        let a = PrimingId::new(position.clone());
+        let b = PrimingId::new(position.clone());
+        assert_ne!(a, b);
+        assert_ne!(a.to_string(), b.to_string());
+        let text = a.to_string();
+        let (named, nonce) = text.rsplit_once('.').unwrap();
+        assert_eq!(named, position.to_string());
+        assert_eq!(nonce.len(), PrimingId::NONCE_LEN);
+        assert_eq!(text.parse::<PrimingId>().unwrap(), a);
+        let last: LastEventId = text.parse().unwrap();
+        assert_eq!(last, LastEventId::Priming(a.clone()));
+        assert_eq!(last.position(), &position);
+        assert_eq!(last.to_string(), text);
+        // A stored event's id is not a priming event's, nor the other way round.
+        assert!(text.parse::<EventId>().is_err());
+        assert!(position.to_string().parse::<PrimingId>().is_err());
+    }
+
+    #[test]
+    fn last_event_ids_read_both_forms_and_nothing_else() {
+        let stored: LastEventId = "aaaaaaaaaaaaaaaa.3".parse().unwrap();
+        assert_eq!(stored.position().seq, 3);
+        assert_eq!(stored.to_string(), "aaaaaaaaaaaaaaaa.3");
+        let primed: LastEventId = "aaaaaaaaaaaaaaaa.0.AAAAAAAAAAAA-_z9".parse().unwrap();
+        assert_eq!(primed.position().to_string(), "aaaaaaaaaaaaaaaa.0");
+        assert_eq!(primed.to_string(), "aaaaaaaaaaaaaaaa.0.AAAAAAAAAAAA-_z9");
+        let longest = format!("{}.{}.{}", "a".repeat(80), u64::MAX, "n".repeat(16));
+        assert_eq!(longest.len(), LastEventId::MAX_LEN);
+        assert_eq!(
+            longest.parse::<LastEventId>().unwrap().position().seq,
+            u64::MAX
+        );
+        for bad in [
+            "",
+            "..",
+            "aaaaaaaaaaaaaaaa.1.",
+            "aaaaaaaaaaaaaaaa..AAAAAAAAAAAAAAAA",
+            ".1.AAAAAAAAAAAAAAAA",
+            "aaaaaaaaaaaaaaaa.01.AAAAAAAAAAAAAAAA",
+            "aaaaaaaaaaaaaaaa.1x.AAAAAAAAAAAAAAAA",
+            "aaaaaaaaaaaaaaaa.1.AAAAAAAAAAAAAAA",
+            "aaaaaaaaaaaaaaaa.1.AAAAAAAAAAAAAAAAA",
+            "aaaaaaaaaaaaaaaa.1.AAAAAAAAAAAAAAA!",
+            "aaaaaaaaaaaaaaaa.1.AAAAAAAAAAAAAAAA.",
+            "aaaaaaaaaaaaaaaa.1.AAAAAAAAAAAAAAAA.1",
+            "abc.1.AAAAAAAAAAAAAAAA",
+        ] {
+            assert!(bad.parse::<LastEventId>().is_err(), "{bad:?} parsed");
+            assert!(bad.parse::<PrimingId>().is_err(), "{bad:?} parsed");
+        }
+        let too_long = format!("{}.{}.{}", "a".repeat(81), 1, "n".repeat(16));
+        assert!(too_long.parse::<LastEventId>().is_err());
+        assert!(format!("{longest}0").parse::<LastEventId>().is_err());
     }
 
     #[test]

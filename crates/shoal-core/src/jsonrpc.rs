@@ -1,7 +1,7 @@
-//! JSON-RPC 2.0 framing: the envelope of every message, error codes, and the encoders for what
-//! the server writes. The envelope is parsed before the params so that a message with an unknown
-//! method or bad params can still be answered with the right error code instead of failing to
-//! parse as a whole.
+//! JSON-RPC 2.0 framing: the envelope of every message, the session era's error codes (from
+//! [`codes`](crate::codes)), and the encoders for what the server writes. The envelope is
+//! parsed before the params so that a message with an unknown method or bad params can still
+//! be answered with the right error code instead of failing to parse as a whole.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,18 +9,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Parse error: the body is not JSON.
-pub const PARSE_ERROR: i32 = -32700;
-/// The JSON is not a valid JSON-RPC message (or is a batch, which Streamable HTTP forbids).
-pub const INVALID_REQUEST: i32 = -32600;
-/// Unknown method.
-pub const METHOD_NOT_FOUND: i32 = -32601;
-/// Parameters missing or malformed.
-pub const INVALID_PARAMS: i32 = -32602;
-/// The server failed; the message carries no detail.
-pub const INTERNAL_ERROR: i32 = -32603;
-/// `resources/read` of a URI nobody serves.
-pub const RESOURCE_NOT_FOUND: i32 = -32002;
+// The error codes of the session era, which the engine answers: defined in `codes`, with the
+// other era's.
+pub use crate::codes::session::{
+    INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+    RESOURCE_NOT_FOUND,
+};
 
 /// A JSON-RPC request id: a string or an integer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`jsonrpc`]: the JSON-RPC envelope, error codes and encoders.
+//! - [`jsonrpc`]: the JSON-RPC envelope and encoders.
+//! - [`codes`]: the JSON-RPC error codes, one table per protocol era.
 //! - [`version`]: protocol revisions and their negotiation.
 //! - [`model`]: the MCP wire types of the session-era revisions.
 //! - [`ids`], [`session`]: session, stream, event and node ids; the session record.
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod codes;
 pub mod engine;
 pub mod handler;
 pub mod host;

@@ -222,11 +222,13 @@ const BUILD_INFO: &str = "shoal_build_info";
 /// Gauge: 1 while this replica drains (not ready, closing streams), else 0.
 const DRAINING: &str = "shoal_draining";
 
-/// Buckets of the latency histograms: an RPC service, from 0.5 ms to 10 s.
+/// Buckets of the HTTP and Redis latency histograms: an RPC service, from 0.5 ms to 10 s (MCP
+/// operations, which may wait minutes on a user, have their own up to 300 s).
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Buckets of the session duration: from a second to a day.
+/// Buckets of the session duration: from a second to a day (OpenTelemetry's advice, which stops
+/// at 300 s, would put most sessions in `+Inf`).
 const SESSION_BUCKETS: [f64; 13] = [
     1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0,
 ];
@@ -261,18 +263,20 @@ fn install_metrics() -> Option<PrometheusHandle> {
 }
 
 fn prometheus_builder() -> Result<PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    use shoal_core::engine::metrics::{OPERATION_BUCKETS, OPERATION_DURATION};
     let latency = shoal_transport::metrics::HISTOGRAMS
         .into_iter()
-        .chain(shoal_redis::metrics::HISTOGRAMS)
-        .chain([shoal_core::engine::metrics::OPERATION_DURATION]);
+        .chain(shoal_redis::metrics::HISTOGRAMS);
     let mut builder = PrometheusBuilder::new();
     for name in latency {
         builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), &LATENCY_BUCKETS)?;
     }
-    builder.set_buckets_for_metric(
-        Matcher::Full(shoal_core::engine::metrics::SESSION_DURATION.into()),
-        &SESSION_BUCKETS,
-    )
+    builder
+        .set_buckets_for_metric(Matcher::Full(OPERATION_DURATION.into()), &OPERATION_BUCKETS)?
+        .set_buckets_for_metric(
+            Matcher::Full(shoal_core::engine::metrics::SESSION_DURATION.into()),
+            &SESSION_BUCKETS,
+        )
 }
 
 fn describe_metrics() {

@@ -179,6 +179,10 @@ impl Propagator for W3c {
             span.add_link(remote);
         }
     }
+
+    fn set_name(&self, span: &Span, name: String) {
+        span.context().span().update_name(name);
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Three `shoal serve` replicas on one Redis behind a round-robin proxy that sends every
 //! request to another replica than the one before: a session, a resumed stream, an answer to
-//! an elicitation and a DELETE each cross replicas, and must behave as on one server.
+//! an elicitation and a DELETE each cross replicas, and must behave as on one server; and a
+//! stream resumed again and again, on one replica after another, never sends one event id twice.
 //!
 //! Real processes and a real `redis-server` (from `PATH`, or `$SHOAL_REDIS_SERVER`), started by
 //! each test; every wait is bounded.
@@ -8,6 +9,7 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -195,6 +197,107 @@ async fn an_announcement_reaches_the_standalone_stream_held_by_another_replica()
             assert_eq!(message["params"]["data"], json!(text), "{message}");
         }
         assert!(crossed >= 2, "{}", describe(&cluster.proxy().served()));
+    })
+    .await;
+}
+
+/// A client of replica `i` alone, carrying on `session`'s session.
+fn on_replica(cluster: &ShoalCluster, i: usize, session: &McpClient) -> McpClient {
+    let mut client = McpClient::new(cluster.replica_url(i));
+    client.set_session_id(session.session_id().map(str::to_owned));
+    client.set_protocol_version(session.protocol_version().map(str::to_owned));
+    client
+}
+
+/// The id of a priming event (an id and empty data), checked to name `<stream>.<seq>.<nonce>`
+/// at `position` (`<stream>.<seq>`).
+fn primed_at(event: &SseEvent, position: &str) -> String {
+    assert!(event.is_priming(), "a priming event first: {event:?}");
+    let id = event.id.clone().unwrap();
+    let (named, nonce) = id.rsplit_once('.').unwrap();
+    assert_eq!(
+        named, position,
+        "the priming event names its position: {id}"
+    );
+    assert!(!nonce.is_empty(), "{id}");
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_resumed_on_each_replica_never_repeats_an_event_id() {
+    bounded(async {
+        let cluster = cluster().await;
+        let client = McpClient::connect(cluster.url()).await;
+        let announce = |text: &'static str| {
+            let client = &client;
+            async move {
+                let result = client.call_tool("announce", json!({ "text": text })).await;
+                assert_eq!(result["content"][0]["text"], "announced", "{result}");
+            }
+        };
+        // Every id and every message the client reads, over all its connections.
+        let mut ids = Vec::new();
+        let mut texts = Vec::new();
+        let mut read = |event: SseEvent| {
+            ids.push(event.id.clone().expect("every event has an id"));
+            if let Some(message) = event.json() {
+                assert_eq!(message["method"], "notifications/message", "{message}");
+                texts.push(message["params"]["data"].as_str().unwrap().to_owned());
+            }
+            event
+        };
+
+        // Replica 0: the standalone stream opens; the connection breaks after its priming.
+        let mut stream = on_replica(&cluster, 0, &client).get_stream(None).await;
+        let priming = read(stream.expect_event().await);
+        let standalone = priming.stream().unwrap().to_owned();
+        let at = |seq: u64| format!("{standalone}.{seq}");
+        let first_priming = primed_at(&priming, &at(0));
+        drop(stream);
+        announce("one").await;
+        announce("two").await;
+
+        // Replica 1 resumes from that priming id; its connection breaks after its own.
+        let mut stream = on_replica(&cluster, 1, &client)
+            .get_stream(Some(&first_priming))
+            .await;
+        let second_priming = primed_at(&read(stream.expect_event().await), &at(0));
+        drop(stream);
+
+        // Replica 2 resumes from the second priming id (the same position): one event, then
+        // the connection breaks.
+        let mut stream = on_replica(&cluster, 2, &client)
+            .get_stream(Some(&second_priming))
+            .await;
+        primed_at(&read(stream.expect_event().await), &at(0));
+        let one = read(stream.expect_event().await);
+        assert_eq!(one.id, Some(at(1)));
+        drop(stream);
+        announce("three").await;
+
+        // Replica 0 again resumes from that real event: the rest.
+        let mut stream = on_replica(&cluster, 0, &client)
+            .get_stream(Some(&at(1)))
+            .await;
+        primed_at(&read(stream.expect_event().await), &at(1));
+        for seq in [2, 3] {
+            assert_eq!(read(stream.expect_event().await).id, Some(at(seq)));
+        }
+        drop(stream);
+
+        // Replica 1 opens the stream afresh: primed at the tail, whose event came already.
+        let mut stream = on_replica(&cluster, 1, &client).get_stream(None).await;
+        primed_at(&read(stream.expect_event().await), &at(3));
+        announce("four").await;
+        assert_eq!(read(stream.expect_event().await).id, Some(at(4)));
+
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "an id sent twice: {ids:#?}");
+        assert_eq!(
+            texts,
+            ["one", "two", "three", "four"],
+            "every event once, in order"
+        );
     })
     .await;
 }

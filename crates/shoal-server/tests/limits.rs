@@ -1,6 +1,7 @@
-//! The connection-level limits of the real binary: header size (the transport's JSON 431 and
-//! hyper's backstop), the idle connection timeout, and the write timeout that closes the
-//! stream of a client that stopped reading, with the server's memory measured around it.
+//! The limits of the real binary: one refusal of each, with its status, body and code; header
+//! size (the transport's JSON 431 and hyper's backstop), the idle connection timeout, and the
+//! write timeout that closes the stream of a client that stopped reading, with the server's
+//! memory measured around it.
 
 // Test helpers fail the test by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use common::{Server, assert_serve_refuses, initialize, open_get, post, start};
 use serde_json::{Value, json};
+use shoal_core::codes::{self, session};
+use shoal_testkit::client::message;
+use shoal_testkit::{McpClient, RawResponse};
+use shoal_transport::metrics::LIMIT_LABELS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -70,6 +75,219 @@ async fn read_to_eof(stream: &mut TcpStream) -> (usize, bool) {
     }
 }
 
+/// The tokens of [`every_limit_refuses_with_its_status_body_and_a_session_era_code`]: one
+/// principal per limit that counts per session or per principal, so that none uses another's.
+const LIMIT_TOKENS: &str = "misc=tok-misc,streams=tok-streams,inflight=tok-inflight,\
+                            sessions=tok-sessions,rate=tok-rate";
+/// That test's `--rate-limit-burst` (of 20 an hour: nothing refills while it runs).
+const BURST: u64 = 20;
+
+/// A client of that test's principal `name`.
+fn client_of(server: &Server, name: &str) -> McpClient {
+    McpClient::new(&server.mcp).with_header("authorization", &format!("Bearer tok-{name}"))
+}
+
+/// A sessionless ping whose params nest arrays so that the whole body is `depth` deep.
+fn ping_nested(depth: usize) -> String {
+    // The envelope and `params` are two levels.
+    let arrays = depth - 2;
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"deep":{}{}}}}}"#,
+        "[".repeat(arrays),
+        "]".repeat(arrays)
+    )
+}
+
+/// One refusal and what it must be.
+struct Refusal {
+    raw: RawResponse,
+    status: u16,
+    code: i32,
+    /// The whole error message.
+    message: String,
+    /// `data.max` of a count or rate limit (whose code is `LIMIT_EXCEEDED`).
+    max: Option<u64>,
+}
+
+impl Refusal {
+    /// A refusal by a size limit: `status`, `INVALID_REQUEST`, no `data`.
+    fn size(raw: RawResponse, status: u16, message: &str) -> Self {
+        let (code, message) = (session::INVALID_REQUEST, message.to_owned());
+        Refusal {
+            raw,
+            status,
+            code,
+            message,
+            max: None,
+        }
+    }
+
+    /// A refusal by a count or rate limit: 429, `LIMIT_EXCEEDED`, `data.max`.
+    fn count(raw: RawResponse, max: u64, message: String) -> Self {
+        let (status, code, max) = (429, session::LIMIT_EXCEEDED, Some(max));
+        Refusal {
+            raw,
+            status,
+            code,
+            message,
+            max,
+        }
+    }
+}
+
+/// Makes the server refuse one request by the limit labelled `limit` (one of
+/// [`LIMIT_LABELS`]).
+async fn refuse_by(server: &Server, limit: &str) -> Refusal {
+    match limit {
+        "body_bytes" => {
+            let padding = "p".repeat(2000);
+            let ping = message(1, "ping", Some(json!({ "padding": padding })));
+            let raw = client_of(server, "misc").post_raw(ping, |_| {}).await;
+            Refusal::size(raw, 413, "payload too large: the limit is 1024 bytes")
+        }
+        "header_bytes" => {
+            let raw = client_of(server, "misc")
+                .post_raw(message(2, "ping", None), |headers| {
+                    headers.insert("x-padding", "p".repeat(3000).parse().unwrap());
+                })
+                .await;
+            let expected = "request header fields too large: the limit is 2048 bytes";
+            Refusal::size(raw, 431, expected)
+        }
+        "json_depth" => {
+            let raw = client_of(server, "misc")
+                .post_raw(ping_nested(9), |_| {})
+                .await;
+            Refusal::size(raw, 400, "JSON nesting deeper than 8")
+        }
+        "sse_streams_per_session" => {
+            let mut client = client_of(server, "streams");
+            client.initialize().await;
+            client.notify_initialized().await;
+            let _open = client.get_stream(None).await;
+            let raw = client
+                .open_stream(None)
+                .await
+                .expect_err("a second stream of the session is refused");
+            let expected = "too many open streams for this session on this replica (max 1)";
+            Refusal::count(raw, 1, expected.to_owned())
+        }
+        "in_flight_per_session" => {
+            let mut client = client_of(server, "inflight");
+            client.initialize().await;
+            client.notify_initialized().await;
+            // `ask_user` waits for the client's answer to its elicitation, holding the
+            // session's one slot; its reply is a stream, whose first event says it is in.
+            let id = client.next_id();
+            let call = json!({ "name": "ask_user", "arguments": { "question": "held?" } });
+            let mut held = client
+                .post(&message(id, "tools/call", Some(call)))
+                .await
+                .into_stream();
+            held.expect_event().await;
+            let echo = json!({ "name": "echo", "arguments": { "text": "hi" } });
+            let raw = client
+                .post_raw(message(id + 1, "tools/call", Some(echo)), |_| {})
+                .await;
+            assert_eq!(client.cancel(id, "done").await.status, 202);
+            let expected = "too many requests in flight for this session on this replica (max 1)";
+            Refusal::count(raw, 1, expected.to_owned())
+        }
+        "sessions_per_principal" => {
+            client_of(server, "sessions").initialize().await;
+            let params = json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": { "name": "t", "version": "1" }
+            });
+            let raw = client_of(server, "sessions")
+                .post_raw(message(1, "initialize", Some(params)), |_| {})
+                .await;
+            let expected = "too many sessions for this principal (max 1)";
+            Refusal::count(raw, 1, expected.to_owned())
+        }
+        "rate_per_principal" => {
+            let client = client_of(server, "rate");
+            for id in 0..BURST {
+                let id = i64::try_from(id).unwrap();
+                let raw = client.post_raw(message(id, "ping", None), |_| {}).await;
+                assert_eq!(raw.status, 200, "ping {id} of the burst: {raw}");
+            }
+            let raw = client.post_raw(message(99, "ping", None), |_| {}).await;
+            assert!(raw.header("retry-after").is_some(), "{raw}");
+            let expected = format!(
+                "rate limit exceeded for this principal on this replica (burst of {BURST} requests)"
+            );
+            Refusal::count(raw, BURST, expected)
+        }
+        other => panic!("no case for the limit {other}: add one here"),
+    }
+}
+
+/// Every limit the binary counts on `/metrics`, refused once through the real binary: the
+/// status, the whole message, `data` for the count and rate limits, and a code of the session
+/// era's table, none of the range dual-era clients read as a 2026-07-28 answer.
+#[tokio::test]
+async fn every_limit_refuses_with_its_status_body_and_a_session_era_code() {
+    let burst = BURST.to_string();
+    let server = common::start_with_env(
+        &[
+            "--auth",
+            "static",
+            "--max-body-bytes",
+            "1024",
+            "--max-header-bytes",
+            "2048",
+            "--max-json-depth",
+            "8",
+            "--max-streams-per-session",
+            "1",
+            "--max-in-flight-per-session",
+            "1",
+            "--max-sessions-per-principal",
+            "1",
+            "--rate-limit",
+            "20/h",
+            "--rate-limit-burst",
+            &burst,
+        ],
+        &[("SHOAL_AUTH_TOKENS", LIMIT_TOKENS)],
+    )
+    .await;
+    let session_era: Vec<i32> = session::ALL.iter().map(|(_, code)| *code).collect();
+    for limit in LIMIT_LABELS {
+        let Refusal {
+            raw,
+            status,
+            code,
+            message,
+            max,
+        } = refuse_by(&server, limit).await;
+        let error = raw.assert_rpc_error(status, i64::from(code), &message);
+        assert_eq!(error["message"], message, "{limit}: {raw}");
+        assert_eq!(
+            raw.json().get("id"),
+            None,
+            "{limit}: the id is unknown: {raw}"
+        );
+        assert!(
+            session_era.contains(&code) && !codes::MODERN_ONLY.contains(&code),
+            "{limit}: {raw}"
+        );
+        match max {
+            Some(max) => assert_eq!(
+                error["data"],
+                json!({ "limit": limit, "max": max }),
+                "{raw}"
+            ),
+            None => assert_eq!(error.get("data"), None, "{raw}"),
+        }
+        println!("{limit}: {status} {code} {message:?}");
+        let sample = format!("shoal_limit_rejections_total{{limit=\"{limit}\"}}");
+        assert_eq!(metric(&server, &sample).await, 1.0, "{sample}");
+    }
+}
+
 #[tokio::test]
 async fn headers_over_the_limit_are_431_from_the_transport_and_from_hyper() {
     let server = start(&["--max-header-bytes", "4096"]).await;
@@ -82,7 +300,7 @@ async fn headers_over_the_limit_are_431_from_the_transport_and_from_hyper() {
         .unwrap();
     assert_eq!(response.status(), 431);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32600, "{body}");
+    assert_eq!(body["error"]["code"], session::INVALID_REQUEST, "{body}");
     assert_eq!(
         body["error"]["message"],
         "request header fields too large: the limit is 4096 bytes"
@@ -283,7 +501,7 @@ async fn rate_limit_from_the_environment_refuses_with_retry_after() {
     assert_eq!(statuses[1].0, 200);
     let (status, retry_after, body) = &statuses[2];
     assert_eq!(*status, 429, "{body}");
-    assert_eq!(body["error"]["code"], -32029, "{body}");
+    assert_eq!(body["error"]["code"], session::LIMIT_EXCEEDED, "{body}");
     assert_eq!(
         body["error"]["data"],
         json!({"limit": "rate_per_principal", "max": 2})

@@ -1,6 +1,7 @@
 //! `/metrics` on the admin listener, as Prometheus scrapes it: the real binary over a real
-//! Redis, driven through initialize, tool calls (known, unknown, streamed), a standalone GET
-//! stream, a resumption and a DELETE; every metric family is there with bounded labels.
+//! Redis, driven through initialize, tool calls (known, unknown, streamed), prompts (known,
+//! unknown), a method outside the spec, a standalone GET stream, a resumption and a DELETE;
+//! every metric family is there with bounded labels.
 
 // Test helpers fail the test by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -88,8 +89,15 @@ async fn scrape(server: &Server) -> (String, Vec<Sample>) {
 #[tokio::test]
 async fn metrics_cover_every_family_with_bounded_labels() {
     let redis = RedisServer::start().await;
-    let server =
-        common::start(&["--session-host", &redis.url(), "--node-id", "metrics-node"]).await;
+    let server = common::start(&[
+        "--session-host",
+        &redis.url(),
+        "--node-id",
+        "metrics-node",
+        "--tools",
+        "demo,conformance",
+    ])
+    .await;
     let client = reqwest::Client::new();
 
     let session = common::initialize(&client, &server.mcp).await;
@@ -112,6 +120,31 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         .await
         .unwrap();
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+
+    // A prompt, a name no provider knows, and a method outside the spec.
+    let mut answers = Vec::new();
+    for (id, method, params) in [
+        (4, "prompts/get", json!({"name": "test_simple_prompt"})),
+        (5, "prompts/get", json!({"name": "no-such-prompt-4711"})),
+        (6, "made/up-4711", json!({})),
+    ] {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let answer: Value = common::post(&client, &server.mcp, Some(&session), body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answers.push(answer);
+    }
+    assert!(
+        answers[0]["result"]["messages"].is_array(),
+        "{}",
+        answers[0]
+    );
+    assert_eq!(answers[1]["error"]["code"], -32602, "{}", answers[1]);
+    assert_eq!(answers[2]["error"]["code"], -32601, "{}", answers[2]);
 
     // A streamed reply: count with a progress token.
     let mut count = call(3, "count", json!({"to": 2, "interval_ms": 20}));
@@ -226,8 +259,8 @@ async fn metrics_cover_every_family_with_bounded_labels() {
                 ("http_response_status_code", "200")
             ]
         ),
-        4.0,
-        "initialize, echo, unknown tool, count:\n{text}"
+        7.0,
+        "initialize, echo, unknown tool, two prompts, unknown method, count:\n{text}"
     );
     assert_eq!(
         value(
@@ -312,6 +345,56 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         !text.contains("no-such-tool-4711"),
         "an unknown tool name became a label"
     );
+    let get = ("mcp_method_name", "prompts/get");
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[
+                get,
+                ("gen_ai_prompt_name", "test_simple_prompt"),
+                ("gen_ai_tool_name", ""),
+                ("error_type", "")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[
+                get,
+                ("gen_ai_prompt_name", "_unknown"),
+                ("error_type", "-32602")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains("no-such-prompt-4711"),
+        "an unknown prompt name became a label"
+    );
+    // A method outside the spec's list is `_OTHER`, as OpenTelemetry names it.
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[
+                ("mcp_method_name", "_OTHER"),
+                ("gen_ai_tool_name", ""),
+                ("error_type", "-32601")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains("made/up"),
+        "an unknown method became a label"
+    );
 
     // Sessions.
     assert_eq!(
@@ -379,11 +462,26 @@ async fn metrics_cover_every_family_with_bounded_labels() {
     assert!(node.starts_with("metrics-node-"), "{node}");
     assert!(node.len() > "metrics-node-".len(), "{node}");
 
-    // Buckets for an RPC service.
-    assert!(
-        text.contains("le=\"0.0005\"") && text.contains("le=\"10\""),
-        "{text}"
-    );
+    // Buckets for an RPC service; MCP operations up to the 300 s OpenTelemetry advises (a tool
+    // may wait on a user), HTTP up to 10 s.
+    let buckets = |name: &str| -> Vec<String> {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter_map(|s| s.labels.get("le").cloned())
+            .collect()
+    };
+    let operation = buckets("mcp_server_operation_duration_seconds_bucket");
+    for le in [
+        "0.0005", "0.01", "0.02", "0.2", "10", "30", "60", "120", "300", "+Inf",
+    ] {
+        assert!(operation.iter().any(|b| b == le), "no le={le}:\n{text}");
+    }
+    let http = buckets("http_server_request_duration_seconds_bucket");
+    for le in ["0.0005", "10", "+Inf"] {
+        assert!(http.iter().any(|b| b == le), "no le={le}:\n{text}");
+    }
+    assert!(!http.iter().any(|b| b == "300"), "{text}");
 
     // No session id, and no stream id, anywhere.
     assert!(

@@ -27,6 +27,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::json;
+use shoal_core::codes::session;
 use shoal_testkit::client::{LAST_EVENT_ID, message};
 use shoal_testkit::cluster::ShoalCluster;
 use shoal_testkit::{McpClient, RawResponse};
@@ -40,9 +41,9 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(20);
 /// How many times a server is started on fresh ports when one was taken meanwhile.
 const PORT_ATTEMPTS: usize = 5;
 /// The JSON-RPC code of an unknown (or someone else's) session.
-const SESSION_NOT_FOUND: i64 = -32001;
+const SESSION_NOT_FOUND: i64 = session::SESSION_NOT_FOUND as i64;
 /// The JSON-RPC code of the Host/Origin guard's refusals.
-const INVALID_REQUEST: i64 = -32600;
+const INVALID_REQUEST: i64 = session::INVALID_REQUEST as i64;
 /// The public URL of the metadata test: what clients use, on no address of this machine.
 const PUBLIC_URL: &str = "https://mcp.example.com/mcp";
 

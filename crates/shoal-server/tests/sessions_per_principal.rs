@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use shoal_core::codes::session;
 use shoal_testkit::client::message;
 use shoal_testkit::cluster::ShoalCluster;
 use shoal_testkit::{McpClient, RawResponse};
@@ -25,7 +26,7 @@ use common::SHOAL;
 /// A test that takes longer than this has hung.
 const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// The JSON-RPC code of a count or rate limit.
-const LIMIT_EXCEEDED: i64 = -32029;
+const LIMIT_EXCEEDED: i64 = session::LIMIT_EXCEEDED as i64;
 
 async fn bounded<F: Future<Output = ()>>(test: F) {
     tokio::time::timeout(TEST_TIMEOUT, test)
@@ -77,7 +78,7 @@ async fn initialize_raw(url: &str, token: &str) -> RawResponse {
         .await
 }
 
-/// The exact refusal: 429, no `Retry-After`, no session id, code -32029 and its data.
+/// The exact refusal: 429, no `Retry-After`, no session id, the limit code and its data.
 fn assert_at_limit(raw: &RawResponse, max: u64) {
     let error = raw.assert_rpc_error(
         429,

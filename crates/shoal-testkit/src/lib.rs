@@ -17,6 +17,7 @@
 //! - [`tcp_fault::TcpFaultProxy`]: a TCP forwarder in front of Redis with run-time faults
 //!   (latency, stalls, dropped or refused connections).
 //! - [`otlp::OtlpReceiver`]: an OTLP/HTTP trace receiver that records the spans it gets.
+//! - [`tls::PrivateCa`] / [`tls::TlsTerminator`]: a throwaway CA; `https://` before a server.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
 //! - [`faults`]: the fault-injection suite (scenarios, the steady load, the checker that
@@ -59,6 +60,7 @@ mod server;
 pub mod sse;
 mod stream;
 pub mod tcp_fault;
+pub mod tls;
 
 #[doc(inline)]
 pub use client::{Exchange, McpClient, Reply};

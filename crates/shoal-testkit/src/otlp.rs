@@ -40,6 +40,10 @@ pub struct ReceivedSpan {
     pub parent_span_id: String,
     /// The span's name.
     pub name: String,
+    /// The status code: 0 unset, 1 ok, 2 error.
+    pub status_code: i32,
+    /// The status description (set with an error status).
+    pub status_message: String,
     /// The resource's attributes (`service.name`, `shoal.node`…), as text.
     pub resource: BTreeMap<String, String>,
     /// The span's attributes, as text.
@@ -122,6 +126,8 @@ async fn export(
                     span_id: hex(&span.span_id),
                     parent_span_id: hex(&span.parent_span_id),
                     name: span.name,
+                    status_code: span.status.as_ref().map_or(0, |s| s.code),
+                    status_message: span.status.map(|s| s.message).unwrap_or_default(),
                     resource: resource.clone(),
                     attributes: attributes(&span.attributes),
                     link_trace_ids: span.links.iter().map(|l| hex(&l.trace_id)).collect(),

@@ -42,15 +42,29 @@ impl SseEvent {
         self.id.is_some() && self.data.as_deref() == Some("")
     }
 
-    /// The stream part of a `<stream>.<seq>` id.
+    /// The stream part of a `<stream>.<seq>` id (a stored event's) or a
+    /// `<stream>.<seq>.<nonce>` id (a priming event's).
     pub fn stream(&self) -> Option<&str> {
-        Some(self.id.as_deref()?.rsplit_once('.')?.0)
+        id_stream(self.id.as_deref()?)
     }
 
-    /// The sequence part of a `<stream>.<seq>` id.
+    /// The sequence part of a `<stream>.<seq>` or `<stream>.<seq>.<nonce>` id: the position
+    /// the event stands for.
     pub fn seq(&self) -> Option<u64> {
-        self.id.as_deref()?.rsplit_once('.')?.1.parse().ok()
+        id_seq(self.id.as_deref()?)
     }
+}
+
+/// The stream part of an event id, stored (`<stream>.<seq>`) or priming
+/// (`<stream>.<seq>.<nonce>`).
+pub fn id_stream(id: &str) -> Option<&str> {
+    Some(id.split_once('.')?.0)
+}
+
+/// The sequence part of an event id, stored or priming: the position it names.
+pub fn id_seq(id: &str) -> Option<u64> {
+    let (_, rest) = id.split_once('.')?;
+    rest.split('.').next()?.parse().ok()
 }
 
 /// What the parser yields.
@@ -208,6 +222,11 @@ mod tests {
         assert_eq!(priming.stream(), Some("abc"));
         assert_eq!(priming.seq(), Some(0));
         assert_eq!(priming.json(), None);
+        let SseItem::Event(nonced) = &parse("id: abc.7.n0nc3\nretry: 5\ndata: \n\n")[0] else {
+            panic!("an event");
+        };
+        assert_eq!(nonced.stream(), Some("abc"));
+        assert_eq!(nonced.seq(), Some(7));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use axum::response::Response;
 use shoal_core::engine::SessionError;
-use shoal_core::ids::EventId;
+use shoal_core::ids::{EventId, LastEventId};
 use shoal_core::session::{Principal, SessionRecord};
 use shoal_core::version;
 
@@ -31,12 +31,14 @@ pub(crate) async fn handle(
     let slot = state.limits.stream(session.id.as_str())?;
     match headers.get(LAST_EVENT_ID) {
         Some(last) => {
-            let last: EventId = last
+            // A stored event's id or a priming event's: either names the position to resume
+            // after.
+            let last: LastEventId = last
                 .to_str()
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .ok_or(Rejection::BadLastEventId("malformed Last-Event-ID"))?;
-            serve_stream(state, &session, &last, true, slot).await
+            serve_stream(state, &session, last.position(), true, slot).await
         }
         None => {
             let subscription = state
@@ -54,8 +56,8 @@ pub(crate) async fn handle(
     }
 }
 
-/// Serves the stream `from` names, after that event; `resumed` when the client asked for it
-/// with `Last-Event-ID`. `slot` (an in-flight or stream slot) is held until the body is dropped.
+/// Serves the stream `from` names, after that position (the priming event stands for it, with
+/// an id of its own); `resumed` when the client asked for it with `Last-Event-ID`. `slot` (an in-flight or stream slot) is held until the body is dropped.
 pub(crate) async fn serve_stream(
     state: &AppState,
     session: &SessionRecord,

@@ -51,9 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{InvalidRateLimit, RateLimit, ToolScopeCheck, TransportConfig};
 pub use guard::{HostGuard, HostGuardLayer};
-pub use rejection::{
-    Challenge, LIMIT_EXCEEDED, Limit, LimitExceeded, Rejection, SESSION_NOT_FOUND,
-};
+pub use rejection::{Challenge, Limit, LimitExceeded, Rejection};
 /// The SSE framing of one event, for the `sse_round_trip` fuzz target (`fuzz/`); not part of
 /// the API.
 #[doc(hidden)]

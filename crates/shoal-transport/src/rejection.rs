@@ -7,12 +7,12 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use shoal_core::jsonrpc::{self, INTERNAL_ERROR, INVALID_REQUEST, ParseError, RequestId, RpcError};
-
-/// `-32001`: the code the official SDKs use for an unknown session.
-pub const SESSION_NOT_FOUND: i32 = -32001;
-/// `-32029`: a count or rate limit refused the request (server-defined; 429 in HTTP).
-pub const LIMIT_EXCEEDED: i32 = -32029;
+// Every request the transport refuses is of the session era (it refuses the 2026-07-28 ones
+// with a plain 400): its codes come from that era's table.
+use shoal_core::codes::session::{
+    INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, SESSION_NOT_FOUND,
+};
+use shoal_core::jsonrpc::{self, ParseError, RequestId, RpcError};
 
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,7 +53,8 @@ pub enum Rejection {
     /// a plain 400 tells dual-era clients to fall back to `initialize`.
     #[error("bad request: stateless requests are not supported; send initialize")]
     StatelessRequest,
-    /// 404: unknown, expired, deleted, or another principal's session.
+    /// 404: unknown, expired, deleted, or another principal's session; code
+    /// [`SESSION_NOT_FOUND`].
     #[error("session not found")]
     SessionNotFound,
     /// 400: `Last-Event-ID` is malformed, of another stream, or no longer retained.
@@ -82,7 +83,8 @@ pub enum Rejection {
     /// 400: the JSON body nests deeper than the configured limit.
     #[error("JSON nesting deeper than {0}")]
     JsonTooDeep(usize),
-    /// 429: a count or rate limit, with `Retry-After` when known.
+    /// 429: a count or rate limit, with `Retry-After` when known; code
+    /// [`LIMIT_EXCEEDED`].
     #[error("{0}")]
     Limit(LimitExceeded),
 }

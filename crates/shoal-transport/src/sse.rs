@@ -2,11 +2,17 @@
 //!
 //! Every event carries its id (`<stream>.<seq>`). A stream opens with a priming event (an id and
 //! empty data, plus `retry`) so that a client whose connection breaks before the first real
-//! event can still resume. Idle streams get keep-alive comments. When the server drains, or a
-//! handler asks to close the connection, the stream ends with `retry` and the client resumes
-//! elsewhere from the last id it saw.
+//! event can still resume. Its id, `<stream>.<seq>.<nonce>`, names the position the connection
+//! starts after plus a nonce of this connection: connections that start at one position (two
+//! resumptions from one id; a GET after the last stored event) must not send one id twice, and
+//! a resumption from it starts at that position, on any replica.
+//!
+//! Idle streams get keep-alive comments. When the server drains, or a handler asks to close the
+//! connection, the stream ends with `retry` and the client resumes elsewhere from the last id it
+//! saw.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,14 +22,15 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use shoal_core::host::{HostError, StoredEvent, StreamEvent, Subscription};
-use shoal_core::ids::{EventId, StreamId};
+use shoal_core::ids::{EventId, PrimingId, StreamId};
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::Slot;
 use crate::metrics::{self, OpenStream, StreamKind};
 
-/// Frames `id`, optional `retry`, and `data` (single-line JSON, or empty for priming).
-pub fn event(id: &EventId, retry: Option<Duration>, data: &str) -> Bytes {
+/// Frames `id` (an [`EventId`], or a [`PrimingId`]), optional `retry`, and `data` (single-line
+/// JSON, or empty for priming).
+pub fn event(id: &impl fmt::Display, retry: Option<Duration>, data: &str) -> Bytes {
     let mut frame = format!("id: {id}\n");
     if let Some(retry) = retry {
         frame.push_str(&format!("retry: {}\n", retry.as_millis()));
@@ -67,14 +74,11 @@ pub(crate) fn response(
     slot: Slot,
 ) -> Response {
     let first = options.priming.then(|| {
-        event(
-            &EventId {
-                stream: stream.clone(),
-                seq: subscription.after,
-            },
-            Some(options.retry),
-            "",
-        )
+        let position = EventId {
+            stream: stream.clone(),
+            seq: subscription.after,
+        };
+        event(&PrimingId::new(position), Some(options.retry), "")
     });
     let state = State {
         _open: OpenStream::open(options.kind),
@@ -155,9 +159,10 @@ mod tests {
             event(&id, None, "{}"),
             Bytes::from("id: aaaaaaaaaaaaaaaa.3\ndata: {}\n\n")
         );
+        let priming: PrimingId = "aaaaaaaaaaaaaaaa.3.AAAAAAAAAAAAAAAA".parse().unwrap();
         assert_eq!(
-            event(&id, Some(Duration::from_millis(500)), ""),
-            Bytes::from("id: aaaaaaaaaaaaaaaa.3\nretry: 500\ndata: \n\n")
+            event(&priming, Some(Duration::from_millis(500)), ""),
+            Bytes::from("id: aaaaaaaaaaaaaaaa.3.AAAAAAAAAAAAAAAA\nretry: 500\ndata: \n\n")
         );
     }
 }

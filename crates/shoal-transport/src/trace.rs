@@ -3,14 +3,17 @@
 //! [`trace_http`] is a middleware, put on the whole router like
 //! [`track_http`](crate::metrics::track_http) so that it sees the route template. The span is
 //! named `<method> <route>` (OpenTelemetry's HTTP server convention) and carries
-//! `http.request.method`, `http.route` and `http.response.status_code`. When the binary installed
+//! `http.request.method`, `http.route`, `network.protocol.version` and
+//! `http.response.status_code`. When the binary installed
 //! a [`Propagator`](shoal_core::engine::trace::Propagator), the span's parent is the context of
 //! the `traceparent` / `tracestate` headers. Like the metrics, it ends when the response headers
-//! are ready (an SSE stream outlives it; the MCP operation has its own span).
+//! are ready (an SSE stream outlives it; the MCP operation has its own span, whose parent is the
+//! context of the message's `params._meta` when it has one, linked to this span).
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use http::Version;
 use tracing::Instrument;
 
 use crate::metrics::method_label;
@@ -25,6 +28,7 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
         http.route = tracing::field::Empty,
+        network.protocol.version = protocol_version(request.version()),
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
     );
@@ -57,4 +61,27 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
         span.record("otel.status_code", "error");
     }
     response
+}
+
+/// `network.protocol.version`: the HTTP version as OpenTelemetry writes it (`1.1`, `2`).
+fn protocol_version(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => "_OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_versions_are_written_as_opentelemetry_does() {
+        assert_eq!(protocol_version(Version::HTTP_11), "1.1");
+        assert_eq!(protocol_version(Version::HTTP_2), "2");
+    }
 }

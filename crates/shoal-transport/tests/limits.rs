@@ -13,11 +13,12 @@ use std::time::Duration;
 use common::{Harness, PATIENCE, PRINCIPAL_HEADER, start_streaming_call};
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
+use shoal_core::codes::session;
 use shoal_testkit::McpClient;
 use shoal_testkit::client::message;
-use shoal_transport::{LIMIT_EXCEEDED, RateLimit, TransportConfig};
+use shoal_transport::{RateLimit, TransportConfig};
 
-const INVALID_REQUEST: i64 = -32600;
+const INVALID_REQUEST: i64 = session::INVALID_REQUEST as i64;
 
 fn echo(id: i64) -> Value {
     message(
@@ -120,7 +121,7 @@ async fn json_nested_deeper_than_the_limit_is_400() {
 
 /// Asserts a 429 of `limit` with `max`; returns the response's `Retry-After`, if any.
 fn assert_limit(raw: &shoal_testkit::RawResponse, limit: &str, max: u64, message: &str) {
-    let error = raw.assert_rpc_error(429, i64::from(LIMIT_EXCEEDED), message);
+    let error = raw.assert_rpc_error(429, i64::from(session::LIMIT_EXCEEDED), message);
     assert_eq!(
         error["data"],
         json!({ "limit": limit, "max": max }),

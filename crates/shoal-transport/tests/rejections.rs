@@ -14,6 +14,7 @@ use common::{Harness, PRINCIPAL_HEADER};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use shoal_core::codes::{self, session};
 use shoal_core::engine::{Engine, EngineConfig};
 use shoal_core::handler::Handlers;
 use shoal_core::host::{MemoryHost, MemoryHostConfig};
@@ -23,9 +24,9 @@ use shoal_testkit::{McpClient, spawn_router};
 use shoal_transport::{Challenge, HostGuardLayer, Rejection, TransportConfig};
 use tokio_util::sync::CancellationToken;
 
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const SESSION_NOT_FOUND: i64 = -32001;
+const PARSE_ERROR: i64 = session::PARSE_ERROR as i64;
+const INVALID_REQUEST: i64 = session::INVALID_REQUEST as i64;
+const SESSION_NOT_FOUND: i64 = session::SESSION_NOT_FOUND as i64;
 
 fn ping(id: i64) -> Value {
     message(id, "ping", None)
@@ -287,9 +288,9 @@ async fn stateless_era_requests_and_discover_probes_get_a_plain_400() {
 /// A "plain" 400: no code of the range the 2026 revision reserves, which dual-era clients read
 /// as "a modern server".
 fn assert_plain(error: &Value) {
-    let code = error["code"].as_i64().unwrap();
+    let code = i32::try_from(error["code"].as_i64().unwrap()).unwrap();
     assert!(
-        !(-32099..=-32020).contains(&code),
+        !codes::MODERN_ONLY.contains(&code),
         "reserved code {code}: {error}"
     );
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::metrics::{self as m, Operation};
 use super::pagination::page;
-use super::trace;
+use super::trace::{self, Failure};
 use crate::handler::{HandlerError, Handlers, RequestContext, ToolError};
 use crate::host::SessionUpdate;
 use crate::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Request, RpcError};
@@ -49,36 +49,36 @@ pub(crate) async fn request(
 ) -> String {
     let started = tokio::time::Instant::now();
     let method = m::method_label(&request.method);
-    let mut operation = if method == "tools/call" {
-        Operation::tool_call()
-    } else {
-        Operation::default()
-    };
-    let span = trace::operation_span(
-        &request.method,
-        Some(ctx.session_id()),
-        shared.host.node_id().as_str(),
-    );
-    // Spans may name the tool the client asked for (metrics only name registered ones).
-    if method == "tools/call"
-        && let Some(tool) = request
-            .params
-            .as_ref()
-            .and_then(|p| p.get("name"))
-            .and_then(Value::as_str)
-    {
-        span.record("gen_ai.tool.name", tool);
-        span.record("otel.name", format!("tools/call {tool}").as_str());
-    }
+    let mut operation = Operation::of(method);
+    let span = trace::operation_span(method, request, shared.host.node_id().as_str());
+    trace::record_session(&span, ctx.session_id(), ctx.protocol_version());
     let outcome = dispatch(shared, ctx, request, &mut operation)
         .instrument(span.clone())
         .await;
-    if let Err(error) = &outcome {
-        operation.error = Some(m::error_code_label(error.code));
+    // Only a name a provider knows (not `_unknown`) names the span.
+    if let Some(target) = operation.tool.as_deref().or(operation.prompt.as_deref())
+        && target != m::UNKNOWN
+    {
+        trace::record_target(&span, method, target);
     }
-    if let Some(error) = &operation.error {
-        span.record("error.type", &**error);
-        span.record("otel.status_code", "error");
+    match &outcome {
+        Err(error) => {
+            let code = m::error_code_label(error.code);
+            let message = &error.message;
+            trace::record_failure(
+                &span,
+                Failure::Rpc {
+                    code: &code,
+                    message,
+                },
+            );
+            operation.error = Some(code);
+        }
+        Ok(_) => {
+            if let Some(error_type) = &operation.error {
+                trace::record_failure(&span, Failure::InResult { error_type });
+            }
+        }
     }
     operation.record(method, started.elapsed().as_secs_f64());
     match outcome {
@@ -107,7 +107,7 @@ async fn dispatch(
         "resources/subscribe" => subscribe(shared, &ctx, request, true).await,
         "resources/unsubscribe" => subscribe(shared, &ctx, request, false).await,
         "prompts/list" => list_prompts(shared, &ctx, request).await,
-        "prompts/get" => get_prompt(shared, ctx, request).await,
+        "prompts/get" => get_prompt(shared, ctx, request, operation).await,
         "completion/complete" => complete(shared, ctx, request).await,
         "logging/setLevel" => set_level(shared, &ctx, request).await,
         method => Err(jsonrpc::rpc_error(
@@ -294,12 +294,23 @@ struct GetPromptParams {
     arguments: Option<Map<String, Value>>,
 }
 
-async fn get_prompt(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
+/// Gets a prompt. Its name becomes the `gen_ai_prompt_name` label only once a provider knows
+/// it, as a tool's does.
+async fn get_prompt(
+    shared: &Shared,
+    ctx: RequestContext,
+    request: &Request,
+    operation: &mut Operation,
+) -> Outcome {
     let GetPromptParams { name, arguments } = params(request)?;
     let arguments = arguments.unwrap_or_default();
     let unknown = || jsonrpc::rpc_error(INVALID_PARAMS, format!("unknown prompt: {name}"));
     for provider in &shared.handlers.prompts {
-        match provider.get(ctx.clone(), &name, arguments.clone()).await {
+        let outcome = provider.get(ctx.clone(), &name, arguments.clone()).await;
+        if !matches!(outcome, Err(HandlerError::NotFound)) {
+            operation.prompt = Some(name.clone().into());
+        }
+        match outcome {
             Err(HandlerError::NotFound) => continue,
             Ok(result) => return to_value(&result),
             Err(error) => return Err(handler_error(error, unknown())),

@@ -2,8 +2,9 @@
 //! exporter; without one, recording is a no-op).
 //!
 //! Label values come from bounded sets: method names from the spec's list (anything else is
-//! `_unknown`), tool names only of tools a provider actually ran (an unknown name is
-//! `_unknown`), error types from JSON-RPC codes.
+//! `_OTHER`, as OpenTelemetry names values outside a known set), tool and prompt names only of
+//! those a provider actually ran (an unknown name is `_unknown`), error types from JSON-RPC
+//! codes.
 
 use metrics::Label;
 pub(crate) use metrics::SharedString;
@@ -11,7 +12,8 @@ pub(crate) use metrics::SharedString;
 use crate::jsonrpc;
 
 /// Histogram: how long the engine took to answer one request, by `mcp_method_name`,
-/// `gen_ai_tool_name` (tools/call only) and `error_type` (absent on success).
+/// `gen_ai_tool_name` (tools/call only), `gen_ai_prompt_name` (prompts/get only) and
+/// `error_type` (absent on success).
 pub const OPERATION_DURATION: &str = "mcp_server_operation_duration_seconds";
 /// Histogram: the lifetime of a session deleted by its client on this replica.
 pub const SESSION_DURATION: &str = "mcp_server_session_duration_seconds";
@@ -61,7 +63,17 @@ pub fn describe() {
     );
 }
 
-/// The `mcp_method_name` label: the method if the spec knows it, else `_unknown`.
+/// Histogram buckets (seconds) of [`OPERATION_DURATION`]: every boundary OpenTelemetry advises
+/// for it (10 ms to 300 s: a tool that asks the user through elicitation, or the model through
+/// sampling, waits on a person), and four below 10 ms, where most of this server's operations
+/// end (a Redis round trip or two).
+pub const OPERATION_BUCKETS: [f64; 18] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
+/// The `mcp_method_name` label (and the operation span's name): the method if the spec knows
+/// it, else `_OTHER`, so that a client cannot mint series or span names.
 pub(crate) fn method_label(method: &str) -> &'static str {
     match method {
         "initialize" => "initialize",
@@ -77,14 +89,26 @@ pub(crate) fn method_label(method: &str) -> &'static str {
         "prompts/get" => "prompts/get",
         "completion/complete" => "completion/complete",
         "logging/setLevel" => "logging/setLevel",
-        _ => UNKNOWN,
+        // Methods the spec defines for the server to send or for tasks: the server does not
+        // answer them (-32601), but they are the spec's names, which the convention keeps.
+        "roots/list" => "roots/list",
+        "sampling/createMessage" => "sampling/createMessage",
+        "elicitation/create" => "elicitation/create",
+        "tasks/get" => "tasks/get",
+        "tasks/result" => "tasks/result",
+        "tasks/list" => "tasks/list",
+        "tasks/cancel" => "tasks/cancel",
+        _ => OTHER_METHOD,
     }
 }
 
 /// The `error_type` of a tools/call whose result has `isError`.
 pub(crate) const TOOL_ERROR: &str = "tool_error";
 
-/// The label value of anything outside its bounded set.
+/// The `mcp_method_name` of a method outside the spec's list (OpenTelemetry's name for it).
+pub(crate) const OTHER_METHOD: &str = "_OTHER";
+
+/// The `gen_ai_tool_name` or `gen_ai_prompt_name` of a name no provider knows.
 pub(crate) const UNKNOWN: &str = "_unknown";
 
 /// The `error_type` of a JSON-RPC error: its code, as a string.
@@ -105,16 +129,27 @@ pub(crate) fn error_code_label(code: i32) -> SharedString {
 pub(crate) struct Operation {
     /// `gen_ai_tool_name`: set for tools/call only.
     pub(crate) tool: Option<SharedString>,
+    /// `gen_ai_prompt_name`: set for prompts/get only.
+    pub(crate) prompt: Option<SharedString>,
     /// `error_type`: set on failure.
     pub(crate) error: Option<SharedString>,
 }
 
 impl Operation {
-    /// A tools/call: the tool is `_unknown` until a provider runs it.
-    pub(crate) fn tool_call() -> Self {
-        Operation {
-            tool: Some(SharedString::const_str(UNKNOWN)),
-            error: None,
+    /// The labels of a request of `method` (a [`method_label`]): a tools/call's tool, a
+    /// prompts/get's prompt is `_unknown` until a provider runs it.
+    pub(crate) fn of(method: &str) -> Self {
+        let unknown = || Some(SharedString::const_str(UNKNOWN));
+        match method {
+            "tools/call" => Operation {
+                tool: unknown(),
+                ..Operation::default()
+            },
+            "prompts/get" => Operation {
+                prompt: unknown(),
+                ..Operation::default()
+            },
+            _ => Operation::default(),
         }
     }
 
@@ -124,6 +159,9 @@ impl Operation {
         labels.push(Label::from_static_parts("mcp_method_name", method));
         if let Some(tool) = self.tool {
             labels.push(Label::new("gen_ai_tool_name", tool));
+        }
+        if let Some(prompt) = self.prompt {
+            labels.push(Label::new("gen_ai_prompt_name", prompt));
         }
         if let Some(error) = self.error {
             labels.push(Label::new("error_type", error));
@@ -163,11 +201,28 @@ mod tests {
     #[test]
     fn labels_are_bounded() {
         assert_eq!(method_label("tools/call"), "tools/call");
-        assert_eq!(method_label("made/up"), UNKNOWN);
+        assert_eq!(method_label("elicitation/create"), "elicitation/create");
+        assert_eq!(method_label("made/up"), "_OTHER");
+        assert_eq!(method_label("Tools/Call"), "_OTHER");
         assert_eq!(error_code_label(jsonrpc::INVALID_PARAMS).as_ref(), "-32602");
         assert_eq!(error_code_label(-32002).as_ref(), "-32002");
         assert_eq!(error_code_label(-1).as_ref(), "-1");
-        let call = Operation::tool_call();
-        assert_eq!(call.tool.as_deref(), Some(UNKNOWN));
+        let call = Operation::of("tools/call");
+        assert_eq!((call.tool.as_deref(), call.prompt), (Some(UNKNOWN), None));
+        let get = Operation::of("prompts/get");
+        assert_eq!((get.tool, get.prompt.as_deref()), (None, Some(UNKNOWN)));
+        assert!(Operation::of("ping").tool.is_none());
+    }
+
+    #[test]
+    fn operation_buckets_keep_every_advised_boundary() {
+        // `mcp.server.operation.duration`'s ExplicitBucketBoundaries advice.
+        let advised = [
+            0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+        ];
+        for boundary in advised {
+            assert!(OPERATION_BUCKETS.contains(&boundary), "{boundary}");
+        }
+        assert!(OPERATION_BUCKETS.is_sorted());
     }
 }

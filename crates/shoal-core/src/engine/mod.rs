@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::codes;
 use crate::handler::{Handlers, Notifier, RequestContext};
 use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
@@ -177,14 +178,15 @@ impl Engine {
         request: &Request,
     ) -> Result<(SessionRecord, String), InitializeError> {
         let started = tokio::time::Instant::now();
-        let span = trace::operation_span("initialize", None, self.shared.host.node_id().as_str());
+        let span =
+            trace::operation_span("initialize", request, self.shared.host.node_id().as_str());
         let result = tracing::Instrument::instrument(
             self.initialize_session(principal, request),
             span.clone(),
         )
         .await;
         if let Ok((record, _)) = &result {
-            span.record("mcp.session.id", trace::session_hash(&record.id).as_str());
+            trace::record_session(&span, &record.id, &record.protocol_version);
         }
         let mut operation = metrics::Operation::default();
         match &result {
@@ -196,12 +198,16 @@ impl Engine {
                 operation.error = Some(metrics::error_code_label(jsonrpc::INTERNAL_ERROR));
             }
             Err(InitializeError::TooManySessions { .. }) => {
-                operation.error = Some(metrics::error_code_label(TOO_MANY_SESSIONS_CODE));
+                // The code the transport answers it with.
+                operation.error = Some(metrics::error_code_label(codes::session::LIMIT_EXCEEDED));
             }
         }
-        if let Some(error) = &operation.error {
-            span.record("error.type", &**error);
-            span.record("otel.status_code", "error");
+        if let (Some(code), Err(error)) = (&operation.error, &result) {
+            let message: &dyn std::fmt::Display = match error {
+                InitializeError::Invalid(error) => &error.message,
+                error => error,
+            };
+            trace::record_failure(&span, trace::Failure::Rpc { code, message });
         }
         operation.record("initialize", started.elapsed().as_secs_f64());
         result
@@ -536,10 +542,6 @@ pub enum InitializeError {
         max: usize,
     },
 }
-
-/// The JSON-RPC code the transport answers [`InitializeError::TooManySessions`] with
-/// (`shoal_transport::LIMIT_EXCEEDED`); here for the error metric's label.
-const TOO_MANY_SESSIONS_CODE: i32 = -32029;
 
 /// Counts a request as in flight until dropped.
 struct InFlight(Arc<std::sync::atomic::AtomicUsize>);

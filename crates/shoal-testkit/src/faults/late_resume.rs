@@ -272,7 +272,7 @@ async fn probe_inside(url: &str, checker: &Checker, client: usize) {
             return Err(format!("resuming {from}: not a stream"));
         };
         checker.resumed();
-        checker.call_connection(call, from.rsplit_once('.').map(|(s, _)| s));
+        checker.call_connection(call, crate::sse::id_stream(&from));
         loop {
             match stream.next_event_within(EVENT_WAIT).await {
                 Ok(Some(event)) => {

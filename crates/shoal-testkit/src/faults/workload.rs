@@ -615,7 +615,7 @@ pub(crate) async fn read_call(
             match http.get(session, Some(&from)).await {
                 Ok((Answer::Stream(stream), _)) => {
                     checker.resumed();
-                    checker.call_connection(call, from.rsplit_once('.').map(|(s, _)| s));
+                    checker.call_connection(call, crate::sse::id_stream(&from));
                     break stream;
                 }
                 Ok((_, _)) => {
