@@ -136,13 +136,7 @@ fn unreachable(error: &reqwest::Error) -> String {
     let mut next = std::error::Error::source(error);
     while let Some(cause) = next {
         causes.push(cause.to_string());
-        // hyper-rustls wraps rustls's error in an io::Error, whose `source` skips it.
-        let tls = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .or_else(|| cause.downcast_ref::<rustls::Error>());
-        if let Some(rustls::Error::InvalidCertificate(reason)) = tls {
+        if let Some(rustls::Error::InvalidCertificate(reason)) = tls_error(cause) {
             certificate = Some(format!("{reason:?}"));
         }
         next = cause.source();
@@ -156,6 +150,18 @@ fn unreachable(error: &reqwest::Error) -> String {
              SSL_CERT_FILE / SSL_CERT_DIR when set ({chain})"
         ),
         None => format!("unreachable ({chain})"),
+    }
+}
+
+/// The rustls error `cause` is or wraps: the TLS stack wraps it in `io::Error`s (sometimes
+/// more than one), whose `source` skips what they wrap.
+fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = cause;
+    loop {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = current.downcast_ref::<std::io::Error>()?.get_ref()?;
     }
 }
 
