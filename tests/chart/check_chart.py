@@ -13,7 +13,10 @@ no cluster, no network) and the Kubernetes JSON schemas shipped in kubernetes-va
    ServiceMonitor and PrometheusRule (prometheus-operator CRDs, no schema offline) get
    structural assertions instead.
 3. Assertions on what matters (see `check_render`).
-4. values.schema.json and the chart's own guards reject bad values.
+4. values.schema.json and the chart's own guards reject bad values, each with the message that
+   says what to set; static auth needs its tokens (an existing Secret or a value) and renders
+   the same on every render (the chart generates no token: `lookup` is empty under helm
+   template, Argo CD and Flux).
 5. deploy/kustomize: every base file is validated; with `kubectl` on PATH the overlays are built
    (`kubectl kustomize`) and validated and checked like the chart's output.
 
@@ -30,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import traceback
 from typing import Any, Callable
 
@@ -46,6 +50,16 @@ LINT_KUBE_VERSION = "v1.33.0"
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 RELEASE = "shoal"
 NAMESPACE = "mcp"
+# The one value the defaults need: static auth's tokens (the Secret deploy/kustomize uses too).
+BASE = {"shoal": {"auth": {"static": {"existingSecret": "shoal-tokens"}}}}
+# What the refusal of static auth without tokens must name, from the schema and from the
+# chart's own guard (which renders that skip the schema still meet).
+NO_TOKENS_SCHEMA = ["/shoal/auth/static/existingSecret", "/shoal/auth/static/tokens"]
+NO_TOKENS_GUARD = [
+    "shoal.auth.mode=static needs its tokens",
+    "set shoal.auth.static.existingSecret",
+    "or shoal.auth.static.tokens",
+]
 
 
 class Checks:
@@ -66,6 +80,17 @@ class Checks:
         else:
             self.passed += 1
             print(f"ok   {name}")
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, mappings merged key by key (as Helm merges values)."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def render(chart: helm.Chart, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -210,6 +235,8 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
         assert auth != "none", "auth none on 0.0.0.0 without SHOAL_ALLOW_UNAUTHENTICATED"
     if auth == "static":
         assert "secretKeyRef" in env["SHOAL_AUTH_TOKENS"]["valueFrom"], "static tokens"
+        if helm_chart:
+            check_tokens(docs, env["SHOAL_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"], values)
 
     # The Service exposes both ports by name.
     services = [
@@ -292,6 +319,24 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
             assert all(doc["kind"] != "Deployment" or doc is deployment for doc in docs), "a stray Deployment"
 
 
+def check_tokens(docs: list[dict[str, Any]], ref: dict[str, str], values: dict[str, Any]) -> None:
+    """The pod's tokens come from the existing Secret, untouched, or from the Secret the chart
+    makes of shoal.auth.static.tokens, holding exactly that value."""
+    static = values.get("shoal", {}).get("auth", {}).get("static", {})
+    secrets = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Secret"}
+    existing = static.get("existingSecret")
+    if existing:
+        assert ref == {"name": existing, "key": static.get("existingSecretKey", "tokens")}, ref
+        assert existing not in secrets, "the chart must not create the existing tokens Secret"
+    else:
+        assert ref["name"] in secrets, f"tokens Secret {ref['name']} is not rendered"
+        secret = secrets[ref["name"]]
+        tokens = base64.b64decode(secret["data"][ref["key"]]).decode()
+        assert tokens == static["tokens"], "the chart's tokens Secret is not shoal.auth.static.tokens"
+        annotations = secret["metadata"].get("annotations", {})
+        assert "helm.sh/resource-policy" not in annotations, "a kept tokens Secret outlives the release"
+
+
 def load_values(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as file:
         values = helm.values_from_yaml(file.read())
@@ -301,10 +346,12 @@ def load_values(path: str) -> dict[str, Any]:
 def check_chart(checks: Checks, repo: str) -> None:
     chart_dir = os.path.join(repo, "helm", "shoal")
     chart = helm.Chart.load(chart_dir)
-    cases = [("defaults", {})]
+    cases = []
     for path in sorted(glob.glob(os.path.join(chart_dir, "ci", "*-values.yaml"))):
         cases.append((os.path.relpath(path, repo), load_values(path)))
-    assert len(cases) > 1, "no helm/shoal/ci/*-values.yaml"
+    assert cases, "no helm/shoal/ci/*-values.yaml"
+    cases.append(("shoal.auth.static.tokens", merged(BASE, {"shoal": {"auth": {"static": {
+        "existingSecret": "", "tokens": "ci=ci-token-1,ops=ops-token-2"}}}})))
 
     for label, values in cases:
 
@@ -326,9 +373,9 @@ def check_chart(checks: Checks, repo: str) -> None:
         checks.check(f"helm template + kubernetes-validate + assertions ({label})", template)
 
     def same_checksum_for_same_config() -> None:
-        first = shoal_deployment(render(chart, {}))
-        second = shoal_deployment(render(chart, {}))
-        changed = shoal_deployment(render(chart, {"shoal": {"logFormat": "text"}}))
+        first = shoal_deployment(render(chart, BASE))
+        second = shoal_deployment(render(chart, BASE))
+        changed = shoal_deployment(render(chart, merged(BASE, {"shoal": {"logFormat": "text"}})))
         key = "checksum/config"
         annotations = [d["spec"]["template"]["metadata"]["annotations"][key] for d in (first, second, changed)]
         assert annotations[0] == annotations[1], "the checksum changes between identical renders"
@@ -336,36 +383,95 @@ def check_chart(checks: Checks, repo: str) -> None:
 
     checks.check("checksum/config follows the configuration", same_checksum_for_same_config)
 
+    def tokens_are_the_same_on_every_render() -> None:
+        def with_tokens(tokens: str) -> dict[str, Any]:
+            return merged(BASE, {"shoal": {"auth": {"static": {"existingSecret": "", "tokens": tokens}}}})
+
+        def secret_and_checksum(values: dict[str, Any]) -> tuple[Any, str]:
+            docs = render(chart, values)
+            secrets = [doc for doc in docs if doc["kind"] == "Secret" and doc["metadata"]["name"].endswith("-tokens")]
+            assert len(secrets) == 1, f"expected one tokens Secret, found {len(secrets)}"
+            annotations = shoal_deployment(docs)["spec"]["template"]["metadata"]["annotations"]
+            return secrets[0]["data"], annotations["checksum/config"]
+
+        first, second = (secret_and_checksum(with_tokens("ci=token-1")) for _ in range(2))
+        assert first == second, "the tokens Secret or the checksum differs between identical renders"
+        other = secret_and_checksum(with_tokens("ci=token-2"))
+        assert other[0] != first[0], "the tokens Secret ignores shoal.auth.static.tokens"
+        assert other[1] != first[1], "changed tokens do not roll the pods (checksum/config)"
+
+    checks.check("static tokens render the same every time; a change rolls the pods", tokens_are_the_same_on_every_render)
+
     def grace_follows_drain() -> None:
-        values = {"shoal": {"shutdownDelay": "10s", "drainTimeout": "50s"}, "terminationGracePeriodMarginSeconds": 7}
+        values = merged(BASE, {"shoal": {"shutdownDelay": "10s", "drainTimeout": "50s"}, "terminationGracePeriodMarginSeconds": 7})
         grace = shoal_deployment(render(chart, values))["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert grace == 67, f"terminationGracePeriodSeconds {grace}, want 10 + 50 + 7"
 
     checks.check("terminationGracePeriodSeconds = shutdownDelay + drainTimeout + margin", grace_follows_drain)
 
+    no_static_source = {"shoal": {"auth": {"static": {"existingSecret": ""}}}}
+    # Each case is BASE with one mistake (so that the refusal is for that mistake), and what
+    # the message must name.
     rejected = [
-        ("replicaCount: three (schema: type)", {"replicaCount": "three"}),
-        ("an unknown top-level key (schema: additionalProperties)", {"replicaCont": 3}),
-        ("shoal.auth.mode: basic (schema: enum)", {"shoal": {"auth": {"mode": "basic"}}}),
-        ("shoal.logFormat: xml (schema: enum)", {"shoal": {"logFormat": "xml"}}),
-        ("shoal.drainTimeout: 1m (schema: whole seconds)", {"shoal": {"drainTimeout": "1m"}}),
-        ("redis.url: http://… (schema: pattern)", {"redis": {"url": "http://redis:6379"}}),
-        ("auth none without allowUnauthenticated (chart guard)", {"shoal": {"auth": {"mode": "none"}}}),
-        ("jwt without issuer (chart guard)", {"shoal": {"auth": {"mode": "jwt"}}}),
-        ("replicaCount 3 on in-memory sessions (chart guard)", {"replicaCount": 3}),
-        ("autoscaling on in-memory sessions (chart guard)", {"autoscaling": {"enabled": True}}),
+        ("replicaCount: three (schema: type)", {"replicaCount": "three"}, ["/replicaCount"]),
+        ("an unknown top-level key (schema: additionalProperties)", {"replicaCont": 3}, ["replicaCont"]),
+        ("shoal.auth.mode: basic (schema: enum)", {"shoal": {"auth": {"mode": "basic"}}}, ["/shoal/auth/mode"]),
+        ("shoal.logFormat: xml (schema: enum)", {"shoal": {"logFormat": "xml"}}, ["/shoal/logFormat"]),
+        ("shoal.drainTimeout: 1m (schema: whole seconds)", {"shoal": {"drainTimeout": "1m"}}, ["/shoal/drainTimeout"]),
+        ("redis.url: http://… (schema: pattern)", {"redis": {"url": "http://redis:6379"}}, ["/redis/url"]),
+        ("static auth without existingSecret or tokens: the defaults (schema)", no_static_source, NO_TOKENS_SCHEMA),
+        (
+            "static auth with empty tokens (schema)",
+            {"shoal": {"auth": {"static": {"existingSecret": "", "tokens": ""}}}},
+            NO_TOKENS_SCHEMA,
+        ),
+        (
+            "static auth with existingSecret and tokens (chart guard)",
+            {"shoal": {"auth": {"static": {"tokens": "a=b"}}}},
+            ["shoal.auth.static.existingSecret and shoal.auth.static.tokens exclude each other"],
+        ),
+        (
+            "auth none without allowUnauthenticated (chart guard)",
+            {"shoal": {"auth": {"mode": "none"}}},
+            ["shoal.auth.allowUnauthenticated=true"],
+        ),
+        ("jwt without issuer (chart guard)", {"shoal": {"auth": {"mode": "jwt"}}}, ["shoal.auth.jwt.issuer"]),
+        ("replicaCount 3 on in-memory sessions (chart guard)", {"replicaCount": 3}, ["replicaCount > 1 needs"]),
+        ("autoscaling on in-memory sessions (chart guard)", {"autoscaling": {"enabled": True}}, ["autoscaling.enabled needs"]),
     ]
-    for label, values in rejected:
+    for label, mistake, expected in rejected:
 
-        def refuse(values: dict[str, Any] = values) -> None:
+        def refuse(values: dict[str, Any] = merged(BASE, mistake), expected: list[str] = expected) -> None:
             try:
                 render(chart, values)
             except (helm.HelmValuesError, helm.HelmRenderError) as error:
-                print(f"     refused: {str(error).strip().splitlines()[-1][:160]}")
+                message = str(error)
+                missing = [part for part in expected if part not in message]
+                assert not missing, f"the refusal does not name {missing}: {message}"
+                print(f"     refused: {' '.join(message.split())[-200:]}")
             else:
                 raise AssertionError(f"helm template accepted {values}")
 
         checks.check(f"helm template refuses {label}", refuse)
+
+    def no_tokens_without_the_schema() -> None:
+        # What a render that skips the schema (helm template --skip-schema-validation) meets:
+        # the chart without its values.schema.json (helm lint ignores `fail`, so render).
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = os.path.join(scratch, "shoal")
+            shutil.copytree(chart_dir, copy)
+            os.remove(os.path.join(copy, "values.schema.json"))
+            try:
+                render(helm.Chart.load(copy), merged(BASE, no_static_source))
+            except helm.HelmRenderError as error:
+                message = str(error)
+            else:
+                raise AssertionError("without the schema, static auth without tokens renders")
+        missing = [part for part in NO_TOKENS_GUARD if part not in message]
+        assert not missing, f"the chart guard does not name {missing}: {message}"
+        print(f"     refused: {' '.join(message.split())[-200:]}")
+
+    checks.check("helm template without the schema refuses static auth without tokens (chart guard)", no_tokens_without_the_schema)
 
     def lint_refuses() -> None:
         report = helm.lint(chart_dir, {"replicaCount": "three"}, strict=True)
@@ -426,7 +532,7 @@ def check_kustomize(checks: Checks, repo: str) -> None:
                             key, _, value = line.rstrip("\n").partition("=")
                             data[key] = value
             docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": data})
-        chart_docs = render(helm.Chart.load(os.path.join(repo, "helm", "shoal")), {})
+        chart_docs = render(helm.Chart.load(os.path.join(repo, "helm", "shoal")), BASE)
         chart_defaults = config_of(chart_docs, shoal_deployment(chart_docs))
         base_config = config_of(docs, shoal_deployment(docs))
         namespaced = {"SHOAL_PUBLIC_URL", "SHOAL_ALLOWED_HOSTS"}

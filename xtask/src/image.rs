@@ -12,13 +12,17 @@
 //!    `runc`, cgroup manager `cgroupfs`, events to a file, default ulimits
 //!    `nofile`/`nproc` 1024 because the host forbids raising them), set by the
 //!    `containers.conf` and `storage.conf` written there.
-//! 4. `podman run` publishing both ports on free loopback ports; `/healthz` must answer 200 and
-//!    an MCP `initialize` 200 with an `mcp-session-id`; the image must run as `65532:65532`.
-//! 5. `podman stop -t 15` must end it with exit code 0 within the drain time (SIGTERM is
+//! 4. `podman run` of the image's default command, with nothing configured: `shoal` must refuse
+//!    to listen on 0.0.0.0 without authentication, exiting 1 with one line that names the flags
+//!    to set (the image never serves unauthenticated unless told to).
+//! 5. `podman run` of the same command with static auth from an env file (as a Secret would
+//!    give it): `/healthz` must answer 200, an MCP `initialize` without the token 401, and with
+//!    it 200 with an `mcp-session-id`; the image must run as `65532:65532`.
+//! 6. `podman stop -t 15` must end it with exit code 0 within the drain time (SIGTERM is
 //!    handled by `shoal` itself as PID 1).
-//! 6. `podman save --format oci-archive` to `target/image/shoal-image.tar`.
+//! 7. `podman save --format oci-archive` to `target/image/shoal-image.tar`.
 //!
-//! The container is removed at the end, also when a check fails.
+//! The containers are removed at the end, also when a check fails.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -32,7 +36,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::Repo;
 use crate::cmd;
-use crate::server::{free_ports, http_get_status, post_initialize};
+use crate::server::{free_ports, http_get_status, post_initialize_as};
 use crate::tools;
 
 /// The image's name and tag.
@@ -53,6 +57,19 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_SLACK: Duration = Duration::from_secs(3);
 /// `podman stop -t`: seconds before SIGKILL, more than the drain so a kill shows as a failure.
 const STOP_GRACE_SECONDS: u32 = 15;
+/// How the refusal of the image's default command starts (anyhow's `Error: ` and the message
+/// of `shoal`'s config.rs); the line must also name every flag in [`REFUSAL_NAMES`].
+const REFUSAL: &str = "Error: refusing to listen on 0.0.0.0:8080 without authentication";
+/// What the refusal must name: the ways to configure authentication, and the explicit opt-out.
+const REFUSAL_NAMES: [&str; 5] = [
+    "--auth static",
+    "SHOAL_AUTH_TOKENS",
+    "--auth jwt",
+    "SHOAL_ISSUER",
+    "--allow-unauthenticated",
+];
+/// The principal of the token the checked container is given.
+const PRINCIPAL: &str = "xtask";
 
 /// Builds, checks and saves the image.
 pub(crate) fn run(repo: &Repo) -> Result<()> {
@@ -98,7 +115,8 @@ pub(crate) fn run(repo: &Repo) -> Result<()> {
     println!("image user: {user}");
 
     let started = Instant::now();
-    check_container(&podman)?;
+    check_refuses_without_auth(&podman)?;
+    check_container(&podman, &repo.target().join("podman"))?;
     println!("run checks: {:.1}s", started.elapsed().as_secs_f64());
 
     let archive = context.join("shoal-image.tar");
@@ -216,8 +234,65 @@ fn prepare_context(repo: &Repo, binary: &Path) -> Result<PathBuf> {
     Ok(context)
 }
 
-/// Runs the image, checks it answers and runs as non-root, stops it and checks the drain.
-fn check_container(podman: &Podman) -> Result<()> {
+/// Runs the image's default command with nothing configured: it must exit 1 at once, its whole
+/// output one line naming how to configure authentication.
+fn check_refuses_without_auth(podman: &Podman) -> Result<()> {
+    let name = format!("shoal-xtask-image-{}-noauth", std::process::id());
+    let container = Container {
+        podman,
+        name: name.clone(),
+    };
+    container.remove();
+    cmd::run(podman.run_command(&name).arg(IMAGE))?;
+    let outcome = (|| {
+        let state = container.wait_exited()?;
+        // Both streams, the container's alone (`podman run` would mix in its own warnings).
+        let mut logs = podman.command();
+        logs.args(["logs", &name]).stdin(Stdio::null());
+        let output = logs
+            .output()
+            .with_context(|| format!("could not start `{}`", cmd::display(&logs)))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect();
+        ensure!(
+            state == "exited 1",
+            "the default command without authentication is `{state}`, expected `exited 1`; its \
+             output:\n{text}"
+        );
+        ensure!(
+            lines.len() == 1 && lines[0].starts_with(REFUSAL),
+            "the default command without authentication printed {} lines, expected one \
+             starting `{REFUSAL}`:\n{text}",
+            lines.len()
+        );
+        let missing: Vec<&str> = REFUSAL_NAMES
+            .into_iter()
+            .filter(|name| !lines[0].contains(name))
+            .collect();
+        ensure!(
+            missing.is_empty(),
+            "the refusal does not name {missing:?}: {}",
+            lines[0]
+        );
+        println!("default command without auth: {state}: {}", lines[0]);
+        Ok(())
+    })();
+    if outcome.is_err() {
+        container.print_logs();
+    }
+    outcome
+}
+
+/// Runs the image's default command with static auth from an env file, checks it answers
+/// (401 without the token, 200 with it) and runs as non-root, stops it and checks the drain.
+fn check_container(podman: &Podman, dir: &Path) -> Result<()> {
     let [mcp, admin] = free_ports()?;
     let name = format!("shoal-xtask-image-{}", std::process::id());
     let container = Container {
@@ -226,16 +301,16 @@ fn check_container(podman: &Podman) -> Result<()> {
     };
     // A leftover of an interrupted run with the same name would make `run` fail.
     container.remove();
+    let token = random_token()?;
+    let env_file = EnvFile::write(
+        &dir.join("shoal-auth.env"),
+        &format!("SHOAL_AUTH=static\nSHOAL_AUTH_TOKENS={PRINCIPAL}={token}\n"),
+    )?;
     cmd::run(
         podman
-            .command()
-            .args(["run", "--detach", "--name", &name, "--runtime", "runc"])
-            .args([
-                "--ulimit",
-                "nofile=1024:1024",
-                "--ulimit",
-                "nproc=1024:1024",
-            ])
+            .run_command(&name)
+            .arg("--env-file")
+            .arg(&env_file.path)
             .arg("--publish")
             .arg(format!("{mcp}:8080"))
             .arg("--publish")
@@ -245,7 +320,15 @@ fn check_container(podman: &Podman) -> Result<()> {
     let outcome = (|| {
         wait_healthy(&container, admin)?;
         println!("GET http://{admin}/healthz: 200");
-        let (status, head) = post_initialize(mcp, mcp)
+        let (status, head) = post_initialize_as(mcp, mcp, None)
+            .with_context(|| format!("cannot POST an initialize to {mcp}"))?;
+        ensure!(
+            status == 401 && header(&head, "www-authenticate").is_some(),
+            "initialize without a token got HTTP {status}; expected 401 with a \
+             WWW-Authenticate\n{head}"
+        );
+        println!("POST http://{mcp}/mcp initialize without a token: 401");
+        let (status, head) = post_initialize_as(mcp, mcp, Some(&token))
             .with_context(|| format!("cannot POST an initialize to {mcp}"))?;
         let session = header(&head, "mcp-session-id");
         ensure!(
@@ -254,7 +337,7 @@ fn check_container(podman: &Podman) -> Result<()> {
              session id\n{head}"
         );
         println!(
-            "POST http://{mcp}/mcp initialize: 200, mcp-session-id {}",
+            "POST http://{mcp}/mcp initialize as {PRINCIPAL}: 200, mcp-session-id {}",
             session.unwrap_or_default()
         );
         let user = podman.output(&[
@@ -334,6 +417,48 @@ fn wait_healthy(container: &Container<'_>, admin: SocketAddr) -> Result<()> {
     )
 }
 
+/// 24 random bytes from the kernel, in hex: the container's token.
+fn random_token() -> Result<String> {
+    let mut bytes = [0_u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().fold(String::new(), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    }))
+}
+
+/// An owner-only env file (it holds a token), removed on drop.
+struct EnvFile {
+    path: PathBuf,
+}
+
+impl EnvFile {
+    fn write(path: &Path, contents: &str) -> Result<Self> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // A leftover of an interrupted run would keep its wider mode through `create`.
+        let _ = fs::remove_file(path);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut file| file.write_all(contents.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for EnvFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// The value of header `name` in a response head.
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
@@ -397,6 +522,21 @@ impl Podman {
         })
     }
 
+    /// `podman run --detach --name NAME` with the runtime and ulimits the host allows; the
+    /// caller adds options and the image.
+    fn run_command(&self, name: &str) -> Command {
+        let mut command = self.command();
+        command
+            .args(["run", "--detach", "--name", name, "--runtime", "runc"])
+            .args([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ]);
+        command
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new("podman");
         command
@@ -431,6 +571,30 @@ struct Container<'a> {
 }
 
 impl Container<'_> {
+    /// Waits until the container has exited; returns `"exited <code>"`.
+    fn wait_exited(&self) -> Result<String> {
+        let started = Instant::now();
+        loop {
+            let state = self.podman.output(&[
+                "container",
+                "inspect",
+                "--format",
+                "{{.State.Status}} {{.State.ExitCode}}",
+                &self.name,
+            ])?;
+            if state.starts_with("exited") {
+                return Ok(state);
+            }
+            if started.elapsed() >= READY_TIMEOUT {
+                bail!(
+                    "the container is still `{state}` after {}s; expected it to exit",
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn print_logs(&self) {
         eprintln!("--- podman logs {} ---", self.name);
         let _ = self

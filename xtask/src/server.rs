@@ -255,13 +255,25 @@ const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","param
 /// `POST /mcp` with an `initialize` request to `addr` with `Host: host`; returns the status code and
 /// the response head (status line and headers).
 pub(crate) fn post_initialize(addr: SocketAddr, host: SocketAddr) -> io::Result<(u16, String)> {
+    post_initialize_as(addr, host, None)
+}
+
+/// [`post_initialize`] with `Authorization: Bearer <token>` when `token` is set.
+pub(crate) fn post_initialize_as(
+    addr: SocketAddr,
+    host: SocketAddr,
+    token: Option<&str>,
+) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
     stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
     stream.set_write_timeout(Some(PROBE_TIMEOUT))?;
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
         "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\
+         Accept: application/json, text/event-stream\r\n{authorization}Content-Length: {}\r\n\
          Connection: close\r\n\r\n{INITIALIZE}",
         INITIALIZE.len()
     )?;

@@ -472,10 +472,14 @@ impl ServeArgs {
         let allow_unauthenticated = self.allow_unauthenticated || file.allow_unauthenticated;
         let unauthenticated_exposed = auth == AuthConfig::None && !listen.ip().is_loopback();
         if unauthenticated_exposed && !allow_unauthenticated {
+            // One line, naming every way out: it is all an operator sees of a container that
+            // exits at once (the image's default command takes this branch).
             bail!(
-                "refusing to listen on {listen} without authentication: anyone who can reach it could use \
-                 every tool. Listen on a loopback address, or pass --allow-unauthenticated if a gateway \
-                 in front authenticates clients"
+                "refusing to listen on {listen} without authentication (anyone who can reach it \
+                 could use every tool): set --auth static with tokens in SHOAL_AUTH_TOKENS or \
+                 --auth-tokens-file, or --auth jwt --issuer URL (SHOAL_AUTH, SHOAL_ISSUER), or pass \
+                 --allow-unauthenticated (SHOAL_ALLOW_UNAUTHENTICATED=true) if a gateway in front \
+                 authenticates clients, or listen on a loopback address"
             );
         }
         // The default public URL names the listen address: on a non-loopback one (a pod IP,

@@ -60,6 +60,75 @@ fn bad_configuration_is_refused_with_a_clear_message() {
     ]);
 }
 
+/// What `shoal` prints, in full, when the image's default command runs with no authentication
+/// configured: one line naming every way to configure it, and the explicit opt-out.
+const IMAGE_REFUSAL: &str = "Error: refusing to listen on 0.0.0.0:8080 without authentication \
+    (anyone who can reach it could use every tool): set --auth static with tokens in \
+    SHOAL_AUTH_TOKENS or --auth-tokens-file, or --auth jwt --issuer URL (SHOAL_AUTH, \
+    SHOAL_ISSUER), or pass --allow-unauthenticated (SHOAL_ALLOW_UNAUTHENTICATED=true) if a \
+    gateway in front authenticates clients, or listen on a loopback address\n";
+
+/// The arguments of the `CMD` of deploy/Containerfile (its exec form, a JSON array).
+fn image_default_arguments() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/Containerfile");
+    let containerfile = std::fs::read_to_string(path).unwrap();
+    let cmd = containerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("CMD "))
+        .expect("deploy/Containerfile has a CMD");
+    serde_json::from_str(cmd).expect("CMD in its exec form, a JSON array")
+}
+
+#[test]
+fn the_image_default_command_refuses_to_start_without_authentication() {
+    let args = image_default_arguments();
+    assert_eq!(args[0], "serve", "{args:?}");
+    assert!(
+        !args.iter().any(|arg| arg == "--allow-unauthenticated"),
+        "the image serves unauthenticated by default: {args:?}"
+    );
+    // The container's environment: nothing of the test runner's (no SHOAL_*, no
+    // RUST_BACKTRACE, which would add a backtrace to the one line).
+    let output = Command::new(SHOAL)
+        .args(&args)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "");
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), IMAGE_REFUSAL);
+
+    // Authentication configured the way the chart and README do it (the variables), or the
+    // explicit opt-out, gets past the check: the same arguments then fail only at binding
+    // addresses this test holds, so nothing is served.
+    for env in [
+        &[("SHOAL_AUTH", "static"), ("SHOAL_AUTH_TOKENS", "ops=tok-1")][..],
+        &[("SHOAL_ALLOW_UNAUTHENTICATED", "true")][..],
+    ] {
+        let held = [0, 1].map(|_| std::net::TcpListener::bind("0.0.0.0:0").unwrap());
+        let [mcp, admin] = held.each_ref().map(|l| l.local_addr().unwrap().to_string());
+        let args: Vec<String> = args
+            .iter()
+            .map(|arg| {
+                arg.replace("0.0.0.0:8080", &mcp)
+                    .replace("0.0.0.0:9090", &admin)
+            })
+            .collect();
+        let output = Command::new(SHOAL)
+            .args(&args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{env:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("Error: binding {mcp}")),
+            "{env:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn environment_variables_configure_the_server() {
     let output = Command::new(SHOAL)

@@ -112,6 +112,14 @@ app.kubernetes.io/component: server
 {{- if and .Values.shoal.auth.allowUnauthenticated (ne .Values.shoal.auth.mode "none") }}
 {{- fail "shoal.auth.allowUnauthenticated applies to shoal.auth.mode=none only" }}
 {{- end }}
+{{- if eq .Values.shoal.auth.mode "static" }}
+{{- if not (or .Values.shoal.auth.static.existingSecret .Values.shoal.auth.static.tokens) }}
+{{- fail "shoal.auth.mode=static needs its tokens, and the chart never generates one (it would change on every render: helm template, Argo CD, Flux): set shoal.auth.static.existingSecret to a Secret you manage holding name=token,name2=token2 (key shoal.auth.static.existingSecretKey), or shoal.auth.static.tokens to that value" }}
+{{- end }}
+{{- if and .Values.shoal.auth.static.existingSecret .Values.shoal.auth.static.tokens }}
+{{- fail "shoal.auth.static.existingSecret and shoal.auth.static.tokens exclude each other" }}
+{{- end }}
+{{- end }}
 {{- if and (eq .Values.shoal.auth.mode "jwt") (not .Values.shoal.auth.jwt.issuer) }}
 {{- fail "shoal.auth.mode=jwt needs shoal.auth.jwt.issuer" }}
 {{- end }}
