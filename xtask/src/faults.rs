@@ -1,6 +1,6 @@
 //! The fault-injection suite (`cargo xtask faults`, and the `faults` step of `ci`): builds
 //! `shoal` and `shoal-faults` (debug builds: the suite checks behaviour, not speed) and runs
-//! the scenarios of `shoal_testkit::faults`, each against three replicas on one
+//! the scenarios of the `shoal-faults` crate (`crates/shoal-faults`), each against three replicas on one
 //! `redis-server` behind the round-robin proxy. The report goes to `target/faults/`
 //! (`results.md`, `results.json`); any violation fails the step.
 
@@ -25,7 +25,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenarios: &[String]) -> Result<()
         "build",
         "--locked",
         "-p",
-        "shoal-testkit",
+        "shoal-faults",
         "--bin",
         "shoal-faults",
     ])))?;

@@ -563,7 +563,8 @@ pub fn message(id: i64, method: &str, params: Option<Value>) -> Value {
     message
 }
 
-pub(crate) fn media_type(headers: &HeaderMap) -> String {
+/// The media type of a response's `Content-Type`, without parameters (`text/event-stream`).
+pub fn media_type(headers: &HeaderMap) -> String {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
