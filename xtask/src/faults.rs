@@ -7,8 +7,8 @@
 use anyhow::{Result, bail};
 
 use crate::Repo;
-use crate::cluster;
 use crate::cmd;
+use crate::process;
 use crate::server;
 use crate::tools::Tools;
 
@@ -36,7 +36,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenarios: &[String]) -> Result<()
             faults.display()
         );
     }
-    let redis_server = cluster::redis_server()?;
+    let redis_server = process::redis_server()?;
     let mut command = tools.command(&faults);
     command
         .env(ENV_REDIS_SERVER, &redis_server)
