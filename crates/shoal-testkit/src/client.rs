@@ -608,16 +608,4 @@ impl Reply {
             Reply::Other(raw) => panic!("expected a JSON reply, got {raw}"),
         }
     }
-
-    /// Any reply other than a stream, read to its end.
-    ///
-    /// # Panics
-    ///
-    /// When the reply is a stream.
-    pub fn into_raw(self) -> RawResponse {
-        match self {
-            Reply::Json(raw) | Reply::Other(raw) => raw,
-            Reply::Stream(_) => panic!("expected a plain reply, got an SSE stream"),
-        }
-    }
 }
