@@ -27,9 +27,9 @@ use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
 use crate::Repo;
-use crate::cluster::{Process, build_proxy, wait_until};
 use crate::cmd;
 use crate::conformance;
+use crate::process::{Process, build_proxy, wait_until};
 use crate::server::{self, ToolSet, free_ports, http_get_status, post_initialize};
 use crate::tools::Tools;
 

@@ -46,8 +46,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::Repo;
-use crate::cluster;
 use crate::cmd;
+use crate::process;
 use crate::tools::Tools;
 
 use self::measure::{Calls, Churn, CrossReplica, IdleStreams, Long};
@@ -303,7 +303,7 @@ pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<Binaries> {
         rr_proxy: binary("rr-proxy")?,
         axum_echo: binary("bench-axum-echo")?,
         rmcp_echo: binary("bench-rmcp-echo")?,
-        redis_server: cluster::redis_server()?,
+        redis_server: process::redis_server()?,
         node: tools.node().to_path_buf(),
         ts_server: ts_dir.join("server.mjs"),
     })

@@ -1,14 +1,14 @@
 //! The fault-injection suite (`cargo xtask faults`, and the `faults` step of `ci`): builds
 //! `shoal` and `shoal-faults` (debug builds: the suite checks behaviour, not speed) and runs
-//! the scenarios of `shoal_testkit::faults`, each against three replicas on one
+//! the scenarios of the `shoal-faults` crate (`crates/shoal-faults`), each against three replicas on one
 //! `redis-server` behind the round-robin proxy. The report goes to `target/faults/`
 //! (`results.md`, `results.json`); any violation fails the step.
 
 use anyhow::{Result, bail};
 
 use crate::Repo;
-use crate::cluster;
 use crate::cmd;
+use crate::process;
 use crate::server;
 use crate::tools::Tools;
 
@@ -25,7 +25,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenarios: &[String]) -> Result<()
         "build",
         "--locked",
         "-p",
-        "shoal-testkit",
+        "shoal-faults",
         "--bin",
         "shoal-faults",
     ])))?;
@@ -36,7 +36,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenarios: &[String]) -> Result<()
             faults.display()
         );
     }
-    let redis_server = cluster::redis_server()?;
+    let redis_server = process::redis_server()?;
     let mut command = tools.command(&faults);
     command
         .env(ENV_REDIS_SERVER, &redis_server)

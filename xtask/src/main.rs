@@ -48,8 +48,10 @@
 //!   and the environment every child process gets (`SHOAL_NODE`, `SHOAL_PYTHON`, `PATH`).
 //! - `server`: building `shoal` and a spawned `shoal serve` that is stopped on drop.
 //! - `conformance`, `clients`: the checks that drive `shoal` with third-party clients.
-//! - `cluster`: Redis (one server or a Cluster), three `shoal` replicas and `rr-proxy`, for the
-//!   conformance suite.
+//! - `cluster`: Redis (one server or a Cluster), three `shoal` replicas and the round-robin
+//!   proxy, started by the test kit's `ShoalCluster`, for the conformance suite.
+//! - `process`: child processes logging to a file and stopped on drop, readiness probes, and
+//!   the `redis-server` and `rr-proxy` binaries, for the steps that start their own topology.
 //! - `auth`: the `oidc-provider` fixture, `shoal --auth jwt` and `rr-proxy` adding the access
 //!   token, for the conformance suite.
 //! - `observability`: Prometheus scraping the cluster, checking `deploy/grafana` and
@@ -72,6 +74,7 @@ mod faults;
 mod fuzz;
 mod image;
 mod observability;
+mod process;
 mod server;
 mod steps;
 mod tools;

@@ -43,8 +43,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::Repo;
-use crate::cluster::{self, Process, wait_until};
 use crate::cmd;
+use crate::process::{self, Process, wait_until};
 use crate::server::{self, ToolSet, free_ports, http_get_status};
 use crate::tools::Tools;
 
@@ -99,8 +99,8 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let alerts = alert_exprs(&repo.root().join(RULES))?;
 
     let shoal = server::build(repo, tools)?;
-    let proxy_binary = cluster::build_proxy(repo, tools)?;
-    let redis_binary = cluster::redis_server()?;
+    let proxy_binary = process::build_proxy(repo, tools)?;
+    let redis_binary = process::redis_server()?;
     let dir = repo.target().join("xtask").join("observability");
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
 
@@ -152,7 +152,7 @@ fn run_cluster(
         .arg("--dir")
         .arg(dir);
     processes.push(Process::spawn("redis", &mut redis, dir)?);
-    wait_until(&mut processes[0], || cluster::redis_pings(redis_addr))?;
+    wait_until(&mut processes[0], || process::redis_pings(redis_addr))?;
     let redis_url = format!("redis://{redis_addr}");
 
     let replica = |i: usize, listen: SocketAddr, admin: SocketAddr| {

@@ -11,6 +11,9 @@
 //! - [`handler`]: the API tool authors write against: tools, resources, prompts, completion.
 //! - [`engine`]: lifecycle and dispatch: turns a parsed message and a session into results,
 //!   notifications and server→client requests.
+//! - `testing` (feature `testing`): an engine-direct test client, `testing::EngineClient`,
+//!   for a library user's own tests of their handlers, without HTTP; with it, `host::suite`,
+//!   the tests every host implementation must pass.
 //!
 //! The engine knows neither HTTP nor Redis: `shoal-transport` drives it over Streamable HTTP,
 //! and a host implementation stores what it must remember.
@@ -26,4 +29,6 @@ pub mod ids;
 pub mod jsonrpc;
 pub mod model;
 pub mod session;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod version;

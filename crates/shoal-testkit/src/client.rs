@@ -563,7 +563,8 @@ pub fn message(id: i64, method: &str, params: Option<Value>) -> Value {
     message
 }
 
-pub(crate) fn media_type(headers: &HeaderMap) -> String {
+/// The media type of a response's `Content-Type`, without parameters (`text/event-stream`).
+pub fn media_type(headers: &HeaderMap) -> String {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -605,18 +606,6 @@ impl Reply {
             Reply::Json(raw) => raw,
             Reply::Stream(_) => panic!("expected a JSON reply, got an SSE stream"),
             Reply::Other(raw) => panic!("expected a JSON reply, got {raw}"),
-        }
-    }
-
-    /// Any reply other than a stream, read to its end.
-    ///
-    /// # Panics
-    ///
-    /// When the reply is a stream.
-    pub fn into_raw(self) -> RawResponse {
-        match self {
-            Reply::Json(raw) | Reply::Other(raw) => raw,
-            Reply::Stream(_) => panic!("expected a plain reply, got an SSE stream"),
         }
     }
 }

@@ -15,9 +15,10 @@
 //!
 //! Each replica gets `--session-host redis://…`, `--node-id replica-<i>`, free `--listen` and
 //! `--admin-listen` ports (kept across [`ShoalCluster::restart`]) and its own log file under a
-//! temporary directory. Redis is a fresh [`RedisServer`] unless the builder is given a URL.
-//! Dropping the cluster kills every process; the logs are removed, except when the thread is
-//! panicking (a failed test), when their directory is printed instead.
+//! temporary directory (or the one given to [`ClusterBuilder::log_dir`]). Redis is a fresh
+//! [`RedisServer`] unless the builder is given a URL. Dropping the cluster kills every process;
+//! the logs of a temporary directory are removed, except when the thread is panicking (a failed
+//! test), when their directory is printed instead; those of a given directory are kept.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
@@ -51,6 +52,7 @@ pub struct ClusterBuilder {
     tools: String,
     redis_url: Option<String>,
     args: Vec<OsString>,
+    log_dir: Option<PathBuf>,
 }
 
 /// `shoal serve` replicas on one Redis behind a round-robin proxy; killed on drop.
@@ -60,6 +62,8 @@ pub struct ShoalCluster {
     redis: Option<RedisServer>,
     redis_url: String,
     dir: PathBuf,
+    /// Whether `dir` was given ([`ClusterBuilder::log_dir`]): kept on drop.
+    keep_logs: bool,
     replicas: Vec<Replica>,
     proxy: RoundRobinProxy,
 }
@@ -102,6 +106,13 @@ impl ClusterBuilder {
         self
     }
 
+    /// Where the replicas log (`replica-<i>.log`, appended to), kept after the cluster is
+    /// dropped (default: a temporary directory, removed on drop unless the thread panics).
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(dir.into());
+        self
+    }
+
     /// Starts Redis (unless given a URL), every replica and the proxy; returns once every
     /// replica answers `/readyz` with 200 and the proxy has seen them ready.
     ///
@@ -119,11 +130,14 @@ impl ClusterBuilder {
                 (Some(redis), url)
             }
         };
-        let dir = std::env::temp_dir().join(format!(
-            "shoal-cluster-{}-{}",
-            std::process::id(),
-            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
-        ));
+        let keep_logs = self.log_dir.is_some();
+        let dir = self.log_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!(
+                "shoal-cluster-{}-{}",
+                std::process::id(),
+                NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+            ))
+        });
         fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("creating the log directory {}: {e}", dir.display()));
         let mut replicas = Vec::with_capacity(self.replicas);
@@ -176,6 +190,7 @@ impl ClusterBuilder {
             redis,
             redis_url,
             dir,
+            keep_logs,
             replicas,
             proxy,
         }
@@ -193,6 +208,7 @@ impl ShoalCluster {
             tools: "demo".into(),
             redis_url: None,
             args: Vec::new(),
+            log_dir: None,
         }
     }
 
@@ -323,6 +339,10 @@ impl Drop for ShoalCluster {
     fn drop(&mut self) {
         for replica in &mut self.replicas {
             replica.kill();
+        }
+        // A directory the caller gave is theirs to keep.
+        if self.keep_logs {
+            return;
         }
         if std::thread::panicking() {
             eprintln!("shoal cluster logs are kept in {}", self.dir.display());

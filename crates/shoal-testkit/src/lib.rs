@@ -20,9 +20,8 @@
 //! - [`tls::PrivateCa`] / [`tls::TlsTerminator`]: a throwaway CA; `https://` before a server.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
-//! - [`faults`]: the fault-injection suite (scenarios, the steady load, the checker that
-//!   judges every event), run by the `shoal-faults` binary.
-//! - [`cli::main`]: the `main` shell that the `shoal-faults` and `rr-proxy` binaries share.
+//! - [`cli::main`]: the `main` shell of the `rr-proxy` binary and of `shoal-faults` (the
+//!   fault-injection suite, its own crate on these helpers).
 //!
 //! Every helper is bounded in time and panics with a message that says what it waited for:
 //! a failing test fails in seconds, never hangs.
@@ -49,7 +48,6 @@
 pub mod cli;
 pub mod client;
 pub mod cluster;
-pub mod faults;
 pub mod oidc;
 pub mod otlp;
 pub mod proxy;

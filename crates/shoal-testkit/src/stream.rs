@@ -39,7 +39,9 @@ impl fmt::Debug for SseStream {
 }
 
 impl SseStream {
-    pub(crate) fn new(response: reqwest::Response, timeout: Duration) -> Self {
+    /// Reads `response`'s body as SSE, waiting at most `timeout` for each event (for clients
+    /// other than [`McpClient`](crate::McpClient), such as the fault suite's load).
+    pub fn new(response: reqwest::Response, timeout: Duration) -> Self {
         SseStream {
             status: response.status(),
             headers: response.headers().clone(),

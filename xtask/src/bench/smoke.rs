@@ -10,8 +10,8 @@ use anyhow::{Result, bail};
 use super::load::{Load, Summary};
 use super::targets::{Binaries, Deployment, Limits, Target};
 use crate::Repo;
-use crate::cluster;
 use crate::cmd;
+use crate::process;
 use crate::server;
 use crate::tools::Tools;
 
@@ -45,7 +45,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let bins = Binaries {
         shoal,
         shoal_load,
-        redis_server: cluster::redis_server()?,
+        redis_server: process::redis_server()?,
         rr_proxy: PathBuf::new(),
         axum_echo: PathBuf::new(),
         rmcp_echo: PathBuf::new(),

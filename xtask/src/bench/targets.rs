@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::probe;
 use super::redis::Redis;
-use crate::cluster::{self, Process};
+use crate::process::{self, Process};
 use crate::server::{free_ports, http_get_status, post_initialize};
 
 /// How many replicas the cluster target runs.
@@ -210,7 +210,7 @@ impl Deployment {
             .arg("--dir")
             .arg(log_dir);
         let mut process = Process::spawn("redis", &mut redis, log_dir)?;
-        cluster::wait_until(&mut process, || cluster::redis_pings(addr))?;
+        process::wait_until(&mut process, || process::redis_pings(addr))?;
         self.processes.push(process);
         self.redis = Some(addr);
         Ok(format!("redis://{addr}"))
@@ -237,7 +237,7 @@ impl Deployment {
             .args(["--node-id", &node_id]);
         let name = format!("shoal-{index}");
         let mut process = Process::spawn(&name, &mut shoal, log_dir)?;
-        cluster::wait_until(&mut process, || {
+        process::wait_until(&mut process, || {
             matches!(http_get_status(admin, "/readyz"), Ok(200))
         })?;
         self.processes.push(process);
@@ -258,7 +258,7 @@ impl Deployment {
             proxy.args(["--backend", backend]);
         }
         let mut process = Process::spawn("rr-proxy", &mut proxy, log_dir)?;
-        cluster::wait_until(&mut process, || {
+        process::wait_until(&mut process, || {
             TcpStream::connect_timeout(&listen, PROBE_TIMEOUT).is_ok()
         })?;
         self.processes.push(process);
@@ -270,7 +270,7 @@ impl Deployment {
     /// Polls `initialize` on `addr` until it answers 200.
     fn wait_initialize(&mut self, addr: SocketAddr) -> Result<()> {
         let last = self.processes.len() - 1;
-        cluster::wait_until(&mut self.processes[last], || {
+        process::wait_until(&mut self.processes[last], || {
             matches!(post_initialize(addr, addr), Ok((200, _)))
         })
     }

@@ -16,6 +16,7 @@ use crate::host::{MemoryHost, MemoryHostConfig, SessionHost, StreamEvent};
 use crate::ids::NodeId;
 use crate::jsonrpc::Message;
 use crate::model::{ElicitAction, ElicitRequest};
+use crate::testing::{initialize, read_stream, request};
 
 #[derive(Deserialize, JsonSchema)]
 struct Steps {
@@ -77,46 +78,9 @@ fn engine(stopped: Arc<AtomicBool>) -> Engine {
     Engine::new(host, Handlers::new().tools(tools), EngineConfig::default())
 }
 
-fn request(id: i64, method: &str, params: Value) -> Request {
-    match Message::from_value(
-        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
-    ) {
-        Ok(Message::Request(request)) => request,
-        other => panic!("not a request: {other:?}"),
-    }
-}
-
+/// A session initialized with the client's `capabilities`.
 async fn session(engine: &Engine, capabilities: Value) -> SessionRecord {
-    let init = request(
-        0,
-        "initialize",
-        json!({"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}),
-    );
-    engine.initialize(None, &init).await.unwrap().0
-}
-
-/// Every message of a reply stream, in order, until it ends.
-async fn read_stream(engine: &Engine, session: &SessionRecord, stream: StreamId) -> Vec<Value> {
-    let mut sub = engine
-        .resume(session, &EventId { stream, seq: 0 })
-        .await
-        .unwrap();
-    let mut messages = Vec::new();
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), sub.events.next())
-        .await
-        .unwrap()
-    {
-        match event.unwrap().event {
-            StreamEvent::Message(text) => messages.push(serde_json::from_str(&text).unwrap()),
-            StreamEvent::Last(text) => {
-                messages.push(serde_json::from_str(&text).unwrap());
-                break;
-            }
-            StreamEvent::End => break,
-            StreamEvent::Disconnect | StreamEvent::Request(_) => {}
-        }
-    }
-    messages
+    initialize(engine, capabilities).await
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{FaultedRedis, LoadAndProbe, ProbeAnswer, between, phase_notes};
-use super::{Env, Faults, Ran, RunFuture, Scenario};
+use crate::redis_probe::{FaultedRedis, LoadAndProbe, ProbeAnswer, between, phase_notes};
+use crate::{Env, Faults, Ran, RunFuture, Scenario};
 
 /// The latency added.
 const LATENCY: Duration = Duration::from_millis(50);

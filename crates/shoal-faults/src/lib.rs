@@ -3,6 +3,11 @@
 //! every event a [`Checker`] records and judges. Run by the `shoal-faults` binary and
 //! `cargo xtask faults`.
 //!
+//! A product of its own (its own crate, never shipped): the processes it starts and the HTTP it
+//! speaks come from the test kit's helpers ([`shoal_testkit::cluster::ShoalCluster`],
+//! [`shoal_testkit::redis`], [`shoal_testkit::redis_cluster`], [`shoal_testkit::tcp_fault`],
+//! [`shoal_testkit::SseStream`]); this crate holds only the scenarios, the load and the judge.
+//!
 //! # Layout
 //!
 //! - [`checker`]: [`Checker`] records every call and event per client and stream, and
@@ -20,7 +25,7 @@
 //!
 //! # Adding a scenario
 //!
-//! 1. Create `faults/<name>.rs` with `pub fn scenario() -> Scenario` (copy `kill9.rs`). Its
+//! 1. Create `src/<name>.rs` with `pub fn scenario() -> Scenario` (copy `kill9.rs`). Its
 //!    `run` gets an [`Env`]: the `shoal` binary, the [`Checker`], the duration to hold the load
 //!    and a deadline. It starts its own cluster (a [`ShoalCluster`] from
 //!    [`Env::cluster_builder`], given whatever Redis it needs), starts a [`Workload`] on the
@@ -36,6 +41,12 @@
 //! (Redis restarted without persistence): their 404s and the announces that died with them are
 //! then counted (`lost with session`) instead of failing the scenario.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// Test tooling: a helper that panics fails its scenario with the panic's message (the runner
+// catches it), which is how a scenario reports what it waited for.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -45,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::cluster::{ClusterBuilder, ShoalCluster};
+use shoal_testkit::cluster::{ClusterBuilder, ShoalCluster};
 
 pub mod baseline;
 pub mod checker;

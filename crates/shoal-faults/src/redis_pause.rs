@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{FaultedRedis, LoadAndProbe, ProbeAnswer, between, describe};
-use super::{Env, Faults, Ran, RunFuture, Scenario};
+use crate::redis_probe::{FaultedRedis, LoadAndProbe, ProbeAnswer, between, describe};
+use crate::{Env, Faults, Ran, RunFuture, Scenario};
 
 /// How long forwarding stops.
 const PAUSED_FOR: Duration = Duration::from_secs(3);

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::workload::{Answer, Http, Refused, Session, is_response, open_session};
-use super::{Checker, Env, LoadFigures, Workload, WorkloadConfig};
-use crate::cluster::ShoalCluster;
-use crate::redis::RedisServer;
-use crate::tcp_fault::TcpFaultProxy;
+use crate::workload::{Answer, Http, Refused, Session, is_response, open_session};
+use crate::{Checker, Env, LoadFigures, Workload, WorkloadConfig};
+use shoal_testkit::cluster::ShoalCluster;
+use shoal_testkit::redis::RedisServer;
+use shoal_testkit::tcp_fault::TcpFaultProxy;
 
 /// Bound on one probe, stream included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -2,8 +2,8 @@
 //! and restarted under the load: every session survives, nothing acknowledged is lost, streams
 //! resume across it.
 
-use super::redis_probe::ProbeAnswer;
-use super::{Env, Ran, RunFuture, Scenario};
+use crate::redis_probe::ProbeAnswer;
+use crate::{Env, Ran, RunFuture, Scenario};
 
 /// The scenario.
 pub fn scenario() -> Scenario {

@@ -1,4 +1,4 @@
-//! `shoal-faults`: the fault-injection suite (see `shoal_testkit::faults`) as a process, for
+//! `shoal-faults`: the fault-injection suite (see the `shoal_faults` library) as a process, for
 //! `cargo xtask faults` and CI.
 //!
 //! ```text
@@ -8,13 +8,14 @@
 //! Runs the named scenarios (default: all) one after another, each holding its load for
 //! `--duration`, prints the results table, writes `results.md` and `results.json` to
 //! `--report DIR` when given, and exits 1 when any scenario failed (after printing its
-//! violations), unless `shoal_testkit::faults::known_issue` names the reason it fails. `redis-server` must be on `PATH` (or `$SHOAL_REDIS_SERVER`).
+//! violations), unless `shoal_faults::known_issue` names the reason it fails.
+//! `redis-server` must be on `PATH` (or `$SHOAL_REDIS_SERVER`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use shoal_testkit::faults::{self, Scenario};
+use shoal_faults::{self as faults, Scenario};
 
 const USAGE: &str = "usage: shoal-faults --shoal PATH [--scenario NAME]... [--duration SECONDS[s]] \
                      [--report DIR]";

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::SseEvent;
+use shoal_testkit::SseEvent;
 
 /// How many events of one stream the checker keeps for a violation's message.
 const EVENT_LOG_LIMIT: usize = 256;

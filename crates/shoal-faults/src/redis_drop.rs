@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{FaultedRedis, LoadAndProbe, check_answered_or_refused, phase_notes};
-use super::{Env, Faults, Ran, RunFuture, Scenario};
+use crate::redis_probe::{FaultedRedis, LoadAndProbe, check_answered_or_refused, phase_notes};
+use crate::{Env, Faults, Ran, RunFuture, Scenario};
 
 /// How many drops.
 const DROPS: usize = 3;

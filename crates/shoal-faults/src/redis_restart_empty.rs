@@ -2,8 +2,8 @@
 //! under the load. Every session is gone: requests in them end cleanly with 404 (counted, not
 //! loss), clients open new sessions, and the replicas recover without being restarted.
 
-use super::redis_probe::ProbeAnswer;
-use super::{Env, Ran, RunFuture, Scenario};
+use crate::redis_probe::ProbeAnswer;
+use crate::{Env, Ran, RunFuture, Scenario};
 
 /// The scenario.
 pub fn scenario() -> Scenario {

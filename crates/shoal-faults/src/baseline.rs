@@ -1,7 +1,7 @@
 //! `baseline`: the load with no fault at all. Proves the checker sees everything: every call
 //! answered once, every event once and in order, nothing retried.
 
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
+use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
 
 /// The scenario.
 pub fn scenario() -> Scenario {

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{LoadAndProbe, ProbeAnswer, ProbeRecord, between, describe};
-use super::{Env, Faults, Ran};
-use crate::redis::RedisServer;
+use crate::redis_probe::{LoadAndProbe, ProbeAnswer, ProbeRecord, between, describe};
+use crate::{Env, Faults, Ran};
+use shoal_testkit::redis::RedisServer;
 
 /// How long Redis stays down.
 const DOWN_FOR: Duration = Duration::from_secs(1);

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
+use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
 
 /// Pause between a kill and the restart of the same replica.
 const DOWN_FOR: Duration = Duration::from_secs(1);

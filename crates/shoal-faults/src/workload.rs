@@ -25,9 +25,11 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::checker::{CallId, CallKind, Checker, RetryCause};
-use crate::SseStream;
-use crate::client::{CLIENT_VERSION, LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID, media_type};
+use crate::checker::{CallId, CallKind, Checker, RetryCause};
+use shoal_testkit::SseStream;
+use shoal_testkit::client::{
+    CLIENT_VERSION, LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID, media_type,
+};
 
 /// Bound on the answer (the status line and headers) to one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -296,7 +298,7 @@ pub(crate) fn backoff(delay: Duration) -> Duration {
 }
 
 /// Whether `event` carries the response to a request (a message with an id and no method).
-pub(crate) fn is_response(event: &crate::SseEvent) -> bool {
+pub(crate) fn is_response(event: &shoal_testkit::SseEvent) -> bool {
     event
         .json()
         .is_some_and(|m| m.get("method").is_none() && m.get("id").is_some())
@@ -615,7 +617,7 @@ pub(crate) async fn read_call(
             match http.get(session, Some(&from)).await {
                 Ok((Answer::Stream(stream), _)) => {
                     checker.resumed();
-                    checker.call_connection(call, crate::sse::id_stream(&from));
+                    checker.call_connection(call, shoal_testkit::sse::id_stream(&from));
                     break stream;
                 }
                 Ok((_, _)) => {

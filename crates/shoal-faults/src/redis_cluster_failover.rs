@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
-use super::redis_probe::{
+use crate::redis_probe::{
     LoadAndProbe, ProbeAnswer, between, check_answered_or_refused, phase_notes,
 };
-use super::{Env, Faults, Ran, RunFuture, Scenario};
-use crate::redis_cluster::{Failover, RedisCluster};
+use crate::{Env, Faults, Ran, RunFuture, Scenario};
+use shoal_testkit::redis_cluster::{Failover, RedisCluster};
 
 /// After the failover, how long the replicas have to answer again.
 const RECOVERY: Duration = Duration::from_secs(5);

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::checker::{CallKind, Checker};
-use super::workload::{Answer, Http, Refused, Session, is_response, open_session, read_call};
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
-use crate::SseStream;
+use crate::checker::{CallKind, Checker};
+use crate::workload::{Answer, Http, Refused, Session, is_response, open_session, read_call};
+use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
+use shoal_testkit::SseStream;
 
 /// The cluster's `--event-retention`.
 const RETENTION: Duration = Duration::from_secs(3);
@@ -272,7 +272,7 @@ async fn probe_inside(url: &str, checker: &Checker, client: usize) {
             return Err(format!("resuming {from}: not a stream"));
         };
         checker.resumed();
-        checker.call_connection(call, crate::sse::id_stream(&from));
+        checker.call_connection(call, shoal_testkit::sse::id_stream(&from));
         loop {
             match stream.next_event_within(EVENT_WAIT).await {
                 Ok(Some(event)) => {

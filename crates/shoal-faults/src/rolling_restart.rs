@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
+use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
 
 /// The scenario.
 pub fn scenario() -> Scenario {
