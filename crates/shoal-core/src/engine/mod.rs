@@ -301,14 +301,14 @@ impl Engine {
         self.shared.in_flight.wait().await;
     }
 
-    /// Runs a request of an established session. With `json_allowed`, a handler that sends
-    /// nothing before its result is answered as [`Reply::Json`]; otherwise the reply is a stream.
+    /// Runs a request of an established session. A handler that sends nothing before its result
+    /// is answered as [`Reply::Json`] (the fast path: no stream log); otherwise the reply is a
+    /// stream.
     pub async fn handle_request(
         &self,
         session: impl Into<Arc<SessionRecord>>,
         principal: Option<Principal>,
         request: Request,
-        json_allowed: bool,
     ) -> Result<Reply, HostError> {
         let in_flight = self.shared.in_flight.token();
         let (tx, mut rx) = mpsc::channel(64);
@@ -349,7 +349,7 @@ impl Engine {
         tokio::spawn(tracing::Instrument::instrument(handler, parent));
 
         let first = rx.recv().await.unwrap_or(Outbound::Abandoned);
-        if let (Outbound::Final(response), true) = (&first, json_allowed) {
+        if let Outbound::Final(response) = &first {
             return Ok(Reply::Json(response.clone()));
         }
         let stream = StreamId::for_node(self.shared.host.node_id());
