@@ -164,12 +164,7 @@ impl EngineClient {
         self.next_id += 1;
         let reply = self
             .engine
-            .handle_request(
-                self.session.clone(),
-                None,
-                request(id, method, params),
-                true,
-            )
+            .handle_request(self.session.clone(), None, request(id, method, params))
             .await
             .unwrap();
         match reply {

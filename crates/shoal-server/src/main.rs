@@ -5,7 +5,7 @@ use shoal_server::config::ServeArgs;
 use shoal_server::telemetry;
 
 // Every request allocates a little (headers, JSON, tasks); mimalloc's thread-local free lists
-// serve that pattern with less CPU than glibc's malloc (see the Performance section of README).
+// serve that pattern with less CPU than glibc's malloc (see docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,7 +1,7 @@
 //! Faults in a cluster of `shoal serve` replicas on one Redis, behind a round-robin proxy that
 //! sends every request to another replica than the one before: replicas killed (SIGKILL) or
 //! stopped (SIGTERM) while streams are open, a rolling restart under load, and Redis itself
-//! killed and restarted empty. Each test asserts what README.md ("Several replicas on one
+//! killed and restarted empty. Each test asserts what docs/replicas.md ("Several replicas on one
 //! Redis") promises: no gap, no duplicate, an answer for requests whose replica died, and
 //! recovery without restarting the replicas.
 //!

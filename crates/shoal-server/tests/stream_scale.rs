@@ -1,7 +1,7 @@
 //! Open SSE streams cost no Redis connection each: one replica holding many standalone streams
 //! on the Redis host uses a small, fixed number of Redis connections.
 //!
-//! `SHOAL_TEST_STREAMS` sets how many streams to open (default 1,000; the figure in the README
+//! `SHOAL_TEST_STREAMS` sets how many streams to open (default 1,000; the figure in docs/performance.md
 //! was measured with 10,000).
 
 // Test helpers fail the test by panicking.

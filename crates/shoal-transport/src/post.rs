@@ -84,7 +84,7 @@ pub(crate) async fn handle(
     check_tool_scopes(state, &request, principal.as_ref())?;
     let reply = state
         .engine
-        .handle_request(session.clone(), principal, request, true)
+        .handle_request(session.clone(), principal, request)
         .await
         .map_err(host_rejection)?;
     match reply {

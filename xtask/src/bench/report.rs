@@ -1,5 +1,5 @@
 //! The tables, the targets with PASS/MISS, and the results files (`results.json`, and
-//! `results.md` for README's Performance section).
+//! `results.md` for docs/performance.md).
 
 use serde_json::{Value, json};
 

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::codes;
 use crate::handler::{Handlers, Notifier, RequestContext};
@@ -133,7 +134,7 @@ pub(crate) struct Shared {
     pub(crate) pending: Pending,
     pub(crate) running: Running,
     /// Requests whose reply is not completely written yet (JSON returned, or stream ended).
-    pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) in_flight: TaskTracker,
     pub(crate) local_streams: LocalStreams,
 }
 
@@ -153,7 +154,7 @@ impl Engine {
             handlers,
             config,
             running: Running::default(),
-            in_flight: Arc::default(),
+            in_flight: TaskTracker::new(),
             local_streams: LocalStreams::default(),
         });
         node::spawn_loop(&shared);
@@ -288,29 +289,28 @@ impl Engine {
 
     /// Requests whose reply is not completely written yet.
     pub fn in_flight(&self) -> usize {
-        self.shared
-            .in_flight
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.shared.in_flight.len()
     }
 
     /// Waits until every request in flight has its reply written (for a graceful drain; bound it
-    /// with a timeout).
+    /// with a timeout). Requests that arrive meanwhile are waited for too.
     pub async fn wait_idle(&self) {
-        while self.in_flight() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // A closed tracker's `wait` ends when its last token is dropped; closing does not stop
+        // new tokens, so the engine keeps serving while it drains.
+        self.shared.in_flight.close();
+        self.shared.in_flight.wait().await;
     }
 
-    /// Runs a request of an established session. With `json_allowed`, a handler that sends
-    /// nothing before its result is answered as [`Reply::Json`]; otherwise the reply is a stream.
+    /// Runs a request of an established session. A handler that sends nothing before its result
+    /// is answered as [`Reply::Json`] (the fast path: no stream log); otherwise the reply is a
+    /// stream.
     pub async fn handle_request(
         &self,
         session: impl Into<Arc<SessionRecord>>,
         principal: Option<Principal>,
         request: Request,
-        json_allowed: bool,
     ) -> Result<Reply, HostError> {
-        let in_flight = InFlight::enter(&self.shared.in_flight);
+        let in_flight = self.shared.in_flight.token();
         let (tx, mut rx) = mpsc::channel(64);
         let outbox = Outbox(tx);
         let cancel = CancellationToken::new();
@@ -349,7 +349,7 @@ impl Engine {
         tokio::spawn(tracing::Instrument::instrument(handler, parent));
 
         let first = rx.recv().await.unwrap_or(Outbound::Abandoned);
-        if let (Outbound::Final(response), true) = (&first, json_allowed) {
+        if let Outbound::Final(response) = &first {
             return Ok(Reply::Json(response.clone()));
         }
         let stream = StreamId::for_node(self.shared.host.node_id());
@@ -541,22 +541,6 @@ pub enum InitializeError {
         /// The configured limit.
         max: usize,
     },
-}
-
-/// Counts a request as in flight until dropped.
-struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
-
-impl InFlight {
-    fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        InFlight(counter.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 /// How long the writer of a reply stream keeps trying to end it with an error after the host

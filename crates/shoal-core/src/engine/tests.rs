@@ -133,7 +133,7 @@ async fn progress_streams_before_the_result() {
         json!({"name": "steps", "arguments": {"n": 3}, "_meta": {"progressToken": "tok"}}),
     );
     let Reply::Stream(stream) = engine
-        .handle_request(session.clone(), None, call, true)
+        .handle_request(session.clone(), None, call)
         .await
         .unwrap()
     else {
@@ -160,11 +160,7 @@ async fn without_a_progress_token_the_reply_is_plain_json() {
         "tools/call",
         json!({"name": "steps", "arguments": {"n": 3}}),
     );
-    let Reply::Json(body) = engine
-        .handle_request(session, None, call, true)
-        .await
-        .unwrap()
-    else {
+    let Reply::Json(body) = engine.handle_request(session, None, call).await.unwrap() else {
         panic!("nothing was sent before the result");
     };
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -181,7 +177,7 @@ async fn invalid_arguments_are_a_tool_error_result() {
         json!({"name": "steps", "arguments": {"n": "three"}}),
     );
     let Reply::Json(body) = engine
-        .handle_request(session.clone(), None, call, true)
+        .handle_request(session.clone(), None, call)
         .await
         .unwrap()
     else {
@@ -196,11 +192,7 @@ async fn invalid_arguments_are_a_tool_error_result() {
             .contains("invalid arguments for tool steps")
     );
     let unknown = request(8, "tools/call", json!({"name": "nope"}));
-    let Reply::Json(body) = engine
-        .handle_request(session, None, unknown, true)
-        .await
-        .unwrap()
-    else {
+    let Reply::Json(body) = engine.handle_request(session, None, unknown).await.unwrap() else {
         panic!()
     };
     assert!(body.contains("-32602"), "{body}");
@@ -217,7 +209,7 @@ async fn cancellation_stops_the_handler_of_that_session_only() {
     let call = request(9, "tools/call", json!({"name": "slow"}));
     let running = tokio::spawn({
         let (engine, a) = (engine.clone(), a.clone());
-        async move { engine.handle_request(a, None, call, true).await }
+        async move { engine.handle_request(a, None, call).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let cancel = |session: &SessionRecord| {
@@ -259,7 +251,7 @@ async fn elicitation_answers_are_routed_to_the_waiting_handler() {
     let session = session(&engine, json!({"elicitation": {}})).await;
     let call = request(10, "tools/call", json!({"name": "ask"}));
     let Reply::Stream(stream) = engine
-        .handle_request(session.clone(), None, call, true)
+        .handle_request(session.clone(), None, call)
         .await
         .unwrap()
     else {
@@ -310,11 +302,7 @@ async fn elicitation_needs_the_client_capability() {
     let engine = engine(Arc::default());
     let session = session(&engine, json!({})).await;
     let call = request(11, "tools/call", json!({"name": "ask"}));
-    let Reply::Json(body) = engine
-        .handle_request(session, None, call, true)
-        .await
-        .unwrap()
-    else {
+    let Reply::Json(body) = engine.handle_request(session, None, call).await.unwrap() else {
         panic!()
     };
     let body: Value = serde_json::from_str(&body).unwrap();

@@ -58,7 +58,7 @@ impl TestClient {
             .unwrap();
         match self
             .engine
-            .handle_request(session, None, request(id, method, params), true)
+            .handle_request(session, None, request(id, method, params))
             .await
             .unwrap()
         {
