@@ -1,4 +1,5 @@
-//! `Last-Event-ID` as the transport reads it (`LastEventId::from_str`): never a panic, and
+//! `Last-Event-ID` as the transport reads it (`LastEventId::from_str`, on the grammar of
+//! `shoal_wire::event_id`, which must agree with it): never a panic, and
 //! exactly the ids the server could have minted are accepted — a stored event's `<stream>.<seq>`
 //! or a priming event's `<stream>.<seq>.<nonce>`, with a stream id of 16 to 80 characters of the
 //! URL-safe alphabet, the canonical decimal form of a `u64`, and a nonce of 16 characters of that
@@ -9,6 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shoal_core::ids::{EventId, LastEventId, PrimingId};
+use shoal_wire::event_id::{EventIdRef, LastEventIdRef, PrimingIdRef};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -16,6 +18,22 @@ fuzz_target!(|data: &[u8]| {
     };
     let stored = text.parse::<EventId>();
     let primed = text.parse::<PrimingId>();
+    // The borrowed grammar accepts exactly what the owned ids do, and displays it back.
+    let grammar = LastEventIdRef::parse(text);
+    assert_eq!(
+        grammar.is_ok(),
+        text.parse::<LastEventId>().is_ok(),
+        "{text:?}"
+    );
+    assert_eq!(EventIdRef::parse(text).is_ok(), stored.is_ok(), "{text:?}");
+    assert_eq!(
+        PrimingIdRef::parse(text).is_ok(),
+        primed.is_ok(),
+        "{text:?}"
+    );
+    if let Ok(id) = grammar {
+        assert_eq!(id.to_string(), text);
+    }
     match text.parse::<LastEventId>() {
         Ok(id) => {
             assert_eq!(id.to_string(), text);

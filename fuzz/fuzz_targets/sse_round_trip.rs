@@ -1,6 +1,7 @@
-//! A JSON message through the transport's SSE framing and back through the test client's
-//! parser (`shoal_testkit::sse::SseParser`), the bytes cut into chunks anywhere: the client
-//! reads the same events — ids, `retry` and data — whatever the message and the cuts.
+//! A JSON message through the SSE framing the transport uses (`shoal_wire::sse::event`) and back
+//! through the parser every client of ours uses (`shoal_wire::SseParser`), the bytes cut into
+//! chunks anywhere: the client reads the same events — ids, `retry` and data — whatever the
+//! message and the cuts.
 //!
 //! The input is the message: parsed as JSON and written compactly, as the engine writes every
 //! message (input that is not JSON becomes a JSON string). Compact JSON never holds a line
@@ -18,8 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use shoal_core::ids::{EventId, NodeId, PrimingId};
-use shoal_testkit::sse::{SseEvent, SseItem, SseParser};
-use shoal_transport::encode_sse_event;
+use shoal_wire::sse::{SseEvent, SseItem, SseParser, event as encode_sse_event};
 
 /// Writer nodes as configured: none, short, sanitized, and longer than a node id may be.
 const NODES: [&str; 4] = [
@@ -76,10 +76,12 @@ fuzz_target!(|message: &[u8]| {
     let mut items = Vec::new();
     let mut start = 0;
     for cut in cuts.into_iter().chain([framed.len()]) {
-        items.extend(parser.push(&framed[start..cut]));
+        parser.push(&framed[start..cut]);
+        items.extend(std::iter::from_fn(|| parser.next_item()));
         start = cut;
     }
-    items.extend(parser.finish());
+    parser.finish();
+    items.extend(std::iter::from_fn(|| parser.next_item()));
 
     let expected = vec![
         SseItem::Event(SseEvent {

@@ -9,11 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Method};
 use serde_json::Value;
+use shoal_wire::sse::{SseEvent, SseItem, SseParser};
 use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::http::{Body, ContentType, Head, Http, Lease, ResponseHead, Targets};
-use crate::sse::{SseEvent, SseItem, SseParser};
 use crate::wire::{self, Message};
 
 /// After the response it carried, how long a POST's event stream may take to end before its

@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Uri};
+use shoal_wire::header::MCP_SESSION_ID;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -746,7 +747,7 @@ fn parse_head(bytes: &[u8]) -> Result<Option<(ResponseHead, usize)>, String> {
                 .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case(b"content-type") {
             head.content_type = content_type(value);
-        } else if name.eq_ignore_ascii_case(b"mcp-session-id") {
+        } else if name.eq_ignore_ascii_case(MCP_SESSION_ID.as_bytes()) {
             head.session_id = HeaderValue::from_bytes(value).ok();
         } else if name.eq_ignore_ascii_case(b"connection") {
             for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {

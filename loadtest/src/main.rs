@@ -16,8 +16,8 @@
 //!   URLs, one write per request, response heads parsed in place; [`tls`]: `https://` targets,
 //!   verified against the system's trust roots (or not, with `--insecure`).
 //! - [`client`]: MCP on top: initialize, requests with JSON or SSE replies, GET streams,
-//!   resumption, DELETE; [`sse`]: the event stream parser; [`wire`]: the JSON-RPC shapes;
-//!   [`error`]: failures and their kinds.
+//!   resumption, DELETE (event streams are read with `shoal_wire`'s parser); [`wire`]: the
+//!   JSON-RPC shapes; [`error`]: failures and their kinds.
 //! - [`run`]: workers, closed or open loop, warmup, the measured phase; [`progress`]: the bar.
 //! - [`scenario`]: what one operation is in each scenario.
 //! - [`stats`] and [`report`]: histograms and counters; table, JSON and HTML.
@@ -39,7 +39,6 @@ mod progress;
 mod report;
 mod run;
 mod scenario;
-mod sse;
 mod stats;
 mod tls;
 mod wire;

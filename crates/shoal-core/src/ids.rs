@@ -6,6 +6,9 @@
 //! `<stream>.<seq>` ([`EventId`]); a priming event's is `<stream>.<seq>.<nonce>` ([`PrimingId`]),
 //! the position it stands for plus a nonce of its own connection, since many connections can
 //! start at one position and no id may be sent twice in a session. [`LastEventId`] reads either.
+//!
+//! The text forms of event ids (their grammar, parse and display) are `shoal_wire::event_id`'s,
+//! shared with every client of ours; this module mints ids and owns them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,6 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use shoal_wire::event_id::{self as grammar, EventIdRef, LastEventIdRef, PrimingIdRef};
 
 fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -104,12 +108,6 @@ impl StreamId {
             .map(NodeId::new)
     }
 
-    fn is_valid(s: &str) -> bool {
-        (Self::RANDOM_LEN..=Self::MAX_LEN).contains(&s.len())
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }
-
     /// The id as it appears in event ids.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -121,6 +119,13 @@ impl fmt::Display for StreamId {
         f.write_str(&self.0)
     }
 }
+
+// The wire grammar's bounds are the minted ids': every id minted here must parse back.
+const _: () = assert!(
+    StreamId::RANDOM_LEN == grammar::STREAM_MIN_LEN
+        && StreamId::MAX_LEN == grammar::STREAM_MAX_LEN
+        && PrimingId::NONCE_LEN == 12 * 4 / 3
+);
 
 /// The position of an event in its stream's log, and the id of the stored event there:
 /// `<stream>.<seq>`. Sequence 0 is the start of the stream, where no event is stored: resuming
@@ -134,9 +139,28 @@ pub struct EventId {
     pub seq: u64,
 }
 
+impl EventId {
+    /// The id as the wire grammar reads and writes it.
+    fn as_ref(&self) -> EventIdRef<'_> {
+        EventIdRef {
+            stream: self.stream.as_str(),
+            seq: self.seq,
+        }
+    }
+}
+
+impl From<EventIdRef<'_>> for EventId {
+    fn from(id: EventIdRef<'_>) -> Self {
+        EventId {
+            stream: StreamId(id.stream.to_owned()),
+            seq: id.seq,
+        }
+    }
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.stream, self.seq)
+        self.as_ref().fmt(f)
     }
 }
 
@@ -144,21 +168,11 @@ impl FromStr for EventId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let (stream, seq) = s.split_once('.').ok_or(IdError::Event)?;
         // Only the canonical decimal form (no leading zero): the server never mints another,
         // and one position must have one id.
-        if !StreamId::is_valid(stream)
-            || seq.is_empty()
-            || !seq.bytes().all(|b| b.is_ascii_digit())
-            || (seq.len() > 1 && seq.starts_with('0'))
-        {
-            return Err(IdError::Event);
-        }
-        let seq = seq.parse().map_err(|_| IdError::Event)?;
-        Ok(EventId {
-            stream: StreamId(stream.to_owned()),
-            seq,
-        })
+        EventIdRef::parse(s)
+            .map(EventId::from)
+            .map_err(|_| IdError::Event)
     }
 }
 
@@ -175,7 +189,7 @@ pub struct PrimingId {
 }
 
 impl PrimingId {
-    const NONCE_LEN: usize = 16;
+    const NONCE_LEN: usize = grammar::NONCE_LEN;
 
     /// A fresh id for a priming event at `position`.
     pub fn new(position: EventId) -> Self {
@@ -186,9 +200,22 @@ impl PrimingId {
     }
 }
 
+impl From<PrimingIdRef<'_>> for PrimingId {
+    fn from(id: PrimingIdRef<'_>) -> Self {
+        PrimingId {
+            position: id.position.into(),
+            nonce: id.nonce.to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for PrimingId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.position, self.nonce)
+        PrimingIdRef {
+            position: self.position.as_ref(),
+            nonce: &self.nonce,
+        }
+        .fmt(f)
     }
 }
 
@@ -196,15 +223,9 @@ impl FromStr for PrimingId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, IdError> {
-        // The nonce has no dot, so the last one ends the position.
-        let (position, nonce) = s.rsplit_once('.').ok_or(IdError::Event)?;
-        if !is_token(nonce, Self::NONCE_LEN) {
-            return Err(IdError::Event);
-        }
-        Ok(PrimingId {
-            position: position.parse()?,
-            nonce: nonce.to_owned(),
-        })
+        PrimingIdRef::parse(s)
+            .map(PrimingId::from)
+            .map_err(|_| IdError::Event)
     }
 }
 
@@ -222,8 +243,7 @@ pub enum LastEventId {
 
 impl LastEventId {
     /// The longest id: a priming event's with the longest stream id and sequence number.
-    pub const MAX_LEN: usize =
-        StreamId::MAX_LEN + 1 + (u64::MAX.ilog10() as usize + 1) + 1 + PrimingId::NONCE_LEN;
+    pub const MAX_LEN: usize = grammar::MAX_LEN;
 
     /// The position to resume after.
     pub fn position(&self) -> &EventId {
@@ -247,14 +267,10 @@ impl FromStr for LastEventId {
     type Err = IdError;
 
     fn from_str(s: &str) -> Result<Self, IdError> {
-        if s.len() > Self::MAX_LEN {
-            return Err(IdError::Event);
-        }
-        // Stream ids, sequence numbers and nonces have no dot: the dots tell the forms apart.
-        match s.bytes().filter(|&b| b == b'.').count() {
-            1 => s.parse().map(LastEventId::Event),
-            2 => s.parse().map(LastEventId::Priming),
-            _ => Err(IdError::Event),
+        match LastEventIdRef::parse(s) {
+            Ok(LastEventIdRef::Event(id)) => Ok(LastEventId::Event(id.into())),
+            Ok(LastEventIdRef::Priming(id)) => Ok(LastEventId::Priming(id.into())),
+            Err(_) => Err(IdError::Event),
         }
     }
 }

@@ -24,11 +24,11 @@ use crate::sse::SseEvent;
 use crate::stream::SseStream;
 
 /// `Mcp-Session-Id`.
-pub const SESSION_ID: &str = "mcp-session-id";
+pub const SESSION_ID: &str = shoal_wire::header::MCP_SESSION_ID;
 /// `MCP-Protocol-Version`.
-pub const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub const PROTOCOL_VERSION: &str = shoal_wire::header::MCP_PROTOCOL_VERSION;
 /// `Last-Event-ID`.
-pub const LAST_EVENT_ID: &str = "last-event-id";
+pub const LAST_EVENT_ID: &str = shoal_wire::header::LAST_EVENT_ID;
 /// The `Accept` value a Streamable HTTP client sends on POST.
 pub const ACCEPT_JSON_AND_SSE: &str = "application/json, text/event-stream";
 /// The revision [`McpClient::initialize`] asks for.

@@ -9,7 +9,7 @@
 //!   tests, `GET` streams read one event at a time, `DELETE`.
 //! - [`SseStream`]: an open SSE response read one event at a time; [`RawResponse`]: any
 //!   other response, read to its end, with [`RawResponse::assert_rpc_error`] for refusals.
-//! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`].
+//! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`] (`shoal_wire`'s).
 //! - [`proxy::RoundRobinProxy`]: a reverse proxy that sends every request to the next ready
 //!   backend, logging where each landed (also the `rr-proxy` binary, for `cargo xtask`).
 //! - [`redis_cluster::RedisCluster`]: a throwaway three-master Redis Cluster (optionally one

@@ -1,7 +1,6 @@
 //! [`SseStream`]: an open `text/event-stream` response, read one item at a time with a bound
 //! on every wait.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -21,7 +20,6 @@ pub struct SseStream {
     headers: HeaderMap,
     body: BoxStream<'static, reqwest::Result<Vec<u8>>>,
     parser: SseParser,
-    pending: VecDeque<SseItem>,
     ended: bool,
     error: Option<String>,
     comments: usize,
@@ -50,7 +48,6 @@ impl SseStream {
                 .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
                 .boxed(),
             parser: SseParser::new(),
-            pending: VecDeque::new(),
             ended: false,
             error: None,
             comments: 0,
@@ -177,22 +174,22 @@ impl SseStream {
     /// once it has been received whole.
     async fn fill(&mut self) -> Option<SseItem> {
         loop {
-            if let Some(item) = self.pending.pop_front() {
+            if let Some(item) = self.parser.next_item() {
                 return Some(item);
             }
             if self.ended {
                 return None;
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.pending.extend(self.parser.push(&chunk)),
+                Some(Ok(chunk)) => self.parser.push(&chunk),
                 Some(Err(error)) => {
                     self.error = Some(error.to_string());
                     self.ended = true;
-                    self.pending.extend(self.parser.finish());
+                    self.parser.finish();
                 }
                 None => {
                     self.ended = true;
-                    self.pending.extend(self.parser.finish());
+                    self.parser.finish();
                 }
             }
         }

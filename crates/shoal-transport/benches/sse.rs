@@ -17,7 +17,7 @@ use serde_json::json;
 use shoal_core::ids::{EventId, NodeId, StreamId};
 use shoal_core::jsonrpc::{RequestId, encode_notification, encode_result};
 use shoal_core::model::CallToolResult;
-use shoal_transport::encode_sse_event;
+use shoal_wire::sse::event as encode_sse_event;
 
 /// Prose with what JSON must escape (quotes, newlines, tabs) and some non-ASCII.
 fn text_of(bytes: usize) -> String {

@@ -7,11 +7,11 @@ use shoal_core::version;
 use crate::rejection::Rejection;
 
 /// `Mcp-Session-Id`.
-pub(crate) const SESSION_ID: &str = "mcp-session-id";
+pub(crate) const SESSION_ID: &str = shoal_wire::header::MCP_SESSION_ID;
 /// `MCP-Protocol-Version`.
-pub(crate) const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+pub(crate) const PROTOCOL_VERSION: &str = shoal_wire::header::MCP_PROTOCOL_VERSION;
 /// `Last-Event-ID`.
-pub(crate) const LAST_EVENT_ID: &str = "last-event-id";
+pub(crate) const LAST_EVENT_ID: &str = shoal_wire::header::LAST_EVENT_ID;
 
 /// Which of the two reply formats the client accepts (`*/*` and `type/*` count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,7 +13,8 @@
 //! - `limits`: in-flight requests and streams per session, the rate limit per principal.
 //! - `rejection`: every refusal, with its status code and JSON-RPC error body.
 //! - `post`, `get`, `delete`: the three methods.
-//! - `sse`: framing a stream log as Server-Sent Events, with priming, keep-alive and drain.
+//! - `sse`: serving a stream log as Server-Sent Events, with priming, keep-alive and drain (the
+//!   frames themselves are `shoal_wire`'s).
 //! - [`metrics`]: the HTTP request middleware ([`metrics::track_http`]), open SSE streams and
 //!   replayed events.
 //! - [`trace`]: the HTTP request span ([`trace::trace_http`]), parented on the request's W3C
@@ -52,10 +53,6 @@ use tokio_util::sync::CancellationToken;
 pub use config::{InvalidRateLimit, RateLimit, ToolScopeCheck, TransportConfig};
 pub use guard::{HostGuard, HostGuardLayer};
 pub use rejection::{Challenge, Limit, LimitExceeded, Rejection};
-/// The SSE framing of one event, for the `sse_round_trip` fuzz target (`fuzz/`); not part of
-/// the API.
-#[doc(hidden)]
-pub use sse::event as encode_sse_event;
 
 /// What every handler of the endpoint shares. axum clones the state for every request, so it
 /// is one `Arc`: a clone is one count, where the fields' own clones were four (one of them

@@ -10,9 +10,10 @@
 //! Idle streams get keep-alive comments. When the server drains, or a handler asks to close the
 //! connection, the stream ends with `retry` and the client resumes elsewhere from the last id it
 //! saw.
+//!
+//! The bytes of each frame are `shoal_wire::sse`'s, the format every client of ours reads.
 
 use std::convert::Infallible;
-use std::fmt;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -23,23 +24,11 @@ use futures::stream::BoxStream;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use shoal_core::host::{HostError, StoredEvent, StreamEvent, Subscription};
 use shoal_core::ids::{EventId, PrimingId, StreamId};
+use shoal_wire::sse::{KEEP_ALIVE, event};
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::Slot;
 use crate::metrics::{self, OpenStream, StreamKind};
-
-/// Frames `id` (an [`EventId`], or a [`PrimingId`]), optional `retry`, and `data` (single-line
-/// JSON, or empty for priming).
-pub fn event(id: &impl fmt::Display, retry: Option<Duration>, data: &str) -> Bytes {
-    let mut frame = format!("id: {id}\n");
-    if let Some(retry) = retry {
-        frame.push_str(&format!("retry: {}\n", retry.as_millis()));
-    }
-    frame.push_str("data: ");
-    frame.push_str(data);
-    frame.push_str("\n\n");
-    Bytes::from(frame)
-}
 
 /// How a stream is served.
 pub(crate) struct SseOptions {
@@ -110,8 +99,7 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
             biased;
             () = state.options.drain.cancelled() => {
                 state.done = true;
-                let retry = Bytes::from(format!("retry: {}\n\n", state.options.retry.as_millis()));
-                return Some((retry, state));
+                return Some((shoal_wire::sse::retry(state.options.retry), state));
             }
             next = state.events.next() => {
                 let stored = match next {
@@ -142,7 +130,7 @@ async fn next_frame(mut state: State) -> Option<(Bytes, State)> {
                 }
             }
             () = tokio::time::sleep(state.options.keep_alive) => {
-                return Some((Bytes::from_static(b": keep-alive\n\n"), state));
+                return Some((Bytes::from_static(KEEP_ALIVE), state));
             }
         }
     }

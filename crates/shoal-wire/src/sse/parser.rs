@@ -1,6 +1,4 @@
-//! An incremental Server-Sent Events parser (the WHATWG HTML "event stream interpretation"
-//! rules), sans I/O: bytes go in as they arrive, in chunks of any size, and complete items come
-//! out. It knows nothing of HTTP, MCP or JSON, so that it can move to a shared codec crate.
+//! The incremental parser, written from the WHATWG HTML "event stream interpretation" rules.
 //!
 //! A block of fields ended by a blank line is an [`SseEvent`]. Unlike a browser, the parser also
 //! yields blocks without `data` (a bare `retry:`, say) and every comment line (keep-alives);
@@ -13,26 +11,60 @@
 
 use std::collections::VecDeque;
 
+use crate::event_id;
+
 /// The UTF-8 byte order mark, skipped at the start of a stream.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One block of fields, ended by a blank line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The block's own `id` field, if it had one.
-    pub(crate) id: Option<String>,
+    pub id: Option<String>,
     /// The `event` field (the event type), if any.
-    pub(crate) event: Option<String>,
+    pub event: Option<String>,
     /// The `data` lines joined with `\n`; `None` when the block had no `data` field, `Some("")`
     /// for one empty `data:` line (a priming event).
-    pub(crate) data: Option<String>,
+    pub data: Option<String>,
     /// The `retry` field in milliseconds, if the block set one.
-    pub(crate) retry: Option<u64>,
+    pub retry: Option<u64>,
+}
+
+// === impl SseEvent ===
+
+impl SseEvent {
+    /// Whether this is a priming event: an id and empty data (the server's "you can resume
+    /// from here").
+    pub fn is_priming(&self) -> bool {
+        self.id.is_some() && self.data.as_deref() == Some("")
+    }
+
+    /// The stream part of the event's id, stored (`<stream>.<seq>`) or priming
+    /// (`<stream>.<seq>.<nonce>`); see [`event_id::stream_part`].
+    pub fn stream(&self) -> Option<&str> {
+        event_id::stream_part(self.id.as_deref()?)
+    }
+
+    /// The sequence part of the event's id, stored or priming: the position the event stands
+    /// for; see [`event_id::seq_part`].
+    pub fn seq(&self) -> Option<u64> {
+        event_id::seq_part(self.id.as_deref()?)
+    }
+
+    /// The JSON message in `data`, when there is a non-empty one that parses.
+    #[cfg(feature = "json")]
+    pub fn json(&self) -> Option<serde_json::Value> {
+        let data = self.data.as_deref()?;
+        if data.is_empty() {
+            return None;
+        }
+        serde_json::from_str(data).ok()
+    }
 }
 
 /// What the parser yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SseItem {
+pub enum SseItem {
     /// A block of fields.
     Event(SseEvent),
     /// A comment line: everything after its colon (`: ping` yields `" ping"`).
@@ -41,7 +73,7 @@ pub(crate) enum SseItem {
 
 /// Turns a byte stream into [`SseItem`]s.
 #[derive(Debug, Default)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
     /// The last chunk ended in CR: an LF opening the next one belongs to that line end.
@@ -51,6 +83,8 @@ pub(crate) struct SseParser {
     /// The block being built, and whether any field was set in it.
     block: SseEvent,
     block_has_fields: bool,
+    /// The last `id` field seen, as a browser would send in `Last-Event-ID`.
+    last_event_id: Option<String>,
     /// Completed items not taken yet.
     ready: VecDeque<SseItem>,
 }
@@ -59,12 +93,12 @@ pub(crate) struct SseParser {
 
 impl SseParser {
     /// A parser at the start of a stream.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Feeds a chunk; the items it completes are then returned by [`Self::next_item`].
-    pub(crate) fn push(&mut self, chunk: &[u8]) {
+    pub fn push(&mut self, chunk: &[u8]) {
         if self.started {
             self.push_bytes(chunk);
             return;
@@ -85,12 +119,18 @@ impl SseParser {
     }
 
     /// The next completed item, in stream order.
-    pub(crate) fn next_item(&mut self) -> Option<SseItem> {
+    pub fn next_item(&mut self) -> Option<SseItem> {
         self.ready.pop_front()
     }
 
+    /// The last `id` field seen in any block: what a reconnecting client sends as
+    /// `Last-Event-ID`.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
     /// The stream ended: a line or block left unterminated is dropped, as the standard says.
-    pub(crate) fn finish(&mut self) {
+    pub fn finish(&mut self) {
         self.partial.clear();
         self.block = SseEvent::default();
         self.block_has_fields = false;
@@ -164,7 +204,16 @@ impl SseParser {
                 self.block_has_fields = true;
             }
             b"id" if !value.contains(&0) => {
-                self.block.id = Some(String::from_utf8_lossy(value).into_owned());
+                let id = String::from_utf8_lossy(value);
+                // The buffer is reused: one allocation per event, the block's own id.
+                match &mut self.last_event_id {
+                    Some(last) => {
+                        last.clear();
+                        last.push_str(&id);
+                    }
+                    None => self.last_event_id = Some(id.clone().into_owned()),
+                }
+                self.block.id = Some(id.into_owned());
                 self.block_has_fields = true;
             }
             b"event" => {
@@ -186,6 +235,10 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -349,5 +402,110 @@ mod tests {
             parse_chunks(&[b"data: a\xFFb\n\n"]),
             vec![event(None, Some("a\u{FFFD}b"), None)]
         );
+    }
+
+    #[test]
+    fn reads_ids_retry_and_priming() {
+        assert_eq!(
+            parse("id: abc.0\nretry: 1000\ndata: \n\nid: abc.1\ndata: {\"x\":1}\n\n"),
+            vec![
+                event(Some("abc.0"), Some(""), Some(1000)),
+                event(Some("abc.1"), Some("{\"x\":1}"), None),
+            ]
+        );
+        let SseItem::Event(priming) = &parse("id: abc.0\nretry: 5\ndata: \n\n")[0] else {
+            panic!("not an event");
+        };
+        assert!(priming.is_priming());
+        assert_eq!(priming.stream(), Some("abc"));
+        assert_eq!(priming.seq(), Some(0));
+        let SseItem::Event(nonced) = &parse("id: abc.7.n0nc3\nretry: 5\ndata: \n\n")[0] else {
+            panic!("an event");
+        };
+        assert_eq!(nonced.stream(), Some("abc"));
+        assert_eq!(nonced.seq(), Some(7));
+        let SseItem::Event(message) = &parse("id: abc.8\ndata: {}\n\n")[0] else {
+            panic!("an event");
+        };
+        assert!(!message.is_priming());
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn reads_json_messages_out_of_data() {
+        let SseItem::Event(message) = &parse("id: abc.8\ndata: {\"x\":1}\n\n")[0] else {
+            panic!("an event");
+        };
+        assert_eq!(message.json(), Some(serde_json::json!({"x": 1})));
+        let SseItem::Event(priming) = &parse("id: abc.0\ndata: \n\n")[0] else {
+            panic!("an event");
+        };
+        assert_eq!(priming.json(), None);
+    }
+
+    #[test]
+    fn remembers_the_last_id_across_blocks_and_chunks() {
+        let mut parser = SseParser::new();
+        assert_eq!(parser.last_event_id(), None);
+        for chunk in [
+            "id: a.1\r",
+            "\ndata: x\r",
+            "\r",
+            "\nid: a.2\rdata: y\r\r",
+            "data: z\n\n",
+        ] {
+            parser.push(chunk.as_bytes());
+        }
+        assert_eq!(parser.last_event_id(), Some("a.2"));
+        // Set as soon as the field is read, as a browser's last event ID buffer.
+        parser.push(b"id: a.3\n");
+        assert_eq!(parser.last_event_id(), Some("a.3"));
+        parser.push(b"id: a\0b\n\n");
+        assert_eq!(parser.last_event_id(), Some("a.3"));
+    }
+
+    /// A frame's fields, as the encoder takes them.
+    fn frame_fields() -> impl Strategy<Value = (String, Option<u64>, String)> {
+        (
+            "[A-Za-z0-9_.-]{0,40}",
+            proptest::option::of(0..u64::MAX / 1000),
+            any::<String>(),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn reads_back_what_the_encoder_writes(
+            frames in proptest::collection::vec(frame_fields(), 1..4),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            keep_alive in any::<bool>(),
+        ) {
+            let mut bytes = Vec::new();
+            let mut expected = Vec::new();
+            for (id, retry, data) in &frames {
+                bytes.extend_from_slice(&crate::sse::event(id, retry.map(Duration::from_millis), data));
+                // Every line end comes back as LF.
+                let data = data.replace("\r\n", "\n").replace('\r', "\n");
+                expected.push(SseItem::Event(SseEvent {
+                    id: Some(id.clone()),
+                    event: None,
+                    data: Some(data),
+                    retry: *retry,
+                }));
+                if keep_alive {
+                    bytes.extend_from_slice(crate::sse::KEEP_ALIVE);
+                    expected.push(SseItem::Comment(" keep-alive".into()));
+                }
+            }
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                chunks.push(&bytes[start..cut]);
+                start = cut;
+            }
+            prop_assert_eq!(parse_chunks(&chunks), expected);
+        }
     }
 }
