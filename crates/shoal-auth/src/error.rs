@@ -1,5 +1,5 @@
 //! Configuration and start-up errors. Request-time failures are answered with a
-//! [`Challenge`](shoal_transport::Challenge), not returned as errors.
+//! [`Challenge`](shoal_transport::auth::Challenge), not returned as errors.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,9 @@ pub enum Error {
     /// Not an `http(s)://` URL with a host.
     #[error("{0:?} is not a valid http(s) URL")]
     InvalidUrl(String),
+    /// An endpoint path that does not start with `/`.
+    #[error("{0:?} is not an endpoint path: it must start with /")]
+    InvalidEndpointPath(String),
     /// `http://` to a host that is not loopback.
     #[error("{0:?} must use https:// (http:// is accepted for loopback hosts only)")]
     InsecureUrl(String),

@@ -179,14 +179,20 @@ impl JwtValidator {
         validation.validate_nbf = true;
         let mut outcome = Err(TokenError::BadSignature);
         for key in &keys {
-            outcome = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
+            outcome = jsonwebtoken::decode::<Value>(token, &key.decoding, &validation)
                 .map(|data| data.claims)
                 .map_err(|e| map_error(e.kind()));
             if !matches!(outcome, Err(TokenError::BadSignature)) {
                 break;
             }
         }
-        let claims = outcome?;
+        // Every claim goes to the principal; the ones checked here are read typed, and a
+        // mistyped one makes the token malformed.
+        let payload = outcome?;
+        let claims = Claims::deserialize(&payload).map_err(|_| TokenError::Malformed)?;
+        let Value::Object(all) = payload else {
+            return Err(TokenError::Malformed);
+        };
         let sub = claims.sub.ok_or(TokenError::MissingClaim)?;
         if let Some(iat) = claims.iat {
             let now = SystemTime::now()
@@ -197,10 +203,10 @@ impl JwtValidator {
                 return Err(TokenError::IssuedInFuture);
             }
         }
-        Ok(Principal {
-            id: format!("{}|{sub}", claims.iss),
-            scopes: scopes(claims.scope.as_ref(), claims.scp.as_ref()),
-        })
+        let mut principal = Principal::new(format!("{}|{sub}", claims.iss));
+        principal.scopes = scopes(claims.scope.as_ref(), claims.scp.as_ref());
+        principal.claims = all;
+        Ok(principal)
     }
 }
 

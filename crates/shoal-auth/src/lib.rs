@@ -1,34 +1,39 @@
-//! Resource-server authentication for Shoal: who is calling, and may they?
+//! Resource-server authentication for Shoal: implementations of the auth port
+//! ([`shoal_transport::auth`]) — who is calling, and may they?
 //!
 //! Three modes ([`AuthConfig`]):
 //!
-//! - **none**: every request passes without a principal.
+//! - **none**: every request passes without a principal
+//!   ([`Anonymous`](shoal_transport::auth::Anonymous)).
 //! - **static**: opaque tokens, each mapped to a principal name, presented as
-//!   `Authorization: Bearer <token>` or in a custom header; compared in constant time.
+//!   `Authorization: Bearer <token>` or in a custom header; compared in constant time
+//!   ([`StaticTokenAuthenticator`]).
 //! - **jwt**: an OAuth 2.0 resource server for an external authorization server. JWT access
 //!   tokens (RFC 9068) are checked against the issuer's keys (JWKS, found by RFC 8414 / OpenID
 //!   Connect discovery or configured), its exact `iss`, an `aud` naming this resource (the
-//!   canonical public URL, RFC 8707), their lifetime, algorithm and scopes. Protected Resource
-//!   Metadata (RFC 9728) tells clients where to get tokens.
+//!   canonical public URL, RFC 8707), their lifetime, algorithm and scopes; the principal
+//!   carries the token's validated claims. Protected Resource Metadata (RFC 9728) tells clients
+//!   where to get tokens.
 //!
 //! # Layout
 //!
 //! - [`config`]: the settings of each mode and their checks.
 //! - `token`: reading the presented token from `Authorization` or a custom header.
-//! - `challenge`: the `WWW-Authenticate` values (RFC 6750 §3).
+//! - `challenge`: the fixed `error_description` of each refusal.
+//! - `authenticator`: the static and JWT [`Authenticator`]s.
 //! - `static_tokens`: the static token table.
 //! - `discovery`, `jwks`, `jwt`: authorization server discovery, the key cache, validation.
 //! - `metadata`: the well-known documents.
-//! - `layer`: the tower layer that authenticates every request in front of the transport.
 //!
 //! # Use
 //!
-//! [`Auth::start`] resolves the configuration (discovers the issuer, fetches its keys) and
-//! gives the [`AuthLayer`] to put in front of the MCP router, the unauthenticated well-known
-//! routes to merge beside it, and the per-tool check to give the transport
-//! ([`shoal_transport::TransportConfig::tool_scopes`]). The layer inserts the authenticated
-//! [`Principal`] into the request extensions and removes the token header, so the token is
-//! never forwarded; it never logs a token.
+//! [`Auth::start`] resolves the configuration for the endpoint's public URL and real path
+//! (discovers the issuer, fetches its keys) and gives the
+//! [`AuthLayer`](shoal_transport::auth::AuthLayer) to put in front of the MCP router, the
+//! unauthenticated well-known routes to merge beside it, and the per-tool check to give the
+//! transport ([`shoal_transport::TransportConfig::tool_scopes`]). The layer inserts the
+//! authenticated [`Principal`] into the request extensions and removes the token header, so
+//! the token is never forwarded; it never logs a token.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -42,7 +47,6 @@ mod error;
 pub mod fuzzing;
 mod jwks;
 mod jwt;
-mod layer;
 mod metadata;
 mod static_tokens;
 mod token;
@@ -52,42 +56,53 @@ use std::sync::Arc;
 
 use axum::Router;
 use shoal_core::session::Principal;
-use shoal_transport::ToolScopeCheck;
+use shoal_transport::auth::{
+    Anonymous, AuthLayer, Authenticator, Challenge, Challenger, ToolScopeCheck,
+};
 
-pub use authenticator::Authenticator;
+pub use authenticator::StaticTokenAuthenticator;
 pub use config::{AuthConfig, JwtConfig, StaticConfig};
 pub use error::Error;
-pub use layer::{AuthLayer, AuthService};
 pub use static_tokens::StaticTokens;
 
-use challenge::Challenger;
+use authenticator::JwtAuthenticator;
 
 /// Auth, started: what `shoal serve` (or an embedder) wires around the transport.
 #[derive(Debug)]
 pub struct Auth {
-    authenticator: Arc<Authenticator>,
+    authenticator: Arc<dyn Authenticator>,
     routes: Router,
     tool_scopes: Option<Arc<dyn ToolScopeCheck>>,
 }
 
 impl Auth {
     /// Resolves `config` for the MCP endpoint at `public_url` (the URL clients use, e.g.
-    /// `https://mcp.example.com/mcp`). In jwt mode this discovers the issuer's metadata and
-    /// fetches its keys (then keeps them fresh in the background).
+    /// `https://mcp.example.com/mcp`) served at `endpoint_path` (the transport's path, e.g.
+    /// `/mcp`; it differs from the public URL's path behind a proxy that rewrites paths). In
+    /// jwt mode this discovers the issuer's metadata and fetches its keys (then keeps them
+    /// fresh in the background).
     ///
     /// # Errors
     ///
-    /// An invalid public URL, or in jwt mode an issuer that cannot be discovered.
-    pub async fn start(config: AuthConfig, public_url: &str) -> Result<Auth, Error> {
+    /// An invalid public URL or endpoint path, or in jwt mode an issuer that cannot be
+    /// discovered.
+    pub async fn start(
+        config: AuthConfig,
+        public_url: &str,
+        endpoint_path: &str,
+    ) -> Result<Auth, Error> {
         let resource = Resource::parse(public_url)?;
+        if !endpoint_path.starts_with('/') {
+            return Err(Error::InvalidEndpointPath(endpoint_path.to_owned()));
+        }
         match config {
             AuthConfig::None => Ok(Auth {
-                authenticator: Arc::new(Authenticator::none()),
+                authenticator: Arc::new(Anonymous),
                 routes: Router::new(),
                 tool_scopes: None,
             }),
             AuthConfig::Static(config) => Ok(Auth {
-                authenticator: Arc::new(Authenticator::static_tokens(config)),
+                authenticator: Arc::new(StaticTokenAuthenticator::new(config)),
                 routes: Router::new(),
                 tool_scopes: None,
             }),
@@ -114,7 +129,7 @@ impl Auth {
                 } else {
                     None
                 };
-                let routes = metadata::router(prm, &resource.metadata_paths(), mirror);
+                let routes = metadata::router(prm, &resource.metadata_paths(endpoint_path), mirror);
                 let tool_scopes: Option<Arc<dyn ToolScopeCheck>> = if config.tool_scopes.is_empty()
                 {
                     None
@@ -125,7 +140,7 @@ impl Auth {
                     }))
                 };
                 let authenticator =
-                    Authenticator::jwt(started.validator, challenger, config.required_scopes);
+                    JwtAuthenticator::new(started.validator, challenger, config.required_scopes);
                 Ok(Auth {
                     authenticator: Arc::new(authenticator),
                     routes,
@@ -149,11 +164,6 @@ impl Auth {
     /// The per-tool scope check for [`shoal_transport::TransportConfig::tool_scopes`].
     pub fn tool_scopes(&self) -> Option<Arc<dyn ToolScopeCheck>> {
         self.tool_scopes.clone()
-    }
-
-    /// The authenticator itself, for callers that are not tower services.
-    pub fn authenticator(&self) -> &Arc<Authenticator> {
-        &self.authenticator
     }
 }
 
@@ -190,18 +200,14 @@ impl Resource {
     }
 
     /// Where the metadata is served: the bare well-known path, the one for the resource's
-    /// path, and the one for `/mcp` (where the transport listens).
-    fn metadata_paths(&self) -> Vec<String> {
-        let mut paths = vec![
-            metadata::PRM_PATH.to_owned(),
-            format!(
-                "{}{}",
-                metadata::PRM_PATH,
-                shoal_transport::config::DEFAULT_PATH
-            ),
-        ];
-        if !self.path.is_empty() {
-            paths.push(format!("{}{}", metadata::PRM_PATH, self.path));
+    /// public path, and the one for `endpoint_path` (where the transport listens; the same
+    /// unless a proxy rewrites paths).
+    fn metadata_paths(&self, endpoint_path: &str) -> Vec<String> {
+        let mut paths = vec![metadata::PRM_PATH.to_owned()];
+        for path in [self.path.as_str(), endpoint_path.trim_end_matches('/')] {
+            if !path.is_empty() {
+                paths.push(format!("{}{}", metadata::PRM_PATH, path));
+            }
         }
         paths.sort();
         paths.dedup();
@@ -217,11 +223,7 @@ struct ToolScopes {
 }
 
 impl ToolScopeCheck for ToolScopes {
-    fn check(
-        &self,
-        tool: &str,
-        principal: Option<&Principal>,
-    ) -> Result<(), shoal_transport::Challenge> {
+    fn check(&self, tool: &str, principal: Option<&Principal>) -> Result<(), Challenge> {
         let Some(required) = self.scopes.get(tool) else {
             return Ok(());
         };

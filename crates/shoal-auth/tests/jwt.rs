@@ -44,6 +44,10 @@ async fn valid_tokens_of_each_algorithm_yield_issuer_and_subject() {
             answer.body["token_forwarded"], false,
             "the token is not passed on"
         );
+        assert_eq!(
+            answer.body["claims"], claims,
+            "the validated claims ride with the principal"
+        );
     }
     // The audience may be one of several.
     let mut claims = server.claims("");
@@ -428,7 +432,7 @@ async fn discovery_follows_the_spec_order_and_checks_the_issuer() {
     let liar = TestAs::start("", "/.well-known/oauth-authorization-server", &[&key]).await;
     let mut config = liar.config();
     config.issuer = format!("{}/", liar.issuer);
-    let error = Auth::start(AuthConfig::Jwt(config), PUBLIC_URL)
+    let error = Auth::start(AuthConfig::Jwt(config), PUBLIC_URL, ENDPOINT_PATH)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Discovery { .. }), "{error}");
@@ -445,7 +449,7 @@ async fn discovery_follows_the_spec_order_and_checks_the_issuer() {
     // Plain HTTP only on loopback.
     let mut config = liar.config();
     config.issuer = "http://as.example.com".into();
-    let error = Auth::start(AuthConfig::Jwt(config), PUBLIC_URL)
+    let error = Auth::start(AuthConfig::Jwt(config), PUBLIC_URL, ENDPOINT_PATH)
         .await
         .unwrap_err();
     assert!(matches!(error, Error::InsecureUrl(_)), "{error}");

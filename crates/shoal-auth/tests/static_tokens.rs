@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use http::HeaderName;
+use serde_json::json;
 use shoal_auth::{AuthConfig, StaticConfig, StaticTokens};
 
 fn tokens() -> StaticTokens {
@@ -28,6 +29,11 @@ async fn bearer_tokens() {
     let answer = bearer(&app, "bob-token-2").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["principal"], "bob");
+    assert_eq!(
+        answer.body["claims"],
+        json!({}),
+        "static tokens have no claims"
+    );
     assert_eq!(answer.body["token_forwarded"], false);
 
     let answer = send(&app, &[]).await;

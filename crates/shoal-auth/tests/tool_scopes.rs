@@ -38,7 +38,7 @@ async fn a_tool_call_needs_the_tools_scopes() {
     config
         .tool_scopes
         .insert("echo".into(), vec!["mcp:echo".into()]);
-    let auth = Auth::start(AuthConfig::Jwt(config), PUBLIC_URL)
+    let auth = Auth::start(AuthConfig::Jwt(config), PUBLIC_URL, ENDPOINT_PATH)
         .await
         .unwrap();
 

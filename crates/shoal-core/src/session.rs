@@ -16,6 +16,11 @@ pub struct Principal {
     /// Granted scopes.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The claims the authenticator validated (a JWT's payload; empty for static tokens), for
+    /// handlers that need more than the id. Never the token itself. Not kept with the session:
+    /// every request brings its own.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub claims: serde_json::Map<String, Value>,
 }
 
 impl Principal {
@@ -24,6 +29,7 @@ impl Principal {
         Principal {
             id: id.into(),
             scopes: Vec::new(),
+            claims: serde_json::Map::new(),
         }
     }
 }

@@ -9,7 +9,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -18,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 /// The connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -59,10 +63,10 @@ pub(crate) async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => {
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => {
                 backoff = Duration::from_millis(5);
-                tcp
+                accepted
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -78,7 +82,15 @@ pub(crate) async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let io = TokioIo::new(WriteTimeout::new(tcp, limits.write_timeout));
-        let service = TowerToHyperService::new(app.clone());
+        // The peer address, where `axum::serve` would put it: authenticators read it.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(peer));
+                request
+            },
+        ));
         let connection = builder.serve_connection(io, service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

@@ -63,12 +63,8 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
              can reach it can use every tool; make sure a gateway in front authenticates clients"
         );
     }
-    let auth = Auth::start(config.auth.clone(), &config.public_url)
-        .await
-        .context("starting authentication")?;
-
     let drain = CancellationToken::new();
-    let transport = TransportConfig {
+    let mut transport = TransportConfig {
         allowed_hosts: config.allowed_hosts.clone(),
         allowed_origins: config.allowed_origins.clone(),
         max_body_bytes: config.max_body_bytes,
@@ -77,9 +73,13 @@ pub async fn run_with(config: Config, handlers: Handlers) -> anyhow::Result<()> 
         max_streams_per_session: config.max_streams_per_session,
         max_in_flight_per_session: config.max_in_flight_per_session,
         rate_limit: config.rate_limit,
-        tool_scopes: auth.tool_scopes(),
         ..TransportConfig::default()
     };
+    // The metadata and challenges name the path the endpoint really has.
+    let auth = Auth::start(config.auth.clone(), &config.public_url, &transport.path)
+        .await
+        .context("starting authentication")?;
+    transport.tool_scopes = auth.tool_scopes();
     let drain_engine = engine.clone();
     // The Host/Origin guard answers before authentication, so that a rebound request gets its
     // 403 and not a challenge. The well-known documents are public and readable from any

@@ -6,9 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_core::session::Principal;
-
-use crate::rejection::Challenge;
+use crate::auth::ToolScopeCheck;
 
 /// Default endpoint path.
 pub const DEFAULT_PATH: &str = "/mcp";
@@ -66,16 +64,6 @@ pub struct TransportConfig {
     /// Checked at every `tools/call`, after the session is resolved: an auth layer's per-tool
     /// scopes. `None` lets every principal call every tool.
     pub tool_scopes: Option<Arc<dyn ToolScopeCheck>>,
-}
-
-/// Per-tool authorization, checked at `tools/call` (the only place the tool name is known).
-///
-/// The transport defines the seam and an auth crate implements it, so that the transport
-/// needs no auth dependency. `tools/list` is not filtered.
-pub trait ToolScopeCheck: Send + Sync + fmt::Debug {
-    /// `Ok` when `principal` may call `tool`, else the challenge to answer with (typically 403
-    /// `insufficient_scope`).
-    fn check(&self, tool: &str, principal: Option<&Principal>) -> Result<(), Challenge>;
 }
 
 /// The names every local client uses for this machine.

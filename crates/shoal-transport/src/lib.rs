@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //!
+//! - [`auth`]: the auth port: the [`Authenticator`](auth::Authenticator) trait, its layer,
+//!   challenges, and the per-tool [`ToolScopeCheck`].
 //! - [`config`]: endpoint, allow-lists, limits, SSE timings.
 //! - `guard`: Origin/Host validation (DNS-rebinding protection) for every request, also as
 //!   [`HostGuardLayer`] to run it in front of authentication.
@@ -22,7 +24,8 @@
 //!
 //! # Auth seam
 //!
-//! An auth layer in front of this router authenticates the request and inserts a
+//! An [`AuthLayer`](auth::AuthLayer) in front of this router runs an
+//! [`Authenticator`](auth::Authenticator) and inserts the
 //! [`Principal`](shoal_core::session::Principal) into the request extensions; the transport
 //! binds it to the session at initialize and requires the same principal afterwards. Per-tool
 //! authorization plugs in as [`TransportConfig::tool_scopes`], checked at `tools/call`. Put a
@@ -31,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 mod delete;
 mod get;
@@ -50,9 +54,10 @@ use axum::routing::any;
 use shoal_core::engine::Engine;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{InvalidRateLimit, RateLimit, ToolScopeCheck, TransportConfig};
+pub use auth::{Challenge, ToolScopeCheck};
+pub use config::{InvalidRateLimit, RateLimit, TransportConfig};
 pub use guard::{HostGuard, HostGuardLayer};
-pub use rejection::{Challenge, Limit, LimitExceeded, Rejection};
+pub use rejection::{Limit, LimitExceeded, Rejection};
 
 /// What every handler of the endpoint shares. axum clones the state for every request, so it
 /// is one `Arc`: a clone is one count, where the fields' own clones were four (one of them

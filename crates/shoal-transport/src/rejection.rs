@@ -14,6 +14,8 @@ use shoal_core::codes::session::{
 };
 use shoal_core::jsonrpc::{self, ParseError, RequestId, RpcError};
 
+use crate::auth::Challenge;
+
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
@@ -77,6 +79,10 @@ pub enum Rejection {
     /// 400, 401 or 403 from authentication or authorization, with its `WWW-Authenticate`.
     #[error("{}", .0.message)]
     Auth(Challenge),
+    /// 503: the authenticator cannot decide now (`AuthError::Unavailable`); the cause is
+    /// logged, not sent.
+    #[error("service unavailable: authentication cannot be checked now")]
+    AuthUnavailable,
     /// 431: the request headers exceed the configured limit.
     #[error("request header fields too large: the limit is {0} bytes")]
     HeadersTooLarge(usize),
@@ -157,19 +163,6 @@ impl LimitExceeded {
     }
 }
 
-/// An auth refusal: the status (400 `invalid_request`, 401 missing or invalid token, 403
-/// `insufficient_scope`), the `WWW-Authenticate` value (RFC 6750 §3) and the message of the
-/// JSON-RPC error body. None of them may contain the presented token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// 400, 401 or 403.
-    pub status: StatusCode,
-    /// The `WWW-Authenticate` header value, e.g. `Bearer error="invalid_token"`.
-    pub www_authenticate: String,
-    /// The message of the JSON-RPC error in the body.
-    pub message: String,
-}
-
 impl Rejection {
     /// The status code.
     pub fn status(&self) -> StatusCode {
@@ -180,7 +173,7 @@ impl Rejection {
             Rejection::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::SessionNotFound => StatusCode::NOT_FOUND,
-            Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Unavailable | Rejection::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::Auth(challenge) => challenge.status,
             Rejection::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -213,7 +206,9 @@ impl Rejection {
             Rejection::Parse(error) => return error.to_rpc_error(),
             Rejection::InvalidRequest { error, .. } => return error.clone(),
             Rejection::SessionNotFound => SESSION_NOT_FOUND,
-            Rejection::Unavailable | Rejection::Internal => INTERNAL_ERROR,
+            Rejection::Unavailable | Rejection::AuthUnavailable | Rejection::Internal => {
+                INTERNAL_ERROR
+            }
             Rejection::Limit(exceeded) => {
                 let mut error = jsonrpc::rpc_error(LIMIT_EXCEEDED, exceeded.to_string());
                 error.data = Some(serde_json::json!({

@@ -28,6 +28,8 @@ use shoal_core::session::Principal;
 use tower::ServiceExt;
 
 pub const PUBLIC_URL: &str = "https://mcp.example.com/mcp";
+/// Where the endpoint listens: the transport's default, the path of [`PUBLIC_URL`].
+pub const ENDPOINT_PATH: &str = shoal_transport::config::DEFAULT_PATH;
 pub const RESOURCE_METADATA: &str =
     "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
 
@@ -187,7 +189,9 @@ impl TestAs {
 /// The app under test: the auth layer in front of `/mcp`, whose handler answers with the
 /// principal it got (and whether the token header reached it); the well-known routes beside.
 pub async fn start_app(config: AuthConfig) -> (Router, Auth) {
-    let auth = Auth::start(config, PUBLIC_URL).await.unwrap();
+    let auth = Auth::start(config, PUBLIC_URL, ENDPOINT_PATH)
+        .await
+        .unwrap();
     let router = Router::new()
         .route("/mcp", post(whoami))
         .layer(auth.layer())
@@ -199,7 +203,8 @@ async fn whoami(request: Request) -> axum::Json<Value> {
     let principal = request.extensions().get::<Principal>().cloned();
     axum::Json(json!({
         "principal": principal.as_ref().map(|p| p.id.clone()),
-        "scopes": principal.map(|p| p.scopes).unwrap_or_default(),
+        "scopes": principal.as_ref().map(|p| p.scopes.clone()).unwrap_or_default(),
+        "claims": principal.map(|p| p.claims).unwrap_or_default(),
         "token_forwarded": request.headers().contains_key(AUTHORIZATION)
             || request.headers().contains_key("x-api-key"),
     }))

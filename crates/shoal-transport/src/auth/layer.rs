@@ -1,26 +1,28 @@
 //! The tower layer: authenticate, then pass the request on with its [`Principal`] and without
-//! its token header, or answer the challenge.
+//! its credential header, or answer the refusal.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
-use shoal_transport::Rejection;
+use shoal_core::session::Principal;
 use tower::{Layer, Service};
 
-use crate::authenticator::Authenticator;
+use super::{AuthError, AuthRequest, Authenticator};
+use crate::rejection::Rejection;
 
 /// Wraps a service with [`AuthService`].
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    authenticator: Arc<Authenticator>,
+    authenticator: Arc<dyn Authenticator>,
 }
 
 impl AuthLayer {
     /// A layer that authenticates with `authenticator`.
-    pub fn new(authenticator: Arc<Authenticator>) -> AuthLayer {
+    pub fn new(authenticator: Arc<dyn Authenticator>) -> AuthLayer {
         AuthLayer { authenticator }
     }
 }
@@ -40,7 +42,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct AuthService<S> {
     inner: S,
-    authenticator: Arc<Authenticator>,
+    authenticator: Arc<dyn Authenticator>,
 }
 
 impl<S> Service<Request> for AuthService<S>
@@ -62,18 +64,31 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
         Box::pin(async move {
-            match authenticator.authenticate(request.headers()).await {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0);
+            let outcome = authenticator
+                .authenticate(&AuthRequest::new(request.headers(), peer))
+                .await;
+            match outcome {
                 Ok(principal) => {
-                    if let Some(header) = authenticator.token_header() {
+                    if let Some(header) = authenticator.credential_header() {
                         // Handlers never see the token, so cannot forward it.
                         request.headers_mut().remove(header);
                     }
                     if let Some(principal) = principal {
-                        request.extensions_mut().insert(principal);
+                        request.extensions_mut().insert::<Principal>(principal);
                     }
                     inner.call(request).await
                 }
-                Err(challenge) => Ok(Rejection::Auth(challenge).into_response()),
+                Err(AuthError::Refused(challenge)) => {
+                    Ok(Rejection::Auth(challenge).into_response())
+                }
+                Err(AuthError::Unavailable(cause)) => {
+                    tracing::warn!(cause = %cause, "authentication unavailable");
+                    Ok(Rejection::AuthUnavailable.into_response())
+                }
             }
         })
     }
