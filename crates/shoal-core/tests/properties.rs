@@ -14,7 +14,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use shoal_core::host::suite;
 use shoal_core::host::{
-    HostError, MemoryHost, MemoryHostConfig, ReadFrom, SessionHost, StoredEvent, StreamEvent,
+    HostError, MemoryHost, MemoryHostConfig, ReadFrom, SessionStore, StoredEvent, StreamEvent,
+    StreamLog,
 };
 use shoal_core::ids::{EventId, NodeId, StreamId};
 use shoal_core::session::SessionRecord;

@@ -4,7 +4,13 @@
 //! A principal's session set carries the principal as its own hash tag: it lives in another
 //! slot than its sessions, so no script touches it together with a session's keys (see
 //! `RedisHost::create_session`).
+//!
+//! A key-value entry is one key, `<prefix>:kv:{<namespace>:<id>}`, tagged by its whole name:
+//! each entry is one slot, entries spread over the masters, and every operation on an entry
+//! (a command, or the swap script) names that one key. It cannot meet a session's keys
+//! (`<prefix>:{…`) or any other: only these start with `<prefix>:kv:`.
 
+use shoal_core::host::KvKey;
 use shoal_core::ids::{NodeId, SessionId, StreamId};
 
 /// The names of one deployment's keys and channels.
@@ -55,15 +61,25 @@ impl Keys {
     /// principals get distinct keys.
     pub(crate) fn principal_sessions(&self, principal: &str) -> String {
         let mut tag = String::with_capacity(principal.len());
-        for c in principal.chars() {
-            match c {
-                '%' => tag.push_str("%25"),
-                '{' => tag.push_str("%7B"),
-                '}' => tag.push_str("%7D"),
-                c => tag.push(c),
-            }
-        }
+        push_escaped(&mut tag, principal);
         format!("{}:principal:{{{tag}}}:sessions", self.prefix)
+    }
+
+    /// `<prefix>:kv:{<namespace>:<id>}`: one key-value entry. The id is escaped as a
+    /// principal is (`%`, `{`, `}`), so the tag is the whole name and distinct ids stay
+    /// distinct; a namespace holds none of `:{}%` (`KvNamespace` refuses them), so the first
+    /// `:` inside the tag ends it, and distinct (namespace, id) pairs get distinct keys.
+    pub(crate) fn kv(&self, key: &KvKey) -> String {
+        let namespace = key.namespace().as_str();
+        let mut name =
+            String::with_capacity(self.prefix.len() + namespace.len() + key.id().len() + 7);
+        name.push_str(&self.prefix);
+        name.push_str(":kv:{");
+        name.push_str(namespace);
+        name.push(':');
+        push_escaped(&mut name, key.id());
+        name.push('}');
+        name
     }
 
     /// `<prefix>:node:<node>`: one node's inbox channel.
@@ -79,6 +95,20 @@ impl Keys {
     /// `<prefix>:broadcast`: the channel every node listens to.
     pub(crate) fn broadcast_channel(&self) -> String {
         format!("{}:broadcast", self.prefix)
+    }
+}
+
+/// Appends `text` with `%`, `{` and `}` percent-encoded: inside a hash tag, a brace would end
+/// the tag early (and let `a}b`, `a}c` share a slot), and `%` is escaped so that an encoded
+/// text cannot collide with a literal one.
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -134,6 +164,25 @@ mod tests {
         assert_ne!(
             keys.principal_sessions("a}"),
             keys.principal_sessions("a%7D")
+        );
+    }
+
+    #[test]
+    fn a_kv_entry_is_one_key_tagged_by_its_whole_name() {
+        use shoal_core::host::KvNamespace;
+        const CODES: KvNamespace = KvNamespace::new("oauth-code");
+        let keys = Keys::new("shoal");
+        assert_eq!(
+            keys.kv(&KvKey::new(CODES, "abc")),
+            "shoal:kv:{oauth-code:abc}"
+        );
+        assert_eq!(
+            keys.kv(&KvKey::new(CODES, "a}b{c%7D:d")),
+            "shoal:kv:{oauth-code:a%7Db%7Bc%257D:d}"
+        );
+        assert_ne!(
+            keys.kv(&KvKey::new(CODES, "a}")),
+            keys.kv(&KvKey::new(CODES, "a%7D"))
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The Redis [`SessionHost`](shoal_core::host::SessionHost): session records, ordered stream
-//! logs with resume, node inboxes and broadcast, shared by every replica of a deployment.
+//! logs with resume, node inboxes and broadcast, and the expiring key-value store, shared by
+//! every replica of a deployment.
 //!
 //! [`RedisHost`] keeps exactly the semantics of `shoal_core::host` (the in-memory host is the
 //! reference; both pass `shoal_core::host::suite`). It is built on `fred` and uses two
@@ -25,6 +26,7 @@
 //! | `<p>:node:<node>` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for one node | — |
 //! | `<p>:broadcast` | channel | JSON [`NodeEvent`](shoal_core::host::NodeEvent)s for every node | — |
 //! | `<p>:alive:<node>` | string | `1` while the node's heartbeat is recent | `PX node_ttl`, renewed every `heartbeat_interval` |
+//! | `<p>:kv:{<ns>:<id>}` | string | one key-value entry: namespace `<ns>`, id `<id>` with `%`, `{`, `}` percent-encoded | `PX` of the entry's expiry, set by every write |
 //!
 //! The position counter lives in the session hash, so it survives the trimming or expiry of the
 //! log: positions stay gapless, and a resume from a trimmed position is `EventExpired`.
@@ -58,6 +60,10 @@
 //! | each wake-up of a reader | 1 per 256 events | `read` script: `EXISTS`, `HGET seq:<t>`, `HGET end:<t>`, `XRANGE 0-<cursor+1> + COUNT 256` |
 //! | `send_to_node`, `broadcast` | 1 | `PUBLISH` |
 //! | `ping` | 1 | `PING` (and the pub/sub connection must be up) |
+//! | key-value: `put_if_absent`, `put`, `get`, `take`, `delete` | 1 | `SET NX PX`, `SET PX`, `GET`, `GETDEL`, `DEL` |
+//! | key-value: `compare_and_swap` | 1 | `swap` script (`GET`, then `SET PX` or `DEL`) |
+//!
+//! `take` is `GETDEL`: the key-value store needs Redis 6.2 or later (the Helm chart runs 7.4).
 //!
 //! Readers never block a connection (no `XREAD BLOCK`). A reader subscribes to its stream's
 //! wake channel through the process's one pub/sub connection (`SUBSCRIBE` for the first reader
@@ -94,6 +100,9 @@
 //!   per append grows with the number of masters). Sharded `SPUBLISH`/`SSUBSCRIBE` for the
 //!   per-stream channels would keep a wake-up on its session's master; it is not done yet.
 //! - Liveness keys (`<p>:alive:<node>`) are single keys in any slot.
+//! - **Key-value entries** are one key each, tagged by their whole name
+//!   (`{<ns>:<escaped id>}`): they spread over the masters, and every operation, the swap
+//!   script included, names that one key and runs on its master.
 //! - **Sessions per principal.** `<p>:principal:{<principal>}:sessions` is a sorted set of the
 //!   principal's session ids, scored by the end of each one's lifetime (creation + maximum
 //!   lifetime, Redis clock): a live session is never dropped from the count before it can have

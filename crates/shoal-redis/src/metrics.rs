@@ -19,7 +19,7 @@ pub const COMMAND_ERRORS: &str = "shoal_redis_command_errors_total";
 pub const HISTOGRAMS: [&str; 1] = [COMMAND_DURATION];
 
 /// Every value of the `command` label.
-pub const COMMANDS: [&str; 12] = [
+pub const COMMANDS: [&str; 18] = [
     "create_session",
     "session",
     "update_session",
@@ -32,6 +32,12 @@ pub const COMMANDS: [&str; 12] = [
     "node_alive",
     "ping",
     "heartbeat",
+    "kv_put_if_absent",
+    "kv_put",
+    "kv_get",
+    "kv_take",
+    "kv_delete",
+    "kv_compare_and_swap",
 ];
 
 /// Registers the help text of every metric of the Redis host with the installed recorder, and

@@ -178,6 +178,26 @@ end
 return out
 "#;
 
+/// `swap`: KEYS = [key-value entry]; ARGV = "1" when a value is expected (else "0": the entry
+/// must be absent), the expected value, "1" when there is a new value (else "0": delete),
+/// the new value, its expiry (ms). 1 when the entry matched and was replaced, else 0. Values
+/// are compared as bytes (Lua strings are binary-safe). Not a session's script: it has none of
+/// the common arguments, and its one key is the entry's.
+const SWAP: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if current ~= ARGV[2] then return 0 end
+elseif current then
+  return 0
+end
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"#;
+
 /// One script: its source and the SHA1 Redis named it by.
 #[derive(Debug, Clone)]
 pub(crate) struct Script {
@@ -195,12 +215,13 @@ pub(crate) struct Scripts {
     pub(crate) open: Script,
     pub(crate) read: Script,
     pub(crate) reserve: Script,
+    pub(crate) swap: Script,
 }
 
 impl Scripts {
     /// The sources, in field order.
-    pub(crate) const SOURCES: [&'static str; 7] =
-        [CREATE, UPDATE, DELETE, APPEND, OPEN, READ, RESERVE];
+    pub(crate) const SOURCES: [&'static str; 8] =
+        [CREATE, UPDATE, DELETE, APPEND, OPEN, READ, RESERVE, SWAP];
 
     /// Scripts from their sources and the hashes `SCRIPT LOAD` returned, in field order.
     pub(crate) fn new(mut shas: Vec<String>) -> Option<Self> {
@@ -219,6 +240,7 @@ impl Scripts {
             open: next(OPEN),
             read: next(READ),
             reserve: next(RESERVE),
+            swap: next(SWAP),
         })
     }
 }

@@ -8,11 +8,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fred::prelude::{Builder, ClientLike, Config};
 use fred::types::{ClusterHash, CustomCommand, Value};
 use futures::StreamExt;
 use shoal_core::host::{
-    Broadcast, HostError, NodeEvent, ReadFrom, SessionHost, StoredEvent, StreamEvent, suite,
+    Broadcast, HostError, KeyValue, KvKey, KvNamespace, NodeBus, NodeEvent, ReadFrom, SessionStore,
+    StoredEvent, StreamEvent, StreamLog, suite,
 };
 use shoal_core::ids::{SessionId, StreamId};
 use shoal_core::jsonrpc::RequestId;
@@ -171,6 +173,53 @@ async fn sessions_spread_over_the_masters_with_all_their_keys_on_one() {
         per_master.len(),
         cluster.ports().len(),
         "24 sessions land on every master: {per_master:?}"
+    );
+}
+
+#[tokio::test]
+async fn kv_entries_spread_over_the_masters_each_with_an_expiry() {
+    const NS: KvNamespace = KvNamespace::new("cluster-kv");
+    let cluster = RedisCluster::start().await;
+    let (a, b) = two_nodes(&cluster).await;
+    let prefix = a.config().key_prefix.clone();
+    let admin = common::admin(&cluster.url()).await;
+    let owners = slot_owners(&admin).await;
+    let mut masters = BTreeMap::new();
+    for url in cluster.node_urls() {
+        let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+        masters.insert(port, node_client(&url).await);
+    }
+    let ttl = Duration::from_secs(60);
+    let mut per_master: BTreeMap<u16, usize> = BTreeMap::new();
+    for i in 0..24 {
+        let key = KvKey::new(NS, format!("id{i}"));
+        let value = Bytes::from(format!("v{i}"));
+        // Created by the swap script on one node, taken on the other: one key, one slot.
+        assert!(
+            a.compare_and_swap(&key, None, Some(value.clone()), ttl)
+                .await
+                .unwrap()
+        );
+        let name = format!("{prefix}:kv:{{cluster-kv:id{i}}}");
+        let port = owner(&owners, keyslot(&admin, &name).await);
+        let on_master = &masters[&port];
+        let pttl = raw_on(on_master, "PTTL", vec![&name]).await;
+        let pttl = pttl.as_i64().unwrap();
+        assert!(pttl > 0 && pttl <= 60_000, "{name} on :{port}: PTTL {pttl}");
+        *per_master.entry(port).or_default() += 1;
+        let takes = (0..4).flat_map(|_| [a.take(&key), b.take(&key)]);
+        let taken = futures::future::try_join_all(takes).await.unwrap();
+        assert_eq!(taken.into_iter().flatten().collect::<Vec<_>>(), vec![value]);
+    }
+    for (port, master) in &masters {
+        let stats = raw_on(master, "INFO", vec!["errorstats"]).await;
+        let stats = stats.as_string().unwrap_or_default();
+        assert!(!stats.contains("MOVED"), "redirections on :{port}: {stats}");
+    }
+    assert_eq!(
+        per_master.len(),
+        cluster.ports().len(),
+        "24 entries land on every master: {per_master:?}"
     );
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use shoal_core::host::{ReadFrom, SessionHost, StreamEvent};
+use shoal_core::host::{ReadFrom, SessionStore, StreamEvent, StreamLog};
 use shoal_testkit::redis::RedisServer;
 
 const SUBSCRIPTIONS: usize = 1_000;

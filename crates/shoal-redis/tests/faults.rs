@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use shoal_core::host::{
-    Broadcast, HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StreamEvent,
+    Broadcast, HostError, NodeBus, NodeEvent, ReadFrom, SessionStore, SessionUpdate, StreamEvent,
+    StreamLog,
 };
 use shoal_core::ids::StreamId;
 use shoal_core::session::LogLevel;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use shoal_core::host::{
-    Broadcast, HostError, NodeEvent, ReadFrom, SessionHost, StoredEvent, StreamEvent,
+    Broadcast, HostError, NodeBus, NodeEvent, ReadFrom, SessionStore, StoredEvent, StreamEvent,
+    StreamLog,
 };
 use shoal_core::ids::{NodeId, SessionId, StreamId};
 use shoal_core::jsonrpc::RequestId;

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use shoal_core::host::SessionHost;
+use shoal_core::host::SessionStore;
 use shoal_core::ids::SessionId;
 use shoal_core::session::SessionRecord;
 use shoal_testkit::redis::RedisServer;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::json;
 use shoal_core::engine::{Engine, EngineConfig, InitializeError};
 use shoal_core::handler::Handlers;
-use shoal_core::host::SessionHost;
+use shoal_core::host::{NodeBus, SessionStore};
 use shoal_core::jsonrpc::{Message, Request};
 use shoal_core::session::{Principal, SessionRecord};
 use shoal_testkit::redis::RedisServer;

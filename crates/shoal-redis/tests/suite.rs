@@ -42,7 +42,12 @@ check!(
     live_delivery,
     isolation,
     inbox_and_broadcast,
-    sessions_per_principal
+    sessions_per_principal,
+    kv_put_get_delete,
+    kv_expiry,
+    kv_take_is_single_use,
+    kv_compare_and_swap,
+    kv_keys_do_not_collide,
 );
 
 #[tokio::test]

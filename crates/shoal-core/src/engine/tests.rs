@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::handler::{ToolError, ToolSet, typed_tool};
-use crate::host::{MemoryHost, MemoryHostConfig, SessionHost, StreamEvent};
+use crate::host::{MemoryHost, MemoryHostConfig, StreamEvent, StreamLog};
 use crate::ids::NodeId;
 use crate::jsonrpc::Message;
 use crate::model::{ElicitAction, ElicitRequest};

@@ -1,8 +1,14 @@
-//! The `SessionHost` contract: where everything a session needs between two requests lives.
+//! The `SessionHost` contract: where everything kept between two requests lives.
 //!
-//! The engine and the transport talk only to this trait. The in-memory host ([`MemoryHost`])
-//! serves a single replica; the Redis host (crate `shoal-redis`) implements the same semantics
-//! across replicas. [`suite`] (feature `test-suite`) is the test suite every host must pass.
+//! The contract has four parts, each a trait: [`SessionStore`] (session records),
+//! [`StreamLog`] (each stream's ordered log), [`NodeBus`] (node ids, liveness, messages between
+//! nodes' engines) and [`KeyValue`] (an expiring key-value store for state that belongs to no
+//! session). [`SessionHost`] is all four at once; the engine and the transport talk only to it,
+//! and code that needs one part (auth keeping codes in the key-value store) takes that part.
+//!
+//! The in-memory host ([`MemoryHost`]) serves a single replica; the Redis host (crate
+//! `shoal-redis`) implements the same semantics across replicas. [`suite`] (feature
+//! `test-suite`) is the test suite every host must pass.
 //!
 //! # Semantics every host keeps
 //!
@@ -21,7 +27,11 @@
 //!   node still does, so that a stream whose handler died can be answered for.
 //! - `send_to_node` and `broadcast` are at-most-once wake-ups and control messages; nothing a
 //!   client must receive travels only through them.
+//! - Every key-value entry expires; an expired entry is absent. Each key-value operation is
+//!   atomic on its key across nodes (`take` hands a value to exactly one caller), and keys of
+//!   different namespaces never collide, with each other or with anything else the host keeps.
 
+mod kv;
 mod memory;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
@@ -36,6 +46,7 @@ use serde_json::Value;
 use crate::ids::{NodeId, SessionId, StreamId};
 use crate::session::{LogLevel, SessionRecord};
 
+pub use kv::{KeyValue, KvKey, KvNamespace, MAX_TTL, MIN_TTL, clamp_ttl};
 pub use memory::{MemoryHost, MemoryHostConfig};
 
 /// A shared, type-erased host.
@@ -174,7 +185,7 @@ pub enum HostError {
     #[error("stream already ended")]
     StreamEnded,
     /// The session's principal already holds the maximum number of live sessions (see
-    /// [`SessionHost::create_session`]); nothing was created.
+    /// [`SessionStore::create_session`]); nothing was created.
     #[error("the principal holds the maximum number of sessions")]
     PrincipalAtLimit,
     /// The backing store is unreachable or failed.
@@ -182,12 +193,20 @@ pub enum HostError {
     Unavailable(String),
 }
 
-/// Where sessions, stream logs, node inboxes and broadcasts live.
-#[async_trait::async_trait]
-pub trait SessionHost: Send + Sync + 'static {
-    /// This process's node id.
-    fn node_id(&self) -> &NodeId;
+/// Where sessions, stream logs, node inboxes, broadcasts and expiring key-value entries live:
+/// every part of the host contract at once.
+///
+/// Implemented for every type that implements the four parts ([`SessionStore`],
+/// [`StreamLog`], [`NodeBus`], [`KeyValue`]); a host implements those, never this. Code that
+/// needs one part takes it alone (`&dyn KeyValue`); the engine and the transport take a
+/// [`SharedHost`].
+pub trait SessionHost: SessionStore + StreamLog + NodeBus + KeyValue {}
 
+impl<T: SessionStore + StreamLog + NodeBus + KeyValue> SessionHost for T {}
+
+/// Session records: created, read, changed and deleted atomically, visible to every node.
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session, unless its principal already holds `max_per_principal` live
     /// sessions on any node (`PrincipalAtLimit`). The limit is checked and the session counted
     /// atomically, so concurrent creates on many nodes cannot overshoot it. A deleted or expired
@@ -206,7 +225,11 @@ pub trait SessionHost: Send + Sync + 'static {
 
     /// Deletes a session and its streams; returns whether it existed. Every node is told.
     async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError>;
+}
 
+/// The ordered, bounded, resumable log of each stream of a session.
+#[async_trait::async_trait]
+pub trait StreamLog: Send + Sync + 'static {
     /// Appends to a stream's log, creating it on first use; returns the new event's position.
     async fn append(
         &self,
@@ -222,6 +245,14 @@ pub trait SessionHost: Send + Sync + 'static {
         stream: &StreamId,
         from: ReadFrom,
     ) -> Result<Subscription, HostError>;
+}
+
+/// The nodes sharing the host: who this one is, which others live, and at-most-once messages
+/// between their engines. Also whether the host as a whole answers.
+#[async_trait::async_trait]
+pub trait NodeBus: Send + Sync + 'static {
+    /// This process's node id.
+    fn node_id(&self) -> &NodeId;
 
     /// Delivers a message to one node's engine.
     async fn send_to_node(&self, node: &NodeId, event: NodeEvent) -> Result<(), HostError>;
@@ -235,6 +266,8 @@ pub trait SessionHost: Send + Sync + 'static {
     /// Whether `node` is alive (its heartbeat is recent). This node is always alive.
     async fn node_alive(&self, node: &NodeId) -> Result<bool, HostError>;
 
-    /// Whether the backing store answers (for `/readyz`).
+    /// Whether the backing store answers and this node is connected to the others (for
+    /// `/readyz`). Here rather than in a part of its own: a node that cannot reach the bus is
+    /// not ready, and every host has exactly one bus.
     async fn ping(&self) -> Result<(), HostError>;
 }

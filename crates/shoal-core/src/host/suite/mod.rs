@@ -4,6 +4,8 @@
 // A test suite: a failed step is a panic with a message, as in any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod kv;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -12,6 +14,11 @@ use super::{HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StoredEv
 use crate::ids::{EventId, SessionId, StreamId};
 use crate::jsonrpc::RequestId;
 use crate::session::{LogLevel, SessionRecord};
+
+pub use kv::{
+    kv_compare_and_swap, kv_expiry, kv_keys_do_not_collide, kv_put_get_delete,
+    kv_take_is_single_use,
+};
 
 fn record() -> SessionRecord {
     SessionRecord::new(
@@ -466,12 +473,17 @@ where
     isolation(&make()).await;
     inbox_and_broadcast(&make()).await;
     sessions_per_principal(&make()).await;
+    kv_put_get_delete(&make()).await;
+    kv_expiry(&make()).await;
+    kv_take_is_single_use(&make()).await;
+    kv_compare_and_swap(&make()).await;
+    kv_keys_do_not_collide(&make()).await;
 }
 
 #[cfg(test)]
 mod memory_host {
     use super::*;
-    use crate::host::{MemoryHost, MemoryHostConfig};
+    use crate::host::{MemoryHost, MemoryHostConfig, SessionStore, StreamLog};
     use crate::ids::NodeId;
 
     fn host() -> MemoryHost {

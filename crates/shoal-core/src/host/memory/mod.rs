@@ -11,9 +11,11 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::BroadcastStream;
 
+mod kv;
+
 use super::{
-    Broadcast, HostError, NodeEvent, ReadFrom, SessionHost, SessionUpdate, StoredEvent,
-    StreamEvent, Subscription,
+    Broadcast, HostError, NodeBus, NodeEvent, ReadFrom, SessionStore, SessionUpdate, StoredEvent,
+    StreamEvent, StreamLog, Subscription,
 };
 use crate::ids::{NodeId, SessionId, StreamId};
 use crate::session::SessionRecord;
@@ -42,7 +44,7 @@ impl Default for MemoryHostConfig {
     }
 }
 
-/// Sessions, logs and inboxes in this process's memory.
+/// Sessions, logs, inboxes and key-value entries in this process's memory.
 #[derive(Clone)]
 pub struct MemoryHost {
     inner: Arc<Inner>,
@@ -53,6 +55,8 @@ struct Inner {
     config: MemoryHostConfig,
     sessions: Mutex<Sessions>,
     node_events: broadcast::Sender<NodeEvent>,
+    /// The key-value store's entries.
+    kv: Mutex<kv::Entries>,
 }
 
 #[derive(Default)]
@@ -93,11 +97,11 @@ struct SessionEntry {
     record: SessionRecord,
     created: Instant,
     last_seen: Instant,
-    streams: HashMap<StreamId, Arc<StreamLog>>,
+    streams: HashMap<StreamId, Arc<Log>>,
 }
 
 /// One stream's log. Readers wait on `version`, which changes on every append and on close.
-struct StreamLog {
+struct Log {
     state: Mutex<LogState>,
     version: watch::Sender<u64>,
 }
@@ -130,6 +134,7 @@ impl MemoryHost {
                 config,
                 sessions: Mutex::new(Sessions::default()),
                 node_events,
+                kv: Mutex::new(kv::Entries::default()),
             }),
         }
     }
@@ -211,7 +216,7 @@ impl MemoryHost {
         session: &SessionId,
         stream: &StreamId,
         create: bool,
-    ) -> Result<Arc<StreamLog>, HostError> {
+    ) -> Result<Arc<Log>, HostError> {
         let now = Instant::now();
         let mut sessions = lock(&self.inner.sessions);
         let entry = sessions
@@ -225,7 +230,7 @@ impl MemoryHost {
             return Err(HostError::UnknownStream);
         }
         entry.last_seen = now;
-        let log = Arc::new(StreamLog {
+        let log = Arc::new(Log {
             state: Mutex::new(LogState::default()),
             version: watch::channel(0).0,
         });
@@ -241,7 +246,7 @@ fn close_streams(entry: SessionEntry) {
     }
 }
 
-impl StreamLog {
+impl Log {
     fn trim(&self, state: &mut LogState, config: &MemoryHostConfig, now: Instant) {
         while state.events.len() > config.max_events_per_stream
             || state
@@ -280,11 +285,7 @@ impl StreamLog {
 }
 
 #[async_trait::async_trait]
-impl SessionHost for MemoryHost {
-    fn node_id(&self) -> &NodeId {
-        &self.inner.node
-    }
-
+impl SessionStore for MemoryHost {
     async fn create_session(
         &self,
         record: &SessionRecord,
@@ -367,7 +368,10 @@ impl SessionHost for MemoryHost {
         }
         Ok(existed)
     }
+}
 
+#[async_trait::async_trait]
+impl StreamLog for MemoryHost {
     async fn append(
         &self,
         session: &SessionId,
@@ -425,6 +429,13 @@ impl SessionHost for MemoryHost {
         let events = futures::stream::unfold(reader, Reader::next).boxed();
         Ok(Subscription { after, events })
     }
+}
+
+#[async_trait::async_trait]
+impl NodeBus for MemoryHost {
+    fn node_id(&self) -> &NodeId {
+        &self.inner.node
+    }
 
     async fn send_to_node(&self, node: &NodeId, event: NodeEvent) -> Result<(), HostError> {
         if *node != self.inner.node {
@@ -458,7 +469,7 @@ impl SessionHost for MemoryHost {
 
 /// A subscription's cursor over one log.
 struct Reader {
-    log: Arc<StreamLog>,
+    log: Arc<Log>,
     changes: watch::Receiver<u64>,
     cursor: u64,
     pending: VecDeque<StoredEvent>,
