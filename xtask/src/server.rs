@@ -3,30 +3,22 @@
 //! when a check fails. Its output goes to a log file under `target/xtask/`.
 
 use std::fmt;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::Repo;
 use crate::cmd;
+use crate::process::{Process, wait_until};
 use crate::tools::Tools;
 
-/// How long `shoal` has to answer `/readyz` with 200.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The pause between two `/readyz` probes.
-const READY_POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// How long `shoal` has to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connect, read and write timeout of one `/readyz` probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How many lines of the server log a failure prints.
-const LOG_TAIL_LINES: usize = 60;
 
 /// A built-in tool set of `shoal serve --tools`.
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +55,11 @@ pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// A running `shoal serve`, stopped on drop.
+/// A running `shoal serve`, stopped on drop (SIGTERM first, so it drains as in production).
 #[derive(Debug)]
 pub(crate) struct Server {
-    child: Child,
+    process: Process,
     listen: SocketAddr,
-    log: PathBuf,
 }
 
 // === impl Server ===
@@ -79,18 +70,13 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// When it cannot start, exits, or is not ready within [`READY_TIMEOUT`]; the error carries
-    /// the tail of its log.
+    /// When it cannot start, exits, or is not ready in time; the error carries the tail of its
+    /// log.
     pub(crate) fn start(repo: &Repo, binary: &Path, tools: ToolSet) -> Result<Self> {
         let [listen, admin] = free_ports()?;
         let log_dir = repo.target().join("xtask");
         fs::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create {}", log_dir.display()))?;
-        let log = log_dir.join(format!("shoal-{tools}.log"));
-        let stdout =
-            File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let stderr = stdout.try_clone().context("cannot share the server log")?;
-
         let mut command = Command::new(binary);
         command
             .arg("serve")
@@ -100,16 +86,12 @@ impl Server {
             .arg(admin.to_string())
             .arg("--tools")
             .arg(tools.to_string())
-            .current_dir(repo.root())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        println!("$ {}  > {}", cmd::display(&command), log.display());
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut server = Self { child, listen, log };
-        server.wait_ready(admin)?;
+            .current_dir(repo.root());
+        let mut process = Process::spawn(&format!("shoal-{tools}"), &mut command, &log_dir)?;
+        wait_until(&mut process, || {
+            matches!(http_get_status(admin, "/readyz"), Ok(200))
+        })?;
+        let server = Self { process, listen };
         println!("shoal is ready at {}", server.mcp_url());
         Ok(server)
     }
@@ -121,81 +103,7 @@ impl Server {
 
     /// Prints the last lines of the server's log, for a failed check.
     pub(crate) fn print_log_tail(&self) {
-        eprintln!("{}", self.log_tail());
-    }
-
-    fn wait_ready(&mut self, admin: SocketAddr) -> Result<()> {
-        let started = Instant::now();
-        let mut last = String::from("no answer yet");
-        while started.elapsed() < READY_TIMEOUT {
-            if let Some(status) = self.child.try_wait().context("cannot poll shoal")? {
-                bail!(
-                    "shoal exited before it was ready ({status})\n{}",
-                    self.log_tail()
-                );
-            }
-            match http_get_status(admin, "/readyz") {
-                Ok(200) => return Ok(()),
-                Ok(status) => last = format!("HTTP {status}"),
-                Err(error) => last = error.to_string(),
-            }
-            thread::sleep(READY_POLL_INTERVAL);
-        }
-        bail!(
-            "shoal was not ready within {}s (last /readyz: {last})\n{}",
-            READY_TIMEOUT.as_secs(),
-            self.log_tail()
-        )
-    }
-
-    fn log_tail(&self) -> String {
-        let text = match fs::read(&self.log) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(error) => return format!("(cannot read {}: {error})", self.log.display()),
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-        format!(
-            "--- last {} lines of {} ---\n{}\n--- end of server log ---",
-            tail.len(),
-            self.log.display(),
-            tail.join("\n")
-        )
-    }
-
-    /// SIGTERM (so shoal drains as in production), then SIGKILL after [`STOP_TIMEOUT`].
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let terminated = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if terminated {
-            let started = Instant::now();
-            while started.elapsed() < STOP_TIMEOUT {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-            eprintln!(
-                "shoal did not exit within {}s of SIGTERM; killing it",
-                STOP_TIMEOUT.as_secs()
-            );
-        }
-        // Errors here mean it is already gone.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
+        eprintln!("{}", self.process.log_tail());
     }
 }
 
@@ -306,6 +214,8 @@ pub(crate) fn post_initialize_as(
 
 #[cfg(test)]
 mod tests {
+    use std::thread;
+
     use super::*;
 
     /// Serves one connection with `response` and returns the request it read.
