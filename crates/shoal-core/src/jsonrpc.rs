@@ -106,6 +106,7 @@ pub struct Response {
 
 /// Why a body is not a JSON-RPC message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// Not JSON at all.
     #[error("parse error: {0}")]

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use fred::types::Value;
-use shoal_core::host::{HostError, StreamEvent};
+use shoal_core::host::{HostError, HostFailure, StreamEvent};
 use shoal_core::session::{LogLevel, SessionRecord};
 
 /// What Redis handed back that this host could not have written.
@@ -25,7 +25,7 @@ pub(crate) enum DecodeError {
 
 impl From<DecodeError> for HostError {
     fn from(e: DecodeError) -> Self {
-        HostError::Unavailable(e.to_string())
+        HostError::Unavailable(HostFailure::new(e))
     }
 }
 

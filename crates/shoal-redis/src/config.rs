@@ -148,6 +148,7 @@ pub(crate) fn redacted(url: &str) -> String {
 
 /// A setting the host refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The key prefix is empty or contains a brace.
     #[error("key_prefix {0:?} must be non-empty and contain no '{{' or '}}'")]

@@ -44,6 +44,7 @@ mod limits;
 pub mod metrics;
 mod post;
 mod rejection;
+mod session;
 mod sse;
 pub mod trace;
 

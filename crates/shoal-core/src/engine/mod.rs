@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::codes;
 use crate::handler::{Handlers, Notifier, RequestContext};
-use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
+use crate::host::{HostError, HostFailure, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
 use crate::jsonrpc::{self, Notification, Request, RequestId, Response, RpcError};
 use crate::model::Implementation;
@@ -87,6 +87,7 @@ pub enum Reply {
 
 /// Why a request could not be tied to a session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// Unknown, expired, deleted, or bound to another principal.
     #[error("session not found")]
@@ -528,6 +529,7 @@ impl Engine {
 
 /// Why `initialize` failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InitializeError {
     /// The params are wrong: answer with this error.
     #[error("{0}")]
@@ -556,7 +558,7 @@ async fn abandon_after_host_failure(
     session: &SessionId,
     stream: &StreamId,
     request_id: &RequestId,
-    detail: &str,
+    detail: &HostFailure,
 ) {
     tracing::warn!(%detail, "session host failed while a reply was written; abandoning the request");
     let error = jsonrpc::rpc_error(

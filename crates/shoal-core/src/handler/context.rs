@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Outbox, Shared};
-use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
+use crate::host::{Broadcast, HostError, HostFailure, NodeEvent, StreamEvent};
 use crate::ids::SessionId;
 use crate::jsonrpc::{self, RequestId, RpcError};
 use crate::model::{
@@ -19,6 +19,7 @@ use crate::session::{LogLevel, Principal, SessionRecord};
 
 /// Why a server→client request got no usable answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PeerError {
     /// The client did not declare the capability the request needs.
     #[error("the client does not support {0}")]
@@ -40,7 +41,7 @@ pub enum PeerError {
     Closed,
     /// The session host could not take the message (Redis down, say).
     #[error("the session host is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] HostFailure),
 }
 
 /// What a handler knows and can do while it serves one request.
