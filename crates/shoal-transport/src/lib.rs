@@ -32,7 +32,6 @@
 //! [`HostGuardLayer`] outside the auth layer, so that DNS-rebinding refusals come first.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;
