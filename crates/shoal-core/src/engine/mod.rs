@@ -1,7 +1,8 @@
 //! Lifecycle and dispatch: the engine turns a parsed message plus a session into results,
 //! notifications and server→client requests, and keeps the ordered log of every streamed reply.
 //!
-//! The transport calls [`Engine`]; the engine calls the handlers and the [`SessionHost`].
+//! The transport calls [`Engine`]; the engine calls the handlers and the
+//! [`SessionHost`](crate::host::SessionHost).
 //! A request whose handler sends nothing before its result is answered as plain JSON and touches
 //! no log (the fast path). As soon as a handler sends something first (progress, a log message,
 //! a server→client request), the reply becomes a stream: the engine mints a stream id and a pump
