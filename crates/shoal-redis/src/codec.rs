@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use fred::types::Value;
-use shoal_core::host::{HostError, HostFailure, StreamEvent};
+use shoal_core::error::Cause;
+use shoal_core::host::{HostError, StreamEvent};
 use shoal_core::session::{LogLevel, SessionRecord};
 
 /// What Redis handed back that this host could not have written.
@@ -25,7 +26,7 @@ pub(crate) enum DecodeError {
 
 impl From<DecodeError> for HostError {
     fn from(e: DecodeError) -> Self {
-        HostError::Unavailable(HostFailure::new(e))
+        HostError::Unavailable(Cause::new(e))
     }
 }
 

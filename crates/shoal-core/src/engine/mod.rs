@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::codes;
+use crate::error::Cause;
 use crate::handler::{Handlers, Notifier, RequestContext};
-use crate::host::{HostError, HostFailure, ReadFrom, SharedHost, StreamEvent, Subscription};
+use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
 use crate::jsonrpc::{self, Notification, Request, RequestId, Response, RpcError};
 use crate::model::Implementation;
@@ -559,7 +560,7 @@ async fn abandon_after_host_failure(
     session: &SessionId,
     stream: &StreamId,
     request_id: &RequestId,
-    detail: &HostFailure,
+    detail: &Cause,
 ) {
     tracing::warn!(%detail, "session host failed while a reply was written; abandoning the request");
     let error = jsonrpc::rpc_error(

@@ -43,6 +43,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Cause;
 use crate::ids::{NodeId, SessionId, StreamId};
 use crate::session::{LogLevel, SessionRecord};
 
@@ -191,73 +192,8 @@ pub enum HostError {
     PrincipalAtLimit,
     /// The backing store is unreachable or failed.
     #[error("session host unavailable: {0}")]
-    Unavailable(#[source] HostFailure),
+    Unavailable(#[source] Cause),
 }
-
-/// Why a backing store failed: the cause of [`HostError::Unavailable`], kept as an error
-/// (a Redis client's, say) rather than flattened into text.
-///
-/// Shared, so that [`HostError`] stays `Clone`; it reads as its cause, and two failures are
-/// equal when they read the same (what comparing the message used to mean).
-#[derive(Clone)]
-pub struct HostFailure(Arc<dyn std::error::Error + Send + Sync>);
-
-impl HostFailure {
-    /// The failure `cause` describes.
-    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> HostFailure {
-        HostFailure(Arc::new(cause))
-    }
-
-    /// The cause itself, to downcast to the backing store's error type.
-    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.0
-    }
-}
-
-/// A failure the host describes in words (no underlying error to keep).
-impl From<&str> for HostFailure {
-    fn from(message: &str) -> HostFailure {
-        HostFailure(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
-            message,
-        )))
-    }
-}
-
-/// A failure the host describes in words (no underlying error to keep).
-impl From<String> for HostFailure {
-    fn from(message: String) -> HostFailure {
-        HostFailure(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
-            message,
-        )))
-    }
-}
-
-impl std::fmt::Debug for HostFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl std::fmt::Display for HostFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(&*self.0, f)
-    }
-}
-
-/// Transparent: the cause's own source comes next in the chain.
-impl std::error::Error for HostFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
-impl PartialEq for HostFailure {
-    fn eq(&self, other: &HostFailure) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.to_string() == other.to_string()
-    }
-}
-
-impl Eq for HostFailure {}
 
 /// Where sessions, stream logs, node inboxes, broadcasts and expiring key-value entries live:
 /// every part of the host contract at once.

@@ -18,7 +18,8 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Expiration, Value};
 use fred::util::redis_keyslot;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use shoal_core::host::{Broadcast, HostError, HostFailure, NodeBus, NodeEvent};
+use shoal_core::error::Cause;
+use shoal_core::host::{Broadcast, HostError, NodeBus, NodeEvent};
 use shoal_core::ids::{NodeId, SessionId};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -80,7 +81,7 @@ impl std::fmt::Debug for RedisHost {
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> HostError {
-    HostError::Unavailable(HostFailure::new(e))
+    HostError::Unavailable(Cause::new(e))
 }
 
 /// Milliseconds since the Unix epoch on this replica's clock.
