@@ -113,7 +113,7 @@ impl RedisHost {
     pub async fn connect(config: RedisHostConfig) -> Result<Self, HostError> {
         config.validate().map_err(unavailable)?;
         let redis_config = Config::from_url(&config.url)
-            .map_err(|e| unavailable(ConfigError::Url(e.details().to_owned())))?;
+            .map_err(|e| unavailable(ConfigError::Url(Cause::new(e))))?;
         let mut builder = Builder::from_config(redis_config);
         builder
             .with_connection_config(|c| {
