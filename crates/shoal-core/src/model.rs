@@ -170,7 +170,7 @@ pub struct Tool {
     /// Behaviour hints (`readOnlyHint`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Value>,
-    /// Metadata.
+    /// `_meta`: extension data for clients that know it; the protocol gives it no meaning.
     #[serde(rename = "_meta", default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<JsonObject>,
 }
@@ -179,7 +179,9 @@ pub struct Tool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallToolResult {
-    /// Unstructured content.
+    /// Unstructured content, what the client shows its user or gives its model: text, images,
+    /// audio, resources. A structured result repeats itself here as text, for clients that
+    /// ignore `structured_content` ([`IntoToolResult`](crate::handler::IntoToolResult) does).
     pub content: Vec<Content>,
     /// Structured content matching the tool's output schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
