@@ -18,7 +18,8 @@
 //! - [`client`]: MCP on top: initialize, requests with JSON or SSE replies, GET streams,
 //!   resumption, DELETE (event streams are read with `shoal_wire`'s parser); [`wire`]: the
 //!   JSON-RPC shapes; [`error`]: failures and their kinds.
-//! - [`run`]: workers, closed or open loop, warmup, the measured phase; [`progress`]: the bar.
+//! - [`run`](mod@run): workers, closed or open loop, warmup, the measured phase; [`progress`]:
+//!   the bar.
 //! - [`scenario`]: what one operation is in each scenario.
 //! - [`stats`] and [`report`]: histograms and counters; table, JSON and HTML.
 

@@ -26,13 +26,14 @@ pub enum AuthConfig {
     /// No authentication: requests carry no principal.
     #[default]
     None,
-    /// Static tokens.
+    /// Opaque tokens from a fixed table, each naming its principal: for a few known callers
+    /// (other services, CI), without an authorization server.
     Static(StaticConfig),
     /// JWT access tokens of an external authorization server.
     Jwt(JwtConfig),
 }
 
-/// Static tokens.
+/// The static token mode: the token table and where the token is presented.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StaticConfig {
     /// The tokens and their principal names.

@@ -21,6 +21,7 @@ use crate::jwks::{Jwks, KeyError};
 /// Why a token is refused; each has a fixed description for `error_description`.
 /// (Public only for the fuzz target, through `fuzzing`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Not three base64url parts with a JSON header, or claims that do not decode.
     #[error("the token is malformed")]

@@ -3,8 +3,7 @@
 //!
 //! Three modes ([`AuthConfig`]):
 //!
-//! - **none**: every request passes without a principal
-//!   ([`Anonymous`](shoal_transport::auth::Anonymous)).
+//! - **none**: every request passes without a principal ([`Anonymous`]).
 //! - **static**: opaque tokens, each mapped to a principal name, presented as
 //!   `Authorization: Bearer <token>` or in a custom header; compared in constant time
 //!   ([`StaticTokenAuthenticator`]).
@@ -28,15 +27,13 @@
 //! # Use
 //!
 //! [`Auth::start`] resolves the configuration for the endpoint's public URL and real path
-//! (discovers the issuer, fetches its keys) and gives the
-//! [`AuthLayer`](shoal_transport::auth::AuthLayer) to put in front of the MCP router, the
-//! unauthenticated well-known routes to merge beside it, and the per-tool check to give the
-//! transport ([`shoal_transport::TransportConfig::tool_scopes`]). The layer inserts the
-//! authenticated [`Principal`] into the request extensions and removes the token header, so
+//! (discovers the issuer, fetches its keys) and gives the [`AuthLayer`] to put in front of the
+//! MCP router, the unauthenticated well-known routes to merge beside it, and the per-tool check
+//! to give the transport ([`shoal_transport::TransportConfig::tool_scopes`]). The layer inserts
+//! the authenticated [`Principal`] into the request extensions and removes the token header, so
 //! the token is never forwarded; it never logs a token.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod authenticator;
 mod challenge;

@@ -33,6 +33,7 @@ fn is_token(s: &str, len: usize) -> bool {
 
 /// Why an id from the outside world was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdError {
     /// Not a session id this server could have minted.
     #[error("malformed session id")]

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::error::Cause;
+
 // The error codes of the session era, which the engine answers: defined in `codes`, with the
 // other era's.
 pub use crate::codes::session::{
@@ -106,10 +108,11 @@ pub struct Response {
 
 /// Why a body is not a JSON-RPC message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParseError {
     /// Not JSON at all.
     #[error("parse error: {0}")]
-    NotJson(String),
+    NotJson(#[source] Cause),
     /// A JSON array: batches are not part of Streamable HTTP since 2025-06-18.
     #[error("batched JSON-RPC messages are not supported; send one message per request")]
     Batch,
@@ -133,7 +136,7 @@ impl Message {
     /// Parses one message from a request body.
     pub fn parse(body: &[u8]) -> Result<Self, ParseError> {
         let value: Value =
-            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+            serde_json::from_slice(body).map_err(|e| ParseError::NotJson(Cause::new(e)))?;
         Self::from_value(value)
     }
 

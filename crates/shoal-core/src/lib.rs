@@ -19,10 +19,10 @@
 //! and a host implementation stores what it must remember.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod codes;
 pub mod engine;
+pub mod error;
 pub mod handler;
 pub mod host;
 pub mod ids;

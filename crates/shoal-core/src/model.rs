@@ -170,7 +170,7 @@ pub struct Tool {
     /// Behaviour hints (`readOnlyHint`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Value>,
-    /// Metadata.
+    /// `_meta`: extension data for clients that know it; the protocol gives it no meaning.
     #[serde(rename = "_meta", default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<JsonObject>,
 }
@@ -179,7 +179,9 @@ pub struct Tool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallToolResult {
-    /// Unstructured content.
+    /// Unstructured content, what the client shows its user or gives its model: text, images,
+    /// audio, resources. A structured result repeats itself here as text, for clients that
+    /// ignore `structured_content` ([`IntoToolResult`](crate::handler::IntoToolResult) does).
     pub content: Vec<Content>,
     /// Structured content matching the tool's output schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,7 +322,7 @@ pub struct GetPromptResult {
     /// A description of the filled prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The messages.
+    /// The filled prompt, message by message, for the client to put in its conversation.
     pub messages: Vec<PromptMessage>,
 }
 
@@ -337,7 +339,7 @@ pub enum CompletionReference {
     /// A variable of a resource template.
     #[serde(rename = "ref/resource")]
     Resource {
-        /// The template.
+        /// The resource template's URI template, e.g. `file:///{path}`.
         uri: String,
     },
 }
@@ -441,7 +443,7 @@ impl SamplingMessage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateMessageRequest {
-    /// The conversation.
+    /// The conversation so far, oldest first, for the client's model to continue.
     pub messages: Vec<SamplingMessage>,
     /// The system prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -462,7 +464,7 @@ pub struct CreateMessageRequest {
 pub struct CreateMessageResult {
     /// Normally `assistant`.
     pub role: Role,
-    /// The reply.
+    /// The model's reply: one content block (text, image or audio), kept as the client sent it.
     pub content: Value,
     /// Which model answered.
     pub model: String,
@@ -497,6 +499,6 @@ pub struct Root {
 /// The client's answer to `roots/list`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListRootsResult {
-    /// The roots.
+    /// The directories and files the client lets the server work within.
     pub roots: Vec<Root>,
 }

@@ -143,7 +143,8 @@ impl EngineClient {
         }
     }
 
-    /// The engine.
+    /// The engine this client talks to, for what a test does beside calls: notify through
+    /// [`Engine::notifier`], look at the host, wait for it to be idle.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -3,7 +3,8 @@
 
 use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "baseline",

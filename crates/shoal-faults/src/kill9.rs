@@ -15,7 +15,8 @@ const DOWN_FOR: Duration = Duration::from_secs(1);
 /// Pause between a replica being ready again and the next kill.
 const UP_FOR: Duration = Duration::from_secs(2);
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "kill9",

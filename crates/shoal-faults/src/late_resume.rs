@@ -30,7 +30,8 @@ const EVENT_WAIT: Duration = Duration::from_secs(5);
 /// Client numbers of the probes, apart from the load's.
 const PROBE_CLIENT: usize = 100;
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "late_resume",

@@ -42,7 +42,6 @@
 //! then counted (`lost with session`) instead of failing the scenario.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 // Test tooling: a helper that panics fails its scenario with the panic's message (the runner
 // catches it), which is how a scenario reports what it waited for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

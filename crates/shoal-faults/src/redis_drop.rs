@@ -12,7 +12,8 @@ const DROPS: usize = 3;
 /// Pause after each drop.
 const APART: Duration = Duration::from_secs(3);
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "redis_drop",

@@ -12,7 +12,8 @@ const LATENCY: Duration = Duration::from_millis(50);
 /// How long it is held.
 const HELD_FOR: Duration = Duration::from_secs(5);
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "redis_latency",

@@ -18,7 +18,8 @@ const MARGIN: Duration = Duration::from_millis(1500);
 /// After the resume, how long the replicas have to answer again.
 const RECOVERY: Duration = Duration::from_secs(5);
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "redis_pause",

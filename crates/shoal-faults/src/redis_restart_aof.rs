@@ -5,7 +5,8 @@
 use crate::redis_probe::ProbeAnswer;
 use crate::{Env, Ran, RunFuture, Scenario};
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "redis_restart_aof",

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
 
-/// The scenario.
+/// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
+/// runs; [`all`](crate::all) lists it.
 pub fn scenario() -> Scenario {
     Scenario {
         name: "rolling_restart",

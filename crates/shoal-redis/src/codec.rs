@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use fred::types::Value;
+use shoal_core::error::Cause;
 use shoal_core::host::{HostError, StreamEvent};
 use shoal_core::session::{LogLevel, SessionRecord};
 
@@ -25,7 +26,7 @@ pub(crate) enum DecodeError {
 
 impl From<DecodeError> for HostError {
     fn from(e: DecodeError) -> Self {
-        HostError::Unavailable(e.to_string())
+        HostError::Unavailable(Cause::new(e))
     }
 }
 

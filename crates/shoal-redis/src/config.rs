@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use shoal_core::error::Cause;
 use shoal_core::ids::NodeId;
 
 /// Default key prefix.
@@ -148,6 +149,7 @@ pub(crate) fn redacted(url: &str) -> String {
 
 /// A setting the host refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The key prefix is empty or contains a brace.
     #[error("key_prefix {0:?} must be non-empty and contain no '{{' or '}}'")]
@@ -158,9 +160,9 @@ pub enum ConfigError {
     /// `max_events_per_stream` is zero.
     #[error("max_events_per_stream must be at least 1")]
     NoEvents,
-    /// The URL is not one Redis understands.
+    /// The URL is not one Redis understands; the cause is the Redis client's error.
     #[error("invalid Redis URL: {0}")]
-    Url(String),
+    Url(#[source] Cause),
 }
 
 #[cfg(test)]

@@ -140,7 +140,6 @@
 //!   cluster bus); sharded `SPUBLISH` for the per-session channels is future work.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod codec;
 mod config;

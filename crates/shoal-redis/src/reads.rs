@@ -19,6 +19,7 @@ use std::sync::Arc;
 use fred::clients::{Client, Pipeline, WithOptions};
 use fred::interfaces::{HashesInterface, KeysInterface};
 use fred::types::Value;
+use shoal_core::error::Cause;
 use shoal_core::host::HostError;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -103,7 +104,7 @@ async fn send(commands: &WithOptions<Client>, batch: Vec<Queued>) {
     let replies: Result<Vec<Value>, HostError> = match queued {
         Ok(()) => observe("session", pipeline.all())
             .await
-            .map_err(|error| HostError::Unavailable(error.to_string())),
+            .map_err(|error| HostError::Unavailable(Cause::new(error))),
         Err(error) => Err(error),
     };
     let replies = match replies {
@@ -177,7 +178,7 @@ async fn queue(
     batch: &[Queued],
     hashes: &Hashes,
 ) -> Result<(), HostError> {
-    let unavailable = |error: fred::error::Error| HostError::Unavailable(error.to_string());
+    let unavailable = |error: fred::error::Error| HostError::Unavailable(Cause::new(error));
     for &(first, refresh_ms) in &hashes.distinct {
         let key = batch[first].read.key.as_str();
         // Boxed: fred's command futures are 6.5 KiB each.

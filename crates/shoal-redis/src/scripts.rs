@@ -5,7 +5,7 @@
 //! cache) the call is repeated once with `EVAL`, which also caches the script again.
 //!
 //! Scripts that may refresh or destroy a session take the same first five arguments
-//! ([`Common`]): idle timeout (ms), maximum lifetime (ms), the session's key base
+//! (`common_args` in the host): idle timeout (ms), maximum lifetime (ms), the session's key base
 //! `<prefix>:{<session>}:`, the serialized `SessionClosed` node event, and the broadcast channel.
 //! Keys derived from the base inside a script (`stream:<id>`, wake-up channels) share the
 //! session's hash tag, hence its Cluster slot.
@@ -56,7 +56,7 @@ end
     };
 }
 
-/// `create`: KEYS = [session]; ARGV = common, record JSON, standalone stream, level or "",
+/// `create`: KEYS = `[session]`; ARGV = common, record JSON, standalone stream, level or "",
 /// principal or "", subscriptions… Replaces any previous hash under the key.
 const CREATE: &str = concat!(
     lua_common!(),
@@ -72,7 +72,7 @@ return 1
 "#
 );
 
-/// `update`: KEYS = [session]; ARGV = common, op (`level`, `sub`, `unsub`), argument.
+/// `update`: KEYS = `[session]`; ARGV = common, op (`level`, `sub`, `unsub`), argument.
 /// 1, or 0 when the session is gone.
 const UPDATE: &str = concat!(
     lua_common!(),
@@ -89,7 +89,7 @@ return 1
 "#
 );
 
-/// `delete`: KEYS = [session]; ARGV = common. `{existed, principal}`: existed is 1 when the
+/// `delete`: KEYS = `[session]`; ARGV = common. `{existed, principal}`: existed is 1 when the
 /// session existed; principal is "" when it had none (the caller removes the session from the
 /// principal's set, which lives in another slot).
 const DELETE: &str = concat!(
@@ -100,7 +100,7 @@ return {destroy(KEYS[1], ARGV[3], ARGV[4], ARGV[5]), principal}
 "#
 );
 
-/// `reserve`: KEYS = [principal's session set]; ARGV = session id, limit (0: none), maximum
+/// `reserve`: KEYS = `[principal's session set]`; ARGV = session id, limit (0: none), maximum
 /// lifetime (ms). Forgets sessions past their lifetime, then adds the session scored by the
 /// end of its lifetime: 1; or, when the principal already holds the limit, adds nothing: 0.
 /// The set expires with its last session, so an idle principal leaves nothing behind.
@@ -116,7 +116,7 @@ redis.call('PEXPIRE', KEYS[1], lifetime)
 return 1
 "#;
 
-/// `append`: KEYS = [session, stream]; ARGV = common, stream id, payload, max events,
+/// `append`: KEYS = `[session, stream]`; ARGV = common, stream id, payload, max events,
 /// retention (ms), "1" when the event ends the stream. The new sequence number, -1 when the
 /// session is gone, -2 when the stream already ended.
 const APPEND: &str = concat!(
@@ -142,7 +142,7 @@ return seq
 "#
 );
 
-/// `open`: KEYS = [session, stream]; ARGV = common, stream id. `{0, last, first}` (first: the
+/// `open`: KEYS = `[session, stream]`; ARGV = common, stream id. `{0, last, first}` (first: the
 /// oldest retained position, last + 1 when none is), `{-1}` when the session is gone, `{-2}`
 /// when the stream is not the session's.
 const OPEN: &str = concat!(
@@ -162,7 +162,7 @@ return {0, last, first}
 "#
 );
 
-/// `read`: KEYS = [session, stream]; ARGV = stream id, first position wanted, count.
+/// `read`: KEYS = `[session, stream]`; ARGV = stream id, first position wanted, count.
 /// `{0, last, end, seq, payload, seq, payload, …}` (end: the position of `End`, 0 if none), or
 /// `{-1}` when the session is gone. Does not refresh the idle timer.
 const READ: &str = r#"
@@ -178,7 +178,7 @@ end
 return out
 "#;
 
-/// `swap`: KEYS = [key-value entry]; ARGV = "1" when a value is expected (else "0": the entry
+/// `swap`: KEYS = `[key-value entry]`; ARGV = "1" when a value is expected (else "0": the entry
 /// must be absent), the expected value, "1" when there is a new value (else "0": delete),
 /// the new value, its expiry (ms). 1 when the entry matched and was replaced, else 0. Values
 /// are compared as bytes (Lua strings are binary-safe). Not a session's script: it has none of

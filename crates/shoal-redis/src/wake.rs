@@ -18,6 +18,7 @@ use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
 use fred::types::{ClusterHash, CustomCommand, Message, Value};
 use fred::util::redis_keyslot;
+use shoal_core::error::Cause;
 use shoal_core::host::{HostError, NodeEvent};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -167,7 +168,7 @@ pub(crate) async fn confirm(subscriber: &SubscriberClient) -> Result<(), HostErr
     } else {
         subscriber.ping(None).await
     };
-    pong.map_err(|e| HostError::Unavailable(e.to_string()))?;
+    pong.map_err(|e| HostError::Unavailable(Cause::new(e)))?;
     Ok(())
 }
 
@@ -176,7 +177,7 @@ async fn subscribe(subscriber: &SubscriberClient, channels: Vec<String>) -> Resu
     subscriber
         .subscribe(channels)
         .await
-        .map_err(|e| HostError::Unavailable(e.to_string()))?;
+        .map_err(|e| HostError::Unavailable(Cause::new(e)))?;
     confirm(subscriber).await
 }
 
@@ -303,7 +304,7 @@ pub(crate) async fn run_resubscriber(
         for attempt in 1..=5 {
             let resubscribed = match subscriber.resubscribe_all().await {
                 Ok(()) => confirm(&subscriber).await,
-                Err(e) => Err(HostError::Unavailable(e.to_string())),
+                Err(e) => Err(HostError::Unavailable(Cause::new(e))),
             };
             match resubscribed {
                 Ok(()) => break,

@@ -194,3 +194,29 @@ async fn bad_settings_are_refused() {
         Err(HostError::Unavailable(_))
     ));
 }
+
+/// A URL the Redis client cannot use is refused at once, with the client's own error kept as
+/// the cause (not flattened into text).
+#[tokio::test]
+async fn a_bad_url_keeps_the_clients_error() {
+    let config = shoal_redis::RedisHostConfig::new("not a URL", shoal_core::ids::NodeId::new("n"));
+    let Err(HostError::Unavailable(cause)) = shoal_redis::RedisHost::connect(config).await else {
+        panic!("a malformed URL was accepted");
+    };
+    assert!(
+        cause.to_string().starts_with("invalid Redis URL: "),
+        "{cause}"
+    );
+    let Some(shoal_redis::ConfigError::Url(client_error)) =
+        cause.as_error().downcast_ref::<shoal_redis::ConfigError>()
+    else {
+        panic!("not a URL error: {cause:?}");
+    };
+    assert!(
+        client_error
+            .as_error()
+            .downcast_ref::<fred::error::Error>()
+            .is_some(),
+        "{client_error:?}"
+    );
+}

@@ -38,6 +38,13 @@ const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const ENV_AUTH_TOKENS: &str = "SHOAL_AUTH_TOKENS";
 
 /// Settings of `shoal serve`.
+// The field docs are `shoal serve --help`, read in a terminal: URLs, `<listen>` and `[::1]` stay
+// bare text there, so rustdoc is not to read them as links or HTML.
+#[allow(
+    rustdoc::bare_urls,
+    rustdoc::invalid_html_tags,
+    rustdoc::broken_intra_doc_links
+)]
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct ServeArgs {

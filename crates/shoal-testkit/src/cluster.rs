@@ -450,7 +450,7 @@ impl Replica {
     }
 
     /// Whether the current process's log says a port was in use (`shoal serve` fails with
-    /// "binding <addr>: Address already in use").
+    /// "binding `<addr>`: Address already in use").
     fn port_was_taken(&self) -> bool {
         let text = fs::read(&self.log).unwrap_or_default();
         let start = usize::try_from(self.log_start)

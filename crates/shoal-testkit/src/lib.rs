@@ -41,7 +41,6 @@
 //! ```
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 // Test-only code: its helpers panic on purpose, with a message, when the server misbehaves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -16,7 +16,7 @@ pub struct RawResponse {
     pub status: StatusCode,
     /// The response headers.
     pub headers: HeaderMap,
-    /// The body.
+    /// The whole body, as bytes (a refusal's body need not be UTF-8 or JSON).
     pub body: Vec<u8>,
 }
 

@@ -5,10 +5,9 @@ use http::StatusCode;
 use shoal_core::session::Principal;
 
 use crate::AppState;
-use crate::get::resolve_session;
 use crate::headers;
-use crate::post::host_rejection;
 use crate::rejection::Rejection;
+use crate::session::{host_rejection, resolve_session};
 
 pub(crate) async fn handle(
     state: &AppState,

@@ -32,7 +32,6 @@
 //! [`HostGuardLayer`] outside the auth layer, so that DNS-rebinding refusals come first.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;
@@ -44,6 +43,7 @@ mod limits;
 pub mod metrics;
 mod post;
 mod rejection;
+mod session;
 mod sse;
 pub mod trace;
 

@@ -2,19 +2,18 @@
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use shoal_core::engine::{InitializeError, Reply};
-use shoal_core::host::HostError;
 use shoal_core::ids::EventId;
 use shoal_core::jsonrpc::{self, Message, Request};
-use shoal_core::session::{Principal, SessionRecord};
+use shoal_core::session::Principal;
 
 use crate::AppState;
-use crate::get::{resolve_session, serve_stream};
 use crate::headers::{self, SESSION_ID};
 use crate::rejection::{Limit, LimitExceeded, Rejection};
+use crate::session::{host_rejection, require_session, serve_stream};
 
 pub(crate) async fn handle(
     state: &AppState,
@@ -120,6 +119,11 @@ async fn initialize(
                     retry_after: None,
                 })
             }
+            // A cause added to the engine later: refused as a failure of ours, and logged.
+            error => {
+                tracing::error!(%error, "initialize failed");
+                Rejection::Internal
+            }
         })?;
     let mut response = json(body);
     if let Ok(value) = HeaderValue::from_str(session.id.as_str()) {
@@ -132,15 +136,6 @@ async fn initialize(
         "session initialized"
     );
     Ok(response)
-}
-
-async fn require_session(
-    state: &AppState,
-    headers: &HeaderMap,
-    principal: Option<&Principal>,
-) -> Result<SessionRecord, Rejection> {
-    let id = headers::session_id(headers).ok_or(Rejection::MissingSession)?;
-    resolve_session(state, id, principal).await
 }
 
 /// Per-tool authorization: a `tools/call` of a tool whose scopes the principal lacks is
@@ -177,35 +172,6 @@ fn claims_stateless_era(request: &Request) -> bool {
             meta.get("io.modelcontextprotocol/protocolVersion")
                 .is_some()
         })
-}
-
-pub(crate) fn host_rejection(error: HostError) -> Rejection {
-    match error {
-        HostError::SessionNotFound => Rejection::SessionNotFound,
-        HostError::Unavailable(detail) => {
-            tracing::warn!(%detail, "session host unavailable");
-            Rejection::Unavailable
-        }
-        HostError::UnknownStream => {
-            Rejection::BadLastEventId("Last-Event-ID names no stream of this session")
-        }
-        HostError::EventExpired => Rejection::BadLastEventId(
-            "the event is no longer retained; the stream cannot be resumed",
-        ),
-        HostError::EventFromTheFuture => {
-            Rejection::BadLastEventId("Last-Event-ID is ahead of its stream")
-        }
-        // Only `initialize` creates sessions, and it maps this refusal itself.
-        HostError::PrincipalAtLimit => {
-            tracing::error!("session limit refusal outside initialize");
-            Rejection::Internal
-        }
-        // Only a brand-new stream is appended to here: an ended one is a bug, not bad input.
-        HostError::StreamEnded => {
-            tracing::error!("append to an ended stream while opening a reply");
-            Rejection::Internal
-        }
-    }
 }
 
 fn json(body: String) -> Response {

@@ -1,7 +1,7 @@
-//! `roundtrip`: one operation is a `tools/call` of `ask_user` {"question":"q<n>"} whose
+//! `roundtrip`: one operation is a `tools/call` of `ask_user` `{"question":"q<n>"}` whose
 //! event stream carries an `elicitation/create` request; the answer
-//! {"action":"accept","content":{"answer":"a<n>"}} is POSTed to the next URL (usually another
-//! replica), and the call's result must contain "a<n>".
+//! `{"action":"accept","content":{"answer":"a<n>"}}` is POSTed to the next URL (usually another
+//! replica), and the call's result must contain `"a<n>"`.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! `streams`: `--streams` sessions, each with its standalone GET stream open on its own
 //! connection. One operation is one announcement: a `tools/call` of `--announce-tool`
-//! {"text":"<token>"} on a random session, done when a `notifications/message` whose data is
+//! `{"text":"<token>"}` on a random session, done when a `notifications/message` whose data is
 //! that token arrives on that session's stream (latency from just before the POST) and the
 //! call's own result arrived. With `--hold`: open the streams, hold them for `--duration`,
 //! send nothing.

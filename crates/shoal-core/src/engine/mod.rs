@@ -1,7 +1,8 @@
 //! Lifecycle and dispatch: the engine turns a parsed message plus a session into results,
 //! notifications and server→client requests, and keeps the ordered log of every streamed reply.
 //!
-//! The transport calls [`Engine`]; the engine calls the handlers and the [`SessionHost`].
+//! The transport calls [`Engine`]; the engine calls the handlers and the
+//! [`SessionHost`](crate::host::SessionHost).
 //! A request whose handler sends nothing before its result is answered as plain JSON and touches
 //! no log (the fast path). As soon as a handler sends something first (progress, a log message,
 //! a server→client request), the reply becomes a stream: the engine mints a stream id and a pump
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::codes;
+use crate::error::Cause;
 use crate::handler::{Handlers, Notifier, RequestContext};
 use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
@@ -87,6 +89,7 @@ pub enum Reply {
 
 /// Why a request could not be tied to a session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// Unknown, expired, deleted, or bound to another principal.
     #[error("session not found")]
@@ -528,6 +531,7 @@ impl Engine {
 
 /// Why `initialize` failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InitializeError {
     /// The params are wrong: answer with this error.
     #[error("{0}")]
@@ -556,7 +560,7 @@ async fn abandon_after_host_failure(
     session: &SessionId,
     stream: &StreamId,
     request_id: &RequestId,
-    detail: &str,
+    detail: &Cause,
 ) {
     tracing::warn!(%detail, "session host failed while a reply was written; abandoning the request");
     let error = jsonrpc::rpc_error(

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Outbox, Shared};
+use crate::error::Cause;
 use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
 use crate::ids::SessionId;
 use crate::jsonrpc::{self, RequestId, RpcError};
@@ -19,6 +20,7 @@ use crate::session::{LogLevel, Principal, SessionRecord};
 
 /// Why a server→client request got no usable answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PeerError {
     /// The client did not declare the capability the request needs.
     #[error("the client does not support {0}")]
@@ -34,13 +36,13 @@ pub enum PeerError {
     Rejected(RpcError),
     /// The client's answer does not have the expected shape.
     #[error("the client's answer is malformed: {0}")]
-    InvalidResponse(String),
+    InvalidResponse(#[source] Cause),
     /// The request's stream is gone (the session was deleted).
     #[error("the session's stream is closed")]
     Closed,
     /// The session host could not take the message (Redis down, say).
     #[error("the session host is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// What a handler knows and can do while it serves one request.
@@ -291,7 +293,7 @@ impl RequestContext {
         drop(span);
         match delivered.answer {
             Ok(result) => serde_json::from_value(result)
-                .map_err(|e| PeerError::InvalidResponse(e.to_string())),
+                .map_err(|e| PeerError::InvalidResponse(Cause::new(e))),
             Err(error) => Err(PeerError::Rejected(
                 serde_json::from_value(error)
                     .unwrap_or_else(|e| jsonrpc::rpc_error(jsonrpc::INTERNAL_ERROR, e.to_string())),

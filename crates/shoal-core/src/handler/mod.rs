@@ -43,6 +43,7 @@ pub use tool::{
 
 /// Why a list, read, get or completion failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HandlerError {
     /// Nothing by that name or URI here.
     #[error("not found")]

@@ -16,6 +16,7 @@ use crate::session::Principal;
 
 /// Why a tool call did not produce a result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ToolError {
     /// No tool by that name (a protocol error, -32602).
     #[error("unknown tool")]

@@ -74,7 +74,7 @@ impl KvNamespace {
         Some(KvNamespace(name))
     }
 
-    /// The name.
+    /// The name given to [`try_new`](Self::try_new), as hosts write it into keys.
     pub const fn as_str(&self) -> &'static str {
         self.0
     }
@@ -104,7 +104,7 @@ impl KvKey {
         }
     }
 
-    /// The namespace.
+    /// Which namespace the key belongs to.
     pub fn namespace(&self) -> KvNamespace {
         self.namespace
     }

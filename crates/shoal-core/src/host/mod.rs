@@ -7,7 +7,7 @@
 //! and code that needs one part (auth keeping codes in the key-value store) takes that part.
 //!
 //! The in-memory host ([`MemoryHost`]) serves a single replica; the Redis host (crate
-//! `shoal-redis`) implements the same semantics across replicas. [`suite`] (feature
+//! `shoal-redis`) implements the same semantics across replicas. `suite` (feature
 //! `test-suite`) is the test suite every host must pass.
 //!
 //! # Semantics every host keeps
@@ -43,6 +43,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Cause;
 use crate::ids::{NodeId, SessionId, StreamId};
 use crate::session::{LogLevel, SessionRecord};
 
@@ -168,6 +169,7 @@ pub enum Broadcast {
 
 /// What can go wrong in a host.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// The session does not exist (never did, expired, or deleted).
     #[error("session not found")]
@@ -190,7 +192,7 @@ pub enum HostError {
     PrincipalAtLimit,
     /// The backing store is unreachable or failed.
     #[error("session host unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// Where sessions, stream logs, node inboxes, broadcasts and expiring key-value entries live:

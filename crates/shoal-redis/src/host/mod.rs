@@ -18,6 +18,7 @@ use fred::types::{Builder, ClusterHash, CustomCommand, Expiration, Value};
 use fred::util::redis_keyslot;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use shoal_core::error::Cause;
 use shoal_core::host::{Broadcast, HostError, NodeBus, NodeEvent};
 use shoal_core::ids::{NodeId, SessionId};
 use tokio::sync::broadcast;
@@ -79,8 +80,8 @@ impl std::fmt::Debug for RedisHost {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> HostError {
-    HostError::Unavailable(e.to_string())
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> HostError {
+    HostError::Unavailable(Cause::new(e))
 }
 
 /// Milliseconds since the Unix epoch on this replica's clock.
@@ -112,7 +113,7 @@ impl RedisHost {
     pub async fn connect(config: RedisHostConfig) -> Result<Self, HostError> {
         config.validate().map_err(unavailable)?;
         let redis_config = Config::from_url(&config.url)
-            .map_err(|e| unavailable(ConfigError::Url(e.details().to_owned())))?;
+            .map_err(|e| unavailable(ConfigError::Url(Cause::new(e))))?;
         let mut builder = Builder::from_config(redis_config);
         builder
             .with_connection_config(|c| {
