@@ -4,6 +4,9 @@
 //! clap resolves flags and environment variables (each flag names its variable); the file
 //! fills what both left unset. Every setting is listed once in [`ServeArgs`], whose doc
 //! comments are what `shoal serve --help` prints.
+//!
+//! Over 1,200 lines, 400 of them tests: this file is replaced by the facade's layered settings
+//! (issue 20), so it is not split first.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
