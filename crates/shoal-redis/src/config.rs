@@ -7,14 +7,12 @@ use shoal_core::ids::NodeId;
 
 /// Default key prefix.
 pub const DEFAULT_KEY_PREFIX: &str = "shoal";
-/// Default idle timeout of a session (the in-memory host's default).
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Default maximum lifetime of a session.
-pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
-/// Default number of events kept per stream (Redis trims approximately: at least this many).
-pub const DEFAULT_MAX_EVENTS_PER_STREAM: usize = 1024;
-/// Default age after which events are trimmed.
-pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(10 * 60);
+// The session limits are every host's (Redis trims approximately: at least
+// `DEFAULT_MAX_EVENTS_PER_STREAM` events are kept).
+pub use shoal_core::host::{
+    DEFAULT_EVENT_RETENTION, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_EVENTS_PER_STREAM,
+    DEFAULT_MAX_LIFETIME,
+};
 /// Default bound on one command, round trip included.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default bound on opening a connection (TCP, TLS, `AUTH`, `HELLO`).

@@ -1,10 +1,8 @@
-//! The `shoal` server: configuration, built-in tool sets, and `serve`, which wires the session
-//! host, the engine, the Streamable HTTP transport and the admin listener together.
+//! The `shoal` binary's parts: its flags (the top layer of the facade's settings), telemetry,
+//! and the built-in tool sets. The assembly itself is the facade's (`shoal::Shoal`).
 
 #![forbid(unsafe_code)]
 
-pub mod config;
-mod conn;
-pub mod serve;
+pub mod cli;
 pub mod telemetry;
 pub mod tools;

@@ -1,8 +1,10 @@
 //! The `shoal` binary. Run `shoal serve --help` for every setting.
 
-use clap::{Parser, Subcommand};
-use shoal_server::config::ServeArgs;
-use shoal_server::telemetry;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use shoal::Shoal;
+use shoal_core::handler::Handlers;
+use shoal_server::cli::{self, ServeArgs};
+use shoal_server::{telemetry, tools};
 
 // Every request allocates a little (headers, JSON, tasks); mimalloc's thread-local free lists
 // serve that pattern with less CPU than glibc's malloc (see docs/performance.md).
@@ -19,28 +21,41 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP over Streamable HTTP.
+    /// Serve MCP over Streamable HTTP. Every flag is also a SHOAL_* variable and a key of the
+    /// TOML file; flags win over variables, variables over the file.
     Serve(ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    let command = Cli::command().mut_subcommand("serve", cli::with_variables_in_help);
     let Cli {
         command: Command::Serve(args),
-    } = Cli::parse();
-    let mut config = args.resolve()?;
-    // Resolved once, so that the exported resource and the server agree on it.
-    let node = shoal_server::serve::node_id(&config);
-    config.node_id = Some(node.to_string());
+    } = Cli::from_arg_matches(&command.get_matches()).map_err(|error| error.exit())?;
+    let (settings, binary) = args.resolve()?;
     let telemetry = telemetry::init(
-        config.log_format,
-        config.otlp_endpoint.as_deref(),
-        node.as_str(),
+        binary.log_format,
+        binary.otlp_endpoint.as_deref(),
+        settings.node_id.as_str(),
     )?;
-    let result = tokio::runtime::Builder::new_multi_thread()
+    let handlers = binary
+        .tools
+        .iter()
+        .filter_map(|name| tools::by_name(name))
+        .fold(Handlers::new(), Handlers::merge);
+    tracing::info!(tools = %binary.tools.join(","), "built-in tool sets");
+    let served = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(shoal_server::serve::run(config));
+        .block_on(async {
+            Shoal::builder()
+                .settings(settings)
+                .handlers(handlers)
+                .build()
+                .await?
+                .serve()
+                .await
+        });
     // Outside the runtime: the exporter's client is a blocking one.
     telemetry.shutdown();
-    result
+    Ok(served?)
 }

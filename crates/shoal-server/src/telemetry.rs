@@ -25,7 +25,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::config::LogFormat;
+use crate::cli::LogFormat;
 
 /// `service.name` of every exported span.
 pub const SERVICE_NAME: &str = "shoal";

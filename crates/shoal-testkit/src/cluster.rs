@@ -473,7 +473,7 @@ impl Replica {
 }
 
 /// Two distinct free loopback ports (both bound before either is released).
-fn free_ports() -> [SocketAddr; 2] {
+pub(crate) fn free_ports() -> [SocketAddr; 2] {
     let bind =
         || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("binding a free loopback port");
     let (first, second) = (bind(), bind());

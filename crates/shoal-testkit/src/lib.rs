@@ -20,6 +20,7 @@
 //! - [`tls::PrivateCa`] / [`tls::TlsTerminator`]: a throwaway CA; `https://` before a server.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
+//! - [`example::Example`]: an example binary on the facade, configured by `SHOAL_*` variables.
 //! - [`cli::main`]: the `main` shell of the `rr-proxy` binary and of `shoal-faults` (the
 //!   fault-injection suite, its own crate on these helpers).
 //!
@@ -47,6 +48,7 @@
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod example;
 pub mod oidc;
 pub mod otlp;
 pub mod proxy;

@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
-use shoal_core::handler::{HandlerError, Handlers, RequestContext, ToolError, ToolProvider};
-use shoal_core::model::{CallToolResult, JsonObject, Tool};
-use shoal_core::session::Principal;
-use shoal_server::config::ServeArgs;
+use shoal::Principal;
+use shoal::handler::{HandlerError, Handlers, RequestContext, ToolError, ToolProvider};
+use shoal::model::{CallToolResult, JsonObject, Tool};
 
 /// Canned replies by tool name, shared by every session.
 #[derive(Clone, Default)]
@@ -87,9 +86,8 @@ impl ToolProvider for Replies {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = ServeArgs::default().resolve()?;
-    shoal_server::serve::run_with(config, Handlers::new().tools(Replies::default())).await
+async fn main() -> Result<(), shoal::Error> {
+    shoal::run_with(Handlers::new().tools(Replies::default())).await
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use shoal_core::handler::{Handlers, Json, RequestContext, ToolError, ToolSet, typed_tool};
-use shoal_server::config::ServeArgs;
+use shoal::handler::{Handlers, Json, RequestContext, ToolError, ToolSet, typed_tool};
 
 /// The arguments of `add`.
 #[derive(Deserialize, JsonSchema)]
@@ -38,14 +37,13 @@ fn tools() -> ToolSet {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = ServeArgs::default().resolve()?;
-    shoal_server::serve::run_with(config, Handlers::new().tools(tools())).await
+async fn main() -> Result<(), shoal::Error> {
+    shoal::run_with(Handlers::new().tools(tools())).await
 }
 
 #[cfg(test)]
 mod tests {
-    use shoal_core::handler::ToolProvider;
+    use shoal::handler::ToolProvider;
 
     #[tokio::test]
     async fn schemas_are_derived() {

@@ -50,6 +50,15 @@ use crate::session::{LogLevel, SessionRecord};
 pub use kv::{KeyValue, KvKey, KvNamespace, MAX_TTL, MIN_TTL, clamp_ttl};
 pub use memory::{MemoryHost, MemoryHostConfig};
 
+/// Default idle timeout of a session, in every host.
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// Default maximum lifetime of a session, however busy, in every host.
+pub const DEFAULT_MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// Default number of events kept per stream, in every host.
+pub const DEFAULT_MAX_EVENTS_PER_STREAM: usize = 1024;
+/// Default age after which a stream's events are trimmed, in every host.
+pub const DEFAULT_EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// A shared, type-erased host.
 pub type SharedHost = Arc<dyn SessionHost>;
 

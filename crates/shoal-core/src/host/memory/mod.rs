@@ -36,10 +36,10 @@ pub struct MemoryHostConfig {
 impl Default for MemoryHostConfig {
     fn default() -> Self {
         MemoryHostConfig {
-            idle_timeout: Duration::from_secs(30 * 60),
-            max_lifetime: Duration::from_secs(24 * 60 * 60),
-            max_events_per_stream: 1024,
-            event_retention: Duration::from_secs(10 * 60),
+            idle_timeout: super::DEFAULT_IDLE_TIMEOUT,
+            max_lifetime: super::DEFAULT_MAX_LIFETIME,
+            max_events_per_stream: super::DEFAULT_MAX_EVENTS_PER_STREAM,
+            event_retention: super::DEFAULT_EVENT_RETENTION,
         }
     }
 }
