@@ -33,6 +33,7 @@
 
 mod kv;
 mod memory;
+mod reader;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 
@@ -49,6 +50,7 @@ use crate::session::{LogLevel, SessionRecord};
 
 pub use kv::{KeyValue, KvKey, KvNamespace, MAX_TTL, MIN_TTL, clamp_ttl};
 pub use memory::{MemoryHost, MemoryHostConfig};
+pub use reader::{LogSource, follow};
 
 /// A shared, type-erased host.
 pub type SharedHost = Arc<dyn SessionHost>;
