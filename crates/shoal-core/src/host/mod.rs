@@ -7,8 +7,9 @@
 //! and code that needs one part (auth keeping codes in the key-value store) takes that part.
 //!
 //! The in-memory host ([`MemoryHost`]) serves a single replica; the Redis host (crate
-//! `shoal-redis`) implements the same semantics across replicas. `suite` (feature
-//! `test-suite`) is the test suite every host must pass.
+//! `shoal-redis`) implements the same semantics across replicas. Both build their subscriptions
+//! with [`follow`], the reading loop they share, from a [`LogSource`] of their own. `suite`
+//! (feature `test-suite`) is the test suite every host must pass.
 //!
 //! # Semantics every host keeps
 //!
