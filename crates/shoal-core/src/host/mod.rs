@@ -7,8 +7,9 @@
 //! and code that needs one part (auth keeping codes in the key-value store) takes that part.
 //!
 //! The in-memory host ([`MemoryHost`]) serves a single replica; the Redis host (crate
-//! `shoal-redis`) implements the same semantics across replicas. `suite` (feature
-//! `test-suite`) is the test suite every host must pass.
+//! `shoal-redis`) implements the same semantics across replicas. Both build their subscriptions
+//! with [`follow`], the reading loop they share, from a [`LogSource`] of their own. `suite`
+//! (feature `test-suite`) is the test suite every host must pass.
 //!
 //! # Semantics every host keeps
 //!
@@ -33,6 +34,7 @@
 
 mod kv;
 mod memory;
+mod reader;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 
@@ -49,6 +51,7 @@ use crate::session::{LogLevel, SessionRecord};
 
 pub use kv::{KeyValue, KvKey, KvNamespace, MAX_TTL, MIN_TTL, clamp_ttl};
 pub use memory::{MemoryHost, MemoryHostConfig};
+pub use reader::{LogSource, follow};
 
 /// Default idle timeout of a session, in every host.
 pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);

@@ -1,11 +1,12 @@
 //! [`StreamLog`] on Redis: one Redis Stream per stream, its position counter in the session
 //! hash, and readers that re-read their log on each wake-up.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use shoal_core::host::{HostError, ReadFrom, StoredEvent, StreamEvent, StreamLog, Subscription};
+use shoal_core::host::{
+    HostError, LogSource, ReadFrom, StoredEvent, StreamEvent, StreamLog, Subscription, follow,
+};
 use shoal_core::ids::{SessionId, StreamId};
 
 use super::{Inner, RedisHost, millis};
@@ -134,67 +135,49 @@ impl StreamLog for RedisHost {
         };
         // Everything appended from here on is seen: the reader reads once after subscribing.
         let wake = inner.wakeups.acquire(keys.wake(stream)).await?;
-        let reader = Reader {
+        let reader = LogReader {
             inner: inner.clone(),
             keys,
             stream: stream.clone(),
             wake,
-            cursor: after,
-            pending: VecDeque::new(),
-            done: false,
         };
-        let events = futures::stream::unfold(reader, Reader::next).boxed();
+        let events = follow(reader, after).boxed();
         Ok(Subscription { after, events })
     }
 }
 
-/// A subscription's cursor over one stream's log.
-struct Reader {
+/// One stream's log as one subscription reads it: re-read on each wake-up, and every
+/// `reread_interval` in case a wake-up was lost.
+struct LogReader {
     inner: Arc<Inner>,
     keys: SessionKeys,
     stream: StreamId,
     wake: Wake,
-    cursor: u64,
-    pending: VecDeque<StoredEvent>,
-    done: bool,
 }
 
-impl Reader {
-    /// The next event: buffered, else read from the log, else wait for a wake-up.
-    async fn next(mut self) -> Option<(Result<StoredEvent, HostError>, Self)> {
-        loop {
-            if self.done {
-                return None;
+impl LogSource for LogReader {
+    async fn read_after(&mut self, cursor: u64) -> Result<Option<Vec<StoredEvent>>, HostError> {
+        self.wake.mark_seen();
+        // Boxed: fred's futures are large, and this one would otherwise stay inlined in the
+        // future of every idle reader (about 14 KiB each) while it waits for a change.
+        let read = Box::pin(self.inner.read(&self.keys, &self.stream, cursor));
+        match read.await? {
+            ReadOutcome::Gone => Ok(None),
+            // Read up to the stream's end: nothing can be appended after it.
+            ReadOutcome::Batch { events, ended }
+                if events.is_empty() && ended != 0 && cursor >= ended =>
+            {
+                Ok(None)
             }
-            if let Some(event) = self.pending.pop_front() {
-                self.cursor = event.seq;
-                self.done = event.event.ends_stream();
-                return Some((Ok(event), self));
-            }
-            self.wake.mark_seen();
-            // Boxed: fred's futures are large, and this one would otherwise stay inlined in
-            // the future of every idle reader (about 14 KiB each) while it waits below.
-            let read = Box::pin(self.inner.read(&self.keys, &self.stream, self.cursor));
-            match read.await {
-                Err(e) => {
-                    self.done = true;
-                    return Some((Err(e), self));
-                }
-                Ok(ReadOutcome::Gone) => return None,
-                Ok(ReadOutcome::Batch { events, .. }) if !events.is_empty() => {
-                    self.pending.extend(events);
-                }
-                Ok(ReadOutcome::Batch { ended, .. }) => {
-                    if ended != 0 && self.cursor >= ended {
-                        return None;
-                    }
-                    let reread = tokio::time::sleep(self.inner.config.reread_interval);
-                    tokio::select! {
-                        alive = self.wake.changed() => if !alive { return None },
-                        () = reread => {}
-                    }
-                }
-            }
+            ReadOutcome::Batch { events, .. } => Ok(Some(events)),
+        }
+    }
+
+    async fn changed(&mut self) -> bool {
+        let reread = tokio::time::sleep(self.inner.config.reread_interval);
+        tokio::select! {
+            alive = self.wake.changed() => alive,
+            () = reread => true,
         }
     }
 }
@@ -203,16 +186,17 @@ impl Reader {
 mod tests {
     use super::*;
 
-    /// The size of the future a function returns, without calling it.
-    fn future_size<A, F>(_: fn(A) -> F) -> usize {
-        std::mem::size_of::<F>()
+    /// The size of what a two-argument function returns, without calling it.
+    fn returned_size<A, B, R>(_: fn(A, B) -> R) -> usize {
+        std::mem::size_of::<R>()
     }
 
     #[test]
     fn an_idle_reader_holds_a_small_future() {
         // Every idle standalone stream holds one of these for as long as it is open: 10,000
-        // streams at the 14.8 KiB it took before the read was boxed cost 145 MiB.
-        let size = future_size(Reader::next);
-        assert!(size <= 2048, "Reader::next's future is {size} bytes");
+        // streams at the 14.8 KiB it took before the read was boxed cost 145 MiB. The stream
+        // holds the reader's future while it waits.
+        let size = returned_size(follow::<LogReader>);
+        assert!(size <= 2048, "a subscription's stream is {size} bytes");
     }
 }

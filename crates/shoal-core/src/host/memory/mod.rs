@@ -14,8 +14,8 @@ use tokio_stream::wrappers::BroadcastStream;
 mod kv;
 
 use super::{
-    Broadcast, HostError, NodeBus, NodeEvent, ReadFrom, SessionStore, SessionUpdate, StoredEvent,
-    StreamEvent, StreamLog, Subscription,
+    Broadcast, HostError, LogSource, NodeBus, NodeEvent, ReadFrom, SessionStore, SessionUpdate,
+    StoredEvent, StreamEvent, StreamLog, Subscription, follow,
 };
 use crate::ids::{NodeId, SessionId, StreamId};
 use crate::session::SessionRecord;
@@ -419,14 +419,7 @@ impl StreamLog for MemoryHost {
         };
         // Fail now, not on first poll, when the position was trimmed.
         log.read_after(after)?;
-        let reader = Reader {
-            log,
-            changes,
-            cursor: after,
-            pending: VecDeque::new(),
-            done: false,
-        };
-        let events = futures::stream::unfold(reader, Reader::next).boxed();
+        let events = follow(LogReader { log, changes }, after).boxed();
         Ok(Subscription { after, events })
     }
 }
@@ -467,40 +460,18 @@ impl NodeBus for MemoryHost {
     }
 }
 
-/// A subscription's cursor over one log.
-struct Reader {
+/// One log as one subscription reads it: waits for appends and close on `version`.
+struct LogReader {
     log: Arc<Log>,
     changes: watch::Receiver<u64>,
-    cursor: u64,
-    pending: VecDeque<StoredEvent>,
-    done: bool,
 }
 
-impl Reader {
-    /// The next event: buffered, else read from the log, else wait for an append or close.
-    async fn next(mut self) -> Option<(Result<StoredEvent, HostError>, Self)> {
-        loop {
-            if self.done {
-                return None;
-            }
-            if let Some(event) = self.pending.pop_front() {
-                self.cursor = event.seq;
-                self.done = event.event.ends_stream();
-                return Some((Ok(event), self));
-            }
-            match self.log.read_after(self.cursor) {
-                Err(e) => {
-                    self.done = true;
-                    return Some((Err(e), self));
-                }
-                Ok(None) => return None,
-                Ok(Some(batch)) if !batch.is_empty() => self.pending.extend(batch),
-                Ok(Some(_)) => {
-                    if self.changes.changed().await.is_err() {
-                        return None;
-                    }
-                }
-            }
-        }
+impl LogSource for LogReader {
+    async fn read_after(&mut self, cursor: u64) -> Result<Option<Vec<StoredEvent>>, HostError> {
+        self.log.read_after(cursor)
+    }
+
+    async fn changed(&mut self) -> bool {
+        self.changes.changed().await.is_ok()
     }
 }
