@@ -23,6 +23,9 @@
 //! 7. `podman save --format oci-archive` to `target/image/shoal-image.tar`.
 //!
 //! The containers are removed at the end, also when a check fails.
+//!
+//! One file (about 650 lines): the steps above in order, one function each, and the small podman
+//! wrapper only they use.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -15,6 +15,9 @@
 //! A resumption GET is retried on any of them. A 404 ends the session cleanly (counted) and the
 //! client opens another.
 //! Everything received goes to the [`Checker`].
+//!
+//! One file (about 720 lines): one client's loop of calls, streams and resumptions; its retry
+//! rules read together, and every step feeds the checker.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};

@@ -9,6 +9,8 @@
 //!
 //! Every wait is bounded: a helper that waits longer than the client's timeout (default
 //! [`DEFAULT_TIMEOUT`]) panics and says what it was waiting for.
+//!
+//! About 610 lines: one client type, one method per MCP or raw HTTP exchange a test needs.
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};

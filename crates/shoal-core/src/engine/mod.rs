@@ -8,6 +8,9 @@
 //! a server→client request), the reply becomes a stream: the engine mints a stream id and a pump
 //! task appends every message, in order, to that stream's log, from which any replica can serve
 //! and resume it.
+//!
+//! About 620 lines: the engine's API, one method per protocol entry point, and the shared state
+//! they use; dispatch, liveness, nodes, pagination, pending requests and tracing are submodules.
 
 mod dispatch;
 mod liveness;

@@ -42,6 +42,9 @@
 //! # let _ = url;
 //! # }
 //! ```
+//!
+//! About 620 lines: the accept loop, the forwarding and the backend choice share the proxy's state;
+//! backends and their probes, header rules and the request log are submodules.
 
 use std::convert::Infallible;
 use std::fmt;
