@@ -325,9 +325,10 @@ fn stream_closed(error: PeerError) -> ToolError {
 mod tests {
     use shoal_core::handler::ToolProvider;
     use shoal_core::model::{CallToolResult, Tool};
+    use shoal_core::testing::EngineClient;
 
     use super::*;
-    use crate::tools::testing::{TestClient, only_text};
+    use crate::tools::tests::only_text;
 
     /// The tools the suite calls, in listing order.
     const TOOLS: [&str; 15] = [
@@ -363,8 +364,8 @@ mod tests {
         )
     }
 
-    async fn client() -> TestClient {
-        TestClient::connect(handlers(), json!({})).await
+    async fn client() -> EngineClient {
+        EngineClient::serving(handlers(), json!({})).await
     }
 
     #[tokio::test]
@@ -432,9 +433,13 @@ mod tests {
         let text = json!({ "type": "text", "text": "This is a simple text response for testing." });
         assert_eq!(result, json!({ "content": [text] }));
 
-        let result = client.call_tool("test_image_content", json!({})).await;
+        let result = client
+            .call_tool_result("test_image_content", json!({}))
+            .await;
         assert_eq!(result.content, [Content::image(PNG_1X1, "image/png")]);
-        let result = client.call_tool("test_audio_content", json!({})).await;
+        let result = client
+            .call_tool_result("test_audio_content", json!({}))
+            .await;
         assert_eq!(result.content, [Content::audio(WAV_MINIMAL, "audio/wav")]);
 
         let params = json!({ "name": "test_embedded_resource", "arguments": {} });
@@ -476,18 +481,18 @@ mod tests {
             result.is_error == Some(true) && only_text(result).contains(needle)
         };
         let result = client
-            .call_tool("test_sampling", json!({ "prompt": "Hi" }))
+            .call_tool_result("test_sampling", json!({ "prompt": "Hi" }))
             .await;
         assert!(failed(&result, "sampling"), "{result:?}");
         let result = client
-            .call_tool("test_elicitation", json!({ "message": "Hi" }))
+            .call_tool_result("test_elicitation", json!({ "message": "Hi" }))
             .await;
         assert!(failed(&result, "elicitation"), "{result:?}");
         for name in [
             "test_elicitation_sep1034_defaults",
             "test_elicitation_sep1330_enums",
         ] {
-            let result = client.call_tool(name, json!({})).await;
+            let result = client.call_tool_result(name, json!({})).await;
             assert!(failed(&result, "elicitation"), "{name}: {result:?}");
         }
     }
@@ -496,7 +501,7 @@ mod tests {
     async fn dynamic_tool_announces_a_list_change() {
         let result = client()
             .await
-            .call_tool("test_dynamic_tool", json!({}))
+            .call_tool_result("test_dynamic_tool", json!({}))
             .await;
         assert_eq!(result.is_error, None);
         assert!(only_text(&result).contains("notifications/tools/list_changed"));
@@ -507,7 +512,7 @@ mod tests {
         let arguments = json!({ "name": "Ada" });
         let result = client()
             .await
-            .call_tool("json_schema_2020_12_tool", arguments)
+            .call_tool_result("json_schema_2020_12_tool", arguments)
             .await;
         let expected = r#"JSON Schema 2020-12 tool called with: {"name":"Ada"}"#;
         assert_eq!(only_text(&result), expected);

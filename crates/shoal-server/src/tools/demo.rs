@@ -251,9 +251,10 @@ async fn ask_model(ctx: RequestContext, args: AskModelArgs) -> Result<String, To
 mod tests {
     use serde_json::{Value, json};
     use shoal_core::handler::ToolProvider;
+    use shoal_core::testing::EngineClient;
 
     use super::*;
-    use crate::tools::testing::{TestClient, only_text};
+    use crate::tools::tests::only_text;
 
     #[tokio::test]
     async fn lists_the_five_tools_with_descriptions_and_object_schemas() {
@@ -316,22 +317,22 @@ mod tests {
 
     #[tokio::test]
     async fn echo_returns_its_text() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let result = client
-            .call_tool("echo", json!({ "text": "hello, shoal" }))
+            .call_tool_result("echo", json!({ "text": "hello, shoal" }))
             .await;
         assert_eq!(result.is_error, None);
         assert_eq!(only_text(&result), "hello, shoal");
-        let result = client.call_tool("echo", json!({})).await;
+        let result = client.call_tool_result("echo", json!({})).await;
         assert_eq!(result.is_error, Some(true));
     }
 
     #[tokio::test]
     async fn announce_sends_its_text_to_the_standalone_stream() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let mut standalone = std::pin::pin!(client.standalone().await);
         let result = client
-            .call_tool("announce", json!({ "text": "tick 7" }))
+            .call_tool_result("announce", json!({ "text": "tick 7" }))
             .await;
         assert_eq!(only_text(&result), "announced");
         let message = futures::StreamExt::next(&mut standalone).await.unwrap();
@@ -345,7 +346,7 @@ mod tests {
             .result("logging/setLevel", json!({ "level": "warning" }))
             .await;
         let result = client
-            .call_tool("announce", json!({ "text": "quiet" }))
+            .call_tool_result("announce", json!({ "text": "quiet" }))
             .await;
         assert_eq!(
             only_text(&result),
@@ -355,18 +356,18 @@ mod tests {
 
     #[tokio::test]
     async fn count_returns_the_total() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let result = client
-            .call_tool("count", json!({ "to": 3, "interval_ms": 1 }))
+            .call_tool_result("count", json!({ "to": 3, "interval_ms": 1 }))
             .await;
         assert_eq!((result.is_error, only_text(&result)), (None, "3"));
-        let result = client.call_tool("count", json!({ "to": 0 })).await;
+        let result = client.call_tool_result("count", json!({ "to": 0 })).await;
         assert_eq!((result.is_error, only_text(&result)), (None, "0"));
     }
 
     #[tokio::test]
     async fn count_rejects_out_of_range_arguments() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         for (arguments, expected) in [
             (
                 json!({ "to": -1 }),
@@ -385,7 +386,7 @@ mod tests {
                 "`interval_ms` must be between 0 and 60000, got 60001",
             ),
         ] {
-            let result = client.call_tool("count", arguments.clone()).await;
+            let result = client.call_tool_result("count", arguments.clone()).await;
             assert_eq!(result.is_error, Some(true), "{arguments}");
             assert!(
                 only_text(&result).contains(expected),
@@ -406,9 +407,9 @@ mod tests {
 
     #[tokio::test]
     async fn client_requests_fail_cleanly_without_the_capability() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let result = client
-            .call_tool("ask_user", json!({ "question": "Why?" }))
+            .call_tool_result("ask_user", json!({ "question": "Why?" }))
             .await;
         assert_eq!(result.is_error, Some(true));
         assert!(
@@ -417,7 +418,7 @@ mod tests {
             only_text(&result)
         );
         let result = client
-            .call_tool("ask_model", json!({ "prompt": "Why?" }))
+            .call_tool_result("ask_model", json!({ "prompt": "Why?" }))
             .await;
         assert_eq!(result.is_error, Some(true));
         assert!(

@@ -11,8 +11,6 @@
 mod assets;
 mod conformance;
 mod demo;
-#[cfg(test)]
-mod testing;
 
 use shoal_core::handler::Handlers;
 
@@ -43,9 +41,20 @@ pub fn by_name(name: &str) -> Option<Handlers> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use shoal_core::model::CallToolResult;
+    use shoal_core::testing::EngineClient;
 
     use super::*;
-    use crate::tools::testing::TestClient;
+
+    /// The text of a result that must be exactly one text block.
+    pub(super) fn only_text(result: &CallToolResult) -> &str {
+        match result.content.as_slice() {
+            [content] => content
+                .as_text()
+                .unwrap_or_else(|| panic!("not text: {content:?}")),
+            other => panic!("expected one content block, got {other:?}"),
+        }
+    }
 
     #[test]
     fn every_name_has_a_set() {
@@ -58,10 +67,10 @@ mod tests {
 
     #[tokio::test]
     async fn sets_are_the_ones_their_names_say() {
-        let demo = TestClient::connect(by_name("demo").unwrap(), json!({})).await;
+        let demo = EngineClient::serving(by_name("demo").unwrap(), json!({})).await;
         let tools = demo.result("tools/list", json!({})).await;
         assert_eq!(tools["tools"][0]["name"], "echo");
-        let conformance = TestClient::connect(by_name("conformance").unwrap(), json!({})).await;
+        let conformance = EngineClient::serving(by_name("conformance").unwrap(), json!({})).await;
         let tools = conformance.result("tools/list", json!({})).await;
         assert_eq!(tools["tools"][0]["name"], "test_simple_text");
     }

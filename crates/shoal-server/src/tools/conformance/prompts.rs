@@ -169,10 +169,10 @@ fn complete(params: &CompleteParams) -> Completion {
 mod tests {
     use serde_json::json;
     use shoal_core::handler::PromptProvider;
+    use shoal_core::testing::EngineClient;
 
     use super::*;
     use crate::tools::conformance::handlers;
-    use crate::tools::testing::TestClient;
 
     #[tokio::test]
     async fn lists_described_prompts() {
@@ -197,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn prompts_without_arguments() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         // The suite sends no `arguments` for these two.
         let simple = client
             .result("prompts/get", json!({ "name": "test_simple_prompt" }))
@@ -224,7 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn prompts_fill_in_their_arguments() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let arguments = json!({ "arg1": "testValue1", "arg2": "testValue2" });
         let params = json!({ "name": PROMPT_WITH_ARGUMENTS, "arguments": arguments });
         let filled = client.result("prompts/get", params).await;
@@ -250,17 +250,17 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_missing_and_non_string_arguments() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         for arguments in [json!({ "arg1": "x" }), json!({ "arg1": 1, "arg2": "x" })] {
             let params = json!({ "name": PROMPT_WITH_ARGUMENTS, "arguments": arguments });
-            let response = client.request("prompts/get", params).await;
+            let response = client.response("prompts/get", params).await;
             assert_eq!(response["error"]["code"], -32602, "{response}");
         }
     }
 
     #[tokio::test]
     async fn completes_prompt_arguments_by_prefix() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let complete = |reference: &Value, name: &str, value: &str| {
             let params = json!({ "ref": reference, "argument": { "name": name, "value": value } });
             client.result("completion/complete", params)

@@ -107,10 +107,10 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use serde_json::json;
     use shoal_core::handler::{ResourceProvider, match_template};
+    use shoal_core::testing::EngineClient;
 
     use super::*;
     use crate::tools::conformance::handlers;
-    use crate::tools::testing::TestClient;
 
     #[tokio::test]
     async fn lists_named_described_and_typed_resources() {
@@ -140,7 +140,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_static_resources() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let text = client
             .result("resources/read", json!({ "uri": "test://static-text" }))
             .await;
@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(watched["contents"][0]["text"], "Watched resource content");
 
         let missing = client
-            .request("resources/read", json!({ "uri": "test://nothing" }))
+            .response("resources/read", json!({ "uri": "test://nothing" }))
             .await;
         assert_eq!(missing["error"]["code"], -32002);
     }
@@ -187,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_template_matches() {
-        let client = TestClient::connect(handlers(), json!({})).await;
+        let client = EngineClient::serving(handlers(), json!({})).await;
         let read = client
             .result(
                 "resources/read",
