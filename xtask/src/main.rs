@@ -57,7 +57,7 @@
 //!   the `redis-server` and `rr-proxy` binaries, for the steps that start their own topology.
 //! - `auth`: the `oidc-provider` fixture, `shoal --auth jwt` and `rr-proxy` adding the access
 //!   token, for the conformance suite.
-//! - `observability`: Prometheus scraping the cluster, checking `deploy/grafana` and
+//! - `observability`: Prometheus scraping the test kit's cluster, checking `deploy/grafana` and
 //!   `deploy/prometheus`.
 //! - `image`: the container image, built and checked with `podman`.
 //! - `bench`: the benchmark harness and its anchors, and the load smoke step.
