@@ -15,7 +15,7 @@
 //! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
 //!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
 //!   Redis behind the test kit's round-robin proxy; adding `--redis-cluster`: on a three-master
-//!   Redis Cluster instead; with `--auth`: against `shoal --auth jwt` behind `rr-proxy` adding a
+//!   Redis Cluster instead; with `--auth`: against `shoal --auth jwt` behind that proxy adding a
 //!   token of the `oidc-provider` fixture).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
 //! - `load-smoke`: only every `shoal-load` scenario for 10 s against one `shoal` on its own
@@ -54,9 +54,10 @@
 //!   `oidc-provider` fixture) run from the blocking steps on a tokio runtime, a helper's panic
 //!   as the step's error, their logs kept under `target/xtask/`.
 //! - `process`: child processes logging to a file and stopped on drop, readiness probes, and
-//!   the `redis-server` and `rr-proxy` binaries, for the steps that start their own topology.
-//! - `auth`: the `oidc-provider` fixture, `shoal --auth jwt` and `rr-proxy` adding the access
-//!   token, for the conformance suite.
+//!   the `redis-server` binary, for what xtask starts itself (one `shoal`, Prometheus, the
+//!   benchmark's targets).
+//! - `auth`: the test kit's `oidc-provider` fixture and one `shoal --auth jwt` behind its proxy
+//!   adding the access token, for the conformance suite.
 //! - `observability`: Prometheus scraping the test kit's cluster, checking `deploy/grafana` and
 //!   `deploy/prometheus`.
 //! - `image`: the container image, built and checked with `podman`.
