@@ -1,135 +1,116 @@
 //! The conformance suite against an OAuth-protected `shoal` (CI step `conformance-auth`,
 //! `cargo xtask conformance --auth`), with a real access token.
 //!
-//! The suite cannot send an `Authorization` header, so `rr-proxy` adds one to every request:
+//! The suite cannot send an `Authorization` header, so the test kit's round-robin proxy adds
+//! one to every request. Everything runs on loopback, on the test kit (see
+//! [`crate::topology`]):
 //!
-//! 1. the `oidc-provider` fixture (`tests/auth/oidc/server.mjs`) on a free loopback port, whose
-//!    resource is the proxy's URL `http://127.0.0.1:<proxy port>/mcp`;
-//! 2. an access token for that resource by the client-credentials grant
-//!    (`tests/auth/oidc/token.mjs`; xtask captures it and never prints it);
-//! 3. `shoal serve --tools conformance --auth jwt --issuer <issuer> --public-url <proxy URL>`;
-//! 4. a check that the endpoint refuses a request without a token: 401 with
-//!    `WWW-Authenticate: Bearer resource_metadata="<proxy origin>/.well-known/…"`;
-//! 5. `rr-proxy --header-env Authorization=…` in front of it (the token reaches it through its
-//!    environment, not its argv) and a check that an `initialize` through it succeeds;
+//! 1. the `oidc-provider` fixture (`shoal_testkit::oidc::OidcProvider`, `tests/auth/oidc`),
+//!    whose resource is the proxy's URL `http://127.0.0.1:<proxy port>/mcp` (a free port
+//!    picked first);
+//! 2. an access token for that resource by the client-credentials grant (xtask checks that it
+//!    is a JWT and never prints it);
+//! 3. one `shoal serve --tools conformance --auth jwt --issuer <issuer> --public-url <proxy
+//!    URL>` on the memory host, behind the proxy, which adds `Authorization: Bearer <token>`
+//!    (`shoal_testkit::cluster::ShoalCluster` with one replica: the token never reaches a
+//!    command line);
+//! 4. a check that shoal itself, without the proxy, refuses a request without a token: 401
+//!    with `WWW-Authenticate: Bearer resource_metadata="<proxy origin>/.well-known/…"`;
+//! 5. a check that an `initialize` through the proxy succeeds;
 //! 6. the whole suite through the proxy, with the baseline
 //!    `tests/conformance/expected-failures-auth.yaml` when that file exists.
 //!
-//! Logs go to `target/xtask/auth/`, results to `target/conformance-results-auth`.
+//! Logs go to `target/xtask/auth/` (emptied first): `replica-0.log`, and when the step ends
+//! `rr-proxy.log` (every request the proxy answered); on a failure the provider's log is
+//! printed. Results go to `target/conformance-results-auth`.
 
-use std::fs;
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use anyhow::{Context, Result, bail, ensure};
-use serde_json::Value;
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use shoal_testkit::cluster::ShoalCluster;
+use shoal_testkit::oidc::OidcProvider;
+use shoal_testkit::proxy::header_pair;
 
 use crate::Repo;
-use crate::cmd;
 use crate::conformance;
-use crate::process::{Process, build_proxy, wait_until};
-use crate::server::{self, ToolSet, free_ports, http_get_status, post_initialize};
+use crate::server::{self, ToolSet, free_ports, post_initialize};
 use crate::tools::Tools;
+use crate::topology::{Runtime, clear_dir, log_tail, write_proxy_log};
 
-/// The fixture's directory, relative to the workspace root.
-const OIDC_DIR: &str = "tests/auth/oidc";
-/// The lifetime of the token, in seconds: longer than the whole suite takes.
-const TOKEN_TTL_SECS: u32 = 3600;
-/// The environment variable that hands `rr-proxy` the `Authorization` value.
-const ENV_PROXY_AUTHORIZATION: &str = "SHOAL_PROXY_AUTHORIZATION";
+/// The scopes the provider's clients may ask for (the fixture's defaults); the token asks for
+/// none of them.
+const SCOPES: [&str; 3] = ["mcp:tools", "mcp:echo", "mcp:admin"];
 /// The known-failures baseline, relative to the workspace root.
 const EXPECTED_FAILURES: &str = "tests/conformance/expected-failures-auth.yaml";
 /// Where results go, relative to the target directory.
 const RESULTS_DIR: &str = "conformance-results-auth";
 /// Where the processes log, relative to the target directory.
 const LOG_DIR: &str = "xtask/auth";
-/// Connect, read and write timeout of one probe or request.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Builds `shoal` and `rr-proxy`, starts the authorization server, `shoal` with JWT auth and
-/// the proxy that adds the token, checks both, and runs the suite (or only `scenario`).
+/// Builds `shoal`, starts the authorization server, `shoal` with JWT auth behind the proxy
+/// that adds the token, checks both, and runs the suite (or only `scenario`).
 pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<()> {
     let shoal = server::build(repo, tools)?;
-    let proxy_binary = build_proxy(repo, tools)?;
     conformance::install(repo, tools)?;
-    let oidc_dir = repo.root().join(OIDC_DIR);
-    if !oidc_dir.join("node_modules").is_dir() {
-        cmd::run(&mut tools.npm(&oidc_dir, &["ci", "--no-audit", "--no-fund"]))?;
-    }
-
     let log_dir = repo.target().join(LOG_DIR);
-    fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
-    let [proxy_addr, listen, admin] = free_ports()?;
+    clear_dir(&log_dir)?;
+    let [proxy_addr] = free_ports()?;
     let resource = format!("http://{proxy_addr}/mcp");
-    let mut processes = Vec::new();
-    let outcome = (|| {
-        // 1. The authorization server; its ready line is the first JSON line of its log.
-        let mut oidc = tools.command(tools.node());
-        oidc.current_dir(&oidc_dir)
-            .arg("server.mjs")
-            .args(["--port", "0"])
-            .args(["--resource", &resource])
-            .args(["--ttl", &TOKEN_TTL_SECS.to_string()]);
-        processes.push(Process::spawn("oidc-provider", &mut oidc, &log_dir)?);
-        let mut ready_line = None;
-        wait_until(&mut processes[0], || {
-            ready_line = oidc_ready_line(&log_dir.join("oidc-provider.log"));
-            ready_line.is_some()
-        })?;
-        let ready = ready_line.context("the provider printed no ready line")?;
-        let issuer = ready["issuer"]
-            .as_str()
-            .context("the provider's ready line has no issuer")?
-            .to_owned();
-        let token_endpoint = ready["token_endpoint"]
-            .as_str()
-            .context("the provider's ready line has no token_endpoint")?
-            .to_owned();
-        println!("oidc-provider is ready: issuer {issuer}, resource {resource}");
 
+    // The proxy serves from the runtime's workers while this thread waits for the suite.
+    let runtime = Runtime::new()?;
+    // 1. The authorization server (the test kit runs `npm ci` for it when needed).
+    let provider = runtime.run(
+        "the oidc-provider fixture did not start",
+        OidcProvider::start(&resource, &SCOPES),
+    )?;
+    println!(
+        "oidc-provider is ready: issuer {}, resource {resource}",
+        provider.issuer()
+    );
+    let started = (|| {
         // 2. The token, by the client-credentials grant for the resource.
-        let token = fetch_token(tools, &oidc_dir, &token_endpoint, &resource)?;
+        let token = runtime.run(
+            "the oidc-provider fixture issued no token",
+            provider.token(&[]),
+        )?;
+        ensure_jwt(&token)?;
         println!(
             "got an access token for {resource} ({} bytes, not shown)",
             token.len()
         );
 
-        // 3. shoal, whose public URL is the proxy's.
-        let mut shoal_command = Command::new(&shoal);
-        shoal_command
-            .arg("serve")
-            .args(["--listen", &listen.to_string()])
-            .args(["--admin-listen", &admin.to_string()])
-            .args(["--tools", &ToolSet::Conformance.to_string()])
-            .args(["--auth", "jwt", "--issuer", &issuer])
-            .args(["--public-url", &resource])
-            .current_dir(repo.root());
-        processes.push(Process::spawn("shoal", &mut shoal_command, &log_dir)?);
-        let last = processes.len() - 1;
-        wait_until(&mut processes[last], || {
-            matches!(http_get_status(admin, "/readyz"), Ok(200))
-        })?;
+        // 3. shoal, whose public URL is the proxy's, behind the proxy that adds the token.
+        let (name, value) = header_pair("Authorization", &format!("Bearer {token}"))
+            .map_err(|error| anyhow!("the token does not fit in a header: {error}"))?;
+        let cluster = ShoalCluster::builder(&shoal)
+            .replicas(1)
+            .tools(ToolSet::Conformance.to_string())
+            .memory_host()
+            .arg("--auth")
+            .arg("jwt")
+            .arg("--issuer")
+            .arg(provider.issuer())
+            .arg("--public-url")
+            .arg(&resource)
+            .proxy_addr(proxy_addr)
+            .proxy_header(name, value)
+            .log_dir(&log_dir);
+        runtime.run("shoal did not start", cluster.start())
+    })();
+    let cluster = match started {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!("{}", provider.log_tail());
+            runtime.stop(provider);
+            return Err(error);
+        }
+    };
 
+    let outcome = (|| {
         // 4. Without the proxy's header, the endpoint asks for a token.
-        check_unauthenticated(listen, proxy_addr)?;
-
-        // 5. The proxy, with the token from its environment.
-        let mut proxy = Command::new(&proxy_binary);
-        proxy
-            .args(["--listen", &proxy_addr.to_string()])
-            .args(["--backend", &format!("http://{listen}/mcp=http://{admin}")])
-            .args([
-                "--header-env",
-                &format!("Authorization={ENV_PROXY_AUTHORIZATION}"),
-            ])
-            .env(ENV_PROXY_AUTHORIZATION, format!("Bearer {token}"));
-        processes.push(Process::spawn("rr-proxy", &mut proxy, &log_dir)?);
-        let last = processes.len() - 1;
-        wait_until(&mut processes[last], || {
-            TcpStream::connect_timeout(&proxy_addr, IO_TIMEOUT).is_ok()
-        })?;
+        check_unauthenticated(cluster.replica_addr(0), proxy_addr)?;
+        // 5. Through the proxy, with the token.
         check_authenticated(proxy_addr)?;
         println!("shoal with JWT auth is ready behind {resource}, which adds the token");
 
@@ -143,59 +124,30 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<
             RESULTS_DIR,
         )
     })();
+    if let Err(error) = write_proxy_log(cluster.proxy(), &log_dir.join("rr-proxy.log")) {
+        eprintln!("{error:#}");
+    }
     if outcome.is_err() {
-        for process in &processes {
-            eprintln!("{}", process.log_tail());
-        }
+        eprintln!(
+            "{}",
+            log_tail(&log_dir.join(format!("{}.log", cluster.node_id(0))))
+        );
+        eprintln!("{}", provider.log_tail());
     }
-    // Stop the proxy first, then shoal, then the authorization server.
-    while let Some(mut process) = processes.pop() {
-        process.stop();
-    }
+    // Stop the proxy and shoal, then the authorization server.
+    runtime.stop(cluster);
+    runtime.stop(provider);
     outcome
 }
 
-/// The provider's ready line (`{"port":…,"issuer":…,…}`) once its log has it.
-fn oidc_ready_line(log: &Path) -> Option<Value> {
-    let text = fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|value| value.get("issuer").is_some())
-}
-
-/// Runs `token.mjs`; returns the access token it prints, which is never echoed.
-fn fetch_token(
-    tools: &Tools,
-    oidc_dir: &Path,
-    token_endpoint: &str,
-    resource: &str,
-) -> Result<String> {
-    let mut command = tools.command(tools.node());
-    command
-        .current_dir(oidc_dir)
-        .arg("token.mjs")
-        .args(["--token-endpoint", token_endpoint])
-        .args(["--resource", resource])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    println!("$ {}", cmd::display(&command));
-    let output = command
-        .output()
-        .with_context(|| format!("could not start `{}`", cmd::display(&command)))?;
-    if !output.status.success() {
-        bail!("getting an access token failed ({})", output.status);
-    }
-    let token = String::from_utf8(output.stdout)
-        .context("the access token is not UTF-8")?
-        .trim()
-        .to_owned();
-    // A JWS compact serialization: three base64url segments.
+/// Fails unless `token` is a JWS compact serialization: three base64url segments.
+fn ensure_jwt(token: &str) -> Result<()> {
     let jws = token.split('.').count() == 3
         && token
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    ensure!(jws, "token.mjs printed something that is not a JWT");
-    Ok(token)
+    ensure!(jws, "the provider issued something that is not a JWT");
+    Ok(())
 }
 
 /// `POST /mcp` (an `initialize`) straight to shoal with the proxy's `Host` and no token must
@@ -256,21 +208,10 @@ mod tests {
     }
 
     #[test]
-    fn reads_the_ready_line() {
-        let dir = std::env::temp_dir().join(format!("xtask-auth-test-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("oidc.log");
-        fs::write(&log, "warning: something\n").unwrap();
-        assert!(oidc_ready_line(&log).is_none());
-        fs::write(
-            &log,
-            "warning: something\n{\"port\":1,\"issuer\":\"http://127.0.0.1:1\"}\n",
-        )
-        .unwrap();
-        assert_eq!(
-            oidc_ready_line(&log).unwrap()["issuer"],
-            "http://127.0.0.1:1"
-        );
-        fs::remove_dir_all(&dir).unwrap();
+    fn takes_only_a_jwt() {
+        assert!(ensure_jwt("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_").is_ok());
+        assert!(ensure_jwt("not a token").is_err());
+        assert!(ensure_jwt("a.b").is_err());
+        assert!(ensure_jwt("a.b.c\n").is_err());
     }
 }

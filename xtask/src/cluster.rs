@@ -4,8 +4,8 @@
 //!
 //! The topology is the test kit's own (`shoal_testkit::cluster::ShoalCluster` on a
 //! `shoal_testkit::redis::RedisServer` or `redis_cluster::RedisCluster`), the code the fault
-//! suite and the tests use, run here on a tokio runtime while the suite (a blocking child
-//! process) drives it. What runs, each on free loopback ports: `redis-server` (no
+//! suite and the tests use, run here on [`crate::topology::Runtime`] while the suite (a
+//! blocking child process) drives it. What runs, each on free loopback ports: `redis-server` (no
 //! persistence), three `shoal serve --tools conformance --session-host redis://… --node-id
 //! replica-<i>`, and the round-robin proxy in front of them (in this process). Logs go under
 //! `target/xtask/cluster/`: `replica-<i>.log`, Redis's log (copied from its temporary
@@ -21,20 +21,19 @@
 //! `tests/conformance/expected-failures-redis-cluster.yaml`, results go to
 //! `target/conformance-results-redis-cluster`.
 
-use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use shoal_testkit::cluster::ShoalCluster;
 use shoal_testkit::redis::RedisServer;
 use shoal_testkit::redis_cluster::RedisCluster;
 
 use crate::Repo;
 use crate::conformance;
-use crate::process::{self, LOG_TAIL_LINES};
+use crate::process;
 use crate::server::{self, ToolSet};
 use crate::tools::Tools;
+use crate::topology::{Runtime, clear_dir, copy_log, log_tail, write_proxy_log};
 
 /// How many `shoal` replicas run behind the proxy.
 const REPLICAS: usize = 3;
@@ -100,16 +99,14 @@ pub(crate) fn run(
     process::redis_server()?;
 
     let log_dir = repo.target().join(mode.log_dir());
-    // The replicas append to their logs: start from an empty directory, as each run did.
-    if log_dir.exists() {
-        fs::remove_dir_all(&log_dir)
-            .with_context(|| format!("cannot clear {}", log_dir.display()))?;
-    }
-    fs::create_dir_all(&log_dir).with_context(|| format!("cannot create {}", log_dir.display()))?;
+    clear_dir(&log_dir)?;
 
     // The proxy serves from the runtime's workers while this thread waits for the suite.
-    let runtime = tokio::runtime::Runtime::new().context("cannot start a tokio runtime")?;
-    let topology = runtime.block_on(start(shoal, mode, log_dir.clone()))?;
+    let runtime = Runtime::new()?;
+    let topology = runtime.run(
+        "the cluster did not start",
+        start(shoal, mode, log_dir.clone()),
+    )?;
     let url = topology.cluster.url();
     println!(
         "{REPLICAS} shoal replicas on {} are ready behind {url}",
@@ -135,77 +132,48 @@ pub(crate) fn run(
             );
         }
     }
-    // Stop the proxy and the replicas, then Redis; the proxy's tasks end with the runtime.
-    let _guard = runtime.enter();
-    drop(topology);
+    // Stop the proxy and the replicas, then Redis.
+    runtime.stop(topology);
     outcome
 }
 
-/// Starts Redis, the replicas (logging into `log_dir`) and the proxy on the test kit; a
-/// test-kit helper that panics (what it does when a process does not start or get ready, with
-/// the tail of its log) becomes the error.
-async fn start(shoal: PathBuf, mode: RedisMode, log_dir: PathBuf) -> Result<Topology> {
-    let started = tokio::spawn(async move {
-        let (redis, url) = match mode {
-            RedisMode::Single => {
-                let redis = RedisServer::start().await;
-                let url = redis.url();
-                (Redis::Single(redis), url)
-            }
-            RedisMode::Cluster => {
-                let cluster = RedisCluster::start().await;
-                println!(
-                    "a Redis Cluster of {} masters is ok on ports {:?}",
-                    shoal_testkit::redis_cluster::MASTERS,
-                    cluster.ports()
-                );
-                let url = cluster.url();
-                (Redis::Cluster(cluster), url)
-            }
-        };
-        let cluster = ShoalCluster::builder(shoal)
-            .replicas(REPLICAS)
-            .tools(ToolSet::Conformance.to_string())
-            .redis_url(url)
-            .log_dir(log_dir)
-            .start()
-            .await;
-        Topology { cluster, redis }
-    })
-    .await;
-    match started {
-        Ok(topology) => Ok(topology),
-        Err(error) if error.is_panic() => {
-            let panic = error.into_panic();
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)");
-            bail!("the cluster did not start: {message}")
+/// Starts Redis, the replicas (logging into `log_dir`) and the proxy on the test kit.
+///
+/// # Panics
+///
+/// As the test kit's helpers do, when a process does not start or get ready.
+async fn start(shoal: PathBuf, mode: RedisMode, log_dir: PathBuf) -> Topology {
+    let (redis, url) = match mode {
+        RedisMode::Single => {
+            let redis = RedisServer::start().await;
+            let url = redis.url();
+            (Redis::Single(redis), url)
         }
-        Err(error) => bail!("the cluster did not start: {error}"),
-    }
+        RedisMode::Cluster => {
+            let cluster = RedisCluster::start().await;
+            println!(
+                "a Redis Cluster of {} masters is ok on ports {:?}",
+                shoal_testkit::redis_cluster::MASTERS,
+                cluster.ports()
+            );
+            let url = cluster.url();
+            (Redis::Cluster(cluster), url)
+        }
+    };
+    let cluster = ShoalCluster::builder(shoal)
+        .replicas(REPLICAS)
+        .tools(ToolSet::Conformance.to_string())
+        .redis_url(url)
+        .log_dir(log_dir)
+        .start()
+        .await;
+    Topology { cluster, redis }
 }
 
 /// Writes what the proxy served to `rr-proxy.log` and copies Redis's logs (which live in the
 /// test kit's temporary directories, removed on drop) into `log_dir`.
 fn keep_logs(topology: &Topology, log_dir: &Path) -> Result<()> {
-    let mut served = String::new();
-    for s in topology.cluster.proxy().served() {
-        let _ = writeln!(
-            served,
-            "rr-proxy: #{} {} {} -> {} {}",
-            s.pick,
-            s.method,
-            s.path,
-            s.name,
-            s.status.as_u16()
-        );
-    }
-    let proxy_log = log_dir.join("rr-proxy.log");
-    fs::write(&proxy_log, served)
-        .with_context(|| format!("cannot write {}", proxy_log.display()))?;
+    write_proxy_log(topology.cluster.proxy(), &log_dir.join("rr-proxy.log"))?;
     let logs: Vec<(PathBuf, String)> = match &topology.redis {
         Redis::Single(redis) => vec![(redis.dir().join("redis.log"), "redis.log".to_owned())],
         Redis::Cluster(cluster) => cluster
@@ -221,25 +189,7 @@ fn keep_logs(topology: &Topology, log_dir: &Path) -> Result<()> {
             .collect(),
     };
     for (from, name) in logs {
-        let to = log_dir.join(name);
-        fs::copy(&from, &to)
-            .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        copy_log(&from, &log_dir.join(name))?;
     }
     Ok(())
-}
-
-/// The last [`LOG_TAIL_LINES`] lines of the log at `path`, framed.
-fn log_tail(path: &Path) -> String {
-    let text = match fs::read(path) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(error) => return format!("(cannot read {}: {error})", path.display()),
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-    format!(
-        "--- last {} lines of {} ---\n{}\n--- end ---",
-        tail.len(),
-        path.display(),
-        tail.join("\n")
-    )
 }

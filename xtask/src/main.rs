@@ -14,9 +14,9 @@
 //!   image (built with podman, run, stopped and saved).
 //! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
 //!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
-//!   Redis behind `rr-proxy`; adding `--redis-cluster`: on a three-master Redis Cluster instead;
-//!   with `--auth`: against `shoal --auth jwt` behind `rr-proxy` adding a token of the
-//!   `oidc-provider` fixture).
+//!   Redis behind the test kit's round-robin proxy; adding `--redis-cluster`: on a three-master
+//!   Redis Cluster instead; with `--auth`: against `shoal --auth jwt` behind that proxy adding a
+//!   token of the `oidc-provider` fixture).
 //! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
 //! - `load-smoke`: only every `shoal-load` scenario for 10 s against one `shoal` on its own
 //!   `redis-server`, failing on any error (the `load-smoke` step of `ci`).
@@ -50,11 +50,15 @@
 //! - `conformance`, `clients`: the checks that drive `shoal` with third-party clients.
 //! - `cluster`: Redis (one server or a Cluster), three `shoal` replicas and the round-robin
 //!   proxy, started by the test kit's `ShoalCluster`, for the conformance suite.
+//! - `topology`: the test kit's async helpers (Redis, replicas, the round-robin proxy, the
+//!   `oidc-provider` fixture) run from the blocking steps on a tokio runtime, a helper's panic
+//!   as the step's error, their logs kept under `target/xtask/`.
 //! - `process`: child processes logging to a file and stopped on drop, readiness probes, and
-//!   the `redis-server` and `rr-proxy` binaries, for the steps that start their own topology.
-//! - `auth`: the `oidc-provider` fixture, `shoal --auth jwt` and `rr-proxy` adding the access
-//!   token, for the conformance suite.
-//! - `observability`: Prometheus scraping the cluster, checking `deploy/grafana` and
+//!   the `redis-server` binary, for what xtask starts itself (one `shoal`, Prometheus, the
+//!   benchmark's targets).
+//! - `auth`: the test kit's `oidc-provider` fixture and one `shoal --auth jwt` behind its proxy
+//!   adding the access token, for the conformance suite.
+//! - `observability`: Prometheus scraping the test kit's cluster, checking `deploy/grafana` and
 //!   `deploy/prometheus`.
 //! - `image`: the container image, built and checked with `podman`.
 //! - `bench`: the benchmark harness and its anchors, and the load smoke step.
@@ -78,6 +82,7 @@ mod process;
 mod server;
 mod steps;
 mod tools;
+mod topology;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

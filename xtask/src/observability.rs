@@ -3,16 +3,21 @@
 //!
 //! 1. `promtool check rules` and `promtool test rules` on `deploy/prometheus/shoal-alerts.yaml`
 //!    and its unit tests `deploy/prometheus/shoal-alerts.test.yaml`.
-//! 2. `redis-server`, three `shoal serve --tools demo --session-host redis://…` and `rr-proxy`
-//!    (the pieces of [`crate::cluster`]), and Debian's `prometheus` on a free loopback port with
-//!    a generated configuration scraping the replicas' admin `/metrics` as job `shoal` and the
-//!    proxy's `/metrics` (`rr-proxy --metrics-listen`) as job `rr-proxy`, every second (TSDB
-//!    under `target/xtask/observability/tsdb`, wiped first). Logs go to
-//!    `target/xtask/observability/`.
+//! 2. `redis-server`, three `shoal serve --tools demo --session-host redis://…
+//!    --shutdown-delay 2s --drain-timeout 2s` and the round-robin proxy, started by the test
+//!    kit's `ShoalCluster` as in [`crate::cluster`], the proxy serving its metrics on a second
+//!    loopback listener (`RoundRobinProxy::serve_metrics`, labelled `backend="replica-<i>"`);
+//!    then Debian's `prometheus` on a free loopback port with a generated configuration
+//!    scraping the replicas' admin `/metrics` as job `shoal` and the proxy's `/metrics` as job
+//!    `rr-proxy`, every second (TSDB under `target/xtask/observability/tsdb`). Logs go to
+//!    `target/xtask/observability/` (emptied first): `replica-<i>.log`, `prometheus.log`, and
+//!    when the step ends Redis's `redis.log` and `rr-proxy.log` (every request the proxy
+//!    answered, and where).
 //! 3. About [`LOAD_DURATION`] of load through the proxy: sessions that initialize, call `echo`,
 //!    call a tool no provider knows (a JSON-RPC error), call `count` with a progress token (an
 //!    SSE reply), resume that stream with `GET` + `Last-Event-ID`, and `DELETE`; meanwhile one
-//!    replica is restarted (SIGTERM, drained, started again on the same ports).
+//!    replica is restarted (SIGTERM, drained, started again on the same ports, logging on in
+//!    its `replica-<i>.log`).
 //! 4. Every PromQL expression of `deploy/grafana/shoal-dashboard.json` and every alert `expr`
 //!    goes to `/api/v1/query`, and each must return a non-empty result; so must the proxy's
 //!    [`PROXY_EXPRS`], with one series per replica. A table of expression → result count is
@@ -29,11 +34,15 @@
 //! themselves are covered by the promtool unit tests.
 //!
 //! Everything runs on loopback, is bounded in time and is stopped when the step ends.
+//!
+//! One file (about 720 lines): the step above in order, and the small blocking HTTP client,
+//! dashboard and rule readers and PromQL probe rewriting that only it uses, each unit-tested
+//! below.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::thread;
@@ -41,12 +50,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use shoal_testkit::cluster::ShoalCluster;
 
 use crate::Repo;
 use crate::cmd;
 use crate::process::{self, Process, wait_until};
 use crate::server::{self, ToolSet, free_ports, http_get_status};
 use crate::tools::Tools;
+use crate::topology::{Runtime, clear_dir, copy_log, log_tail, write_proxy_log};
 
 /// The alert rules, relative to the workspace root.
 const RULES: &str = "deploy/prometheus/shoal-alerts.yaml";
@@ -99,123 +110,78 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let alerts = alert_exprs(&repo.root().join(RULES))?;
 
     let shoal = server::build(repo, tools)?;
-    let proxy_binary = process::build_proxy(repo, tools)?;
-    let redis_binary = process::redis_server()?;
+    // The test kit finds it the same way; this says how to get it when it is missing.
+    process::redis_server()?;
     let dir = repo.target().join("xtask").join("observability");
-    fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clear_dir(&dir)?;
 
-    let mut processes: Vec<Process> = Vec::new();
+    // The proxy serves from the runtime's workers while this thread drives the load.
+    let runtime = Runtime::new()?;
+    let cluster = ShoalCluster::builder(shoal)
+        .replicas(REPLICAS)
+        .tools(ToolSet::Demo.to_string())
+        // Long enough for a 1 s scrape to see shoal_draining = 1.
+        .arg("--shutdown-delay")
+        .arg("2s")
+        .arg("--drain-timeout")
+        .arg("2s")
+        .log_dir(&dir);
+    let mut cluster = runtime.run("the cluster did not start", cluster.start())?;
+    let mut prometheus_process = None;
     let outcome = run_cluster(
-        repo,
-        &Binaries {
-            shoal: &shoal,
-            proxy: &proxy_binary,
-            redis: &redis_binary,
-            prometheus: &prometheus,
-        },
+        &runtime,
+        &mut cluster,
+        &prometheus,
         &dir,
-        &mut processes,
+        &mut prometheus_process,
         &dashboard,
         &alerts,
     );
+    if let Err(error) = keep_logs(&cluster, &dir) {
+        eprintln!("{error:#}");
+    }
     if outcome.is_err() {
-        for process in &processes {
+        for i in 0..cluster.len() {
+            eprintln!(
+                "{}",
+                log_tail(&dir.join(format!("{}.log", cluster.node_id(i))))
+            );
+        }
+        if let Some(process) = &prometheus_process {
             eprintln!("{}", process.log_tail());
         }
     }
-    while let Some(mut process) = processes.pop() {
-        process.stop();
-    }
+    // Stop Prometheus, then the proxy and the replicas, then Redis.
+    drop(prometheus_process);
+    runtime.stop(cluster);
     outcome
 }
 
-struct Binaries<'a> {
-    shoal: &'a Path,
-    proxy: &'a Path,
-    redis: &'a Path,
-    prometheus: &'a Path,
-}
-
+/// Starts the proxy's metrics listener and Prometheus (into `prometheus_process`), drives the
+/// load with a restart, and queries every expression.
 fn run_cluster(
-    repo: &Repo,
-    binaries: &Binaries<'_>,
+    runtime: &Runtime,
+    cluster: &mut ShoalCluster,
+    prometheus: &Path,
     dir: &Path,
-    processes: &mut Vec<Process>,
+    prometheus_process: &mut Option<Process>,
     dashboard: &[(String, String)],
     alerts: &[(String, String)],
 ) -> Result<()> {
-    let [redis_addr] = free_ports()?;
-    let mut redis = Command::new(binaries.redis);
-    redis
-        .args(["--port", &redis_addr.port().to_string()])
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir);
-    processes.push(Process::spawn("redis", &mut redis, dir)?);
-    wait_until(&mut processes[0], || process::redis_pings(redis_addr))?;
-    let redis_url = format!("redis://{redis_addr}");
+    let proxy_addr = cluster.proxy().addr();
+    let proxy_metrics_addr = runtime
+        .run(
+            "the proxy's metrics did not start",
+            cluster
+                .proxy_mut()
+                .serve_metrics((Ipv4Addr::LOCALHOST, 0).into()),
+        )?
+        .context("cannot serve the proxy's metrics")?;
 
-    let replica = |i: usize, listen: SocketAddr, admin: SocketAddr| {
-        let mut command = Command::new(binaries.shoal);
-        command
-            .arg("serve")
-            .args([
-                "--listen",
-                &listen.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-            ])
-            .args([
-                "--tools",
-                &ToolSet::Demo.to_string(),
-                "--session-host",
-                &redis_url,
-            ])
-            .args(["--node-id", &format!("replica-{i}")])
-            // Long enough for a 1 s scrape to see shoal_draining = 1.
-            .args(["--shutdown-delay", "2s", "--drain-timeout", "2s"])
-            .current_dir(repo.root());
-        command
-    };
-    let mut addrs = Vec::new();
-    let first_replica = processes.len();
-    for i in 0..REPLICAS {
-        let [listen, admin] = free_ports()?;
-        processes.push(Process::spawn(
-            &format!("replica-{i}"),
-            &mut replica(i, listen, admin),
-            dir,
-        )?);
-        let last = processes.len() - 1;
-        wait_until(&mut processes[last], || {
-            matches!(http_get_status(admin, "/readyz"), Ok(200))
-        })?;
-        addrs.push((listen, admin));
-    }
-
-    let [proxy_addr, proxy_metrics_addr, prometheus_addr] = free_ports()?;
-    let mut proxy = Command::new(binaries.proxy);
-    proxy
-        .arg("--listen")
-        .arg(proxy_addr.to_string())
-        .arg("--metrics-listen")
-        .arg(proxy_metrics_addr.to_string());
-    for (listen, admin) in &addrs {
-        proxy
-            .arg("--backend")
-            .arg(format!("http://{listen}/mcp=http://{admin}"));
-    }
-    processes.push(Process::spawn("rr-proxy", &mut proxy, dir)?);
-    let last = processes.len() - 1;
-    // The metrics listener is bound after the proxy's.
-    wait_until(&mut processes[last], || {
-        matches!(http_get_status(proxy_metrics_addr, "/metrics"), Ok(200))
-    })?;
-
+    let [prometheus_addr] = free_ports()?;
     let config = dir.join("prometheus.yml");
-    let targets: Vec<String> = addrs
-        .iter()
-        .map(|(_, admin)| format!("'{admin}'"))
+    let targets: Vec<String> = (0..cluster.len())
+        .map(|i| format!("'{}'", cluster.admin_addr(i)))
         .collect();
     fs::write(
         &config,
@@ -229,17 +195,15 @@ fn run_cluster(
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
     let tsdb = dir.join("tsdb");
-    let _ = fs::remove_dir_all(&tsdb);
-    let mut prometheus = Command::new(binaries.prometheus);
-    prometheus
+    let mut command = Command::new(prometheus);
+    command
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--storage.tsdb.path={}", tsdb.display()))
         .arg(format!("--web.listen-address={prometheus_addr}"))
         .arg("--storage.tsdb.retention.time=1h")
         .current_dir(dir);
-    processes.push(Process::spawn("prometheus", &mut prometheus, dir)?);
-    let last = processes.len() - 1;
-    wait_until(&mut processes[last], || {
+    let process = prometheus_process.insert(Process::spawn("prometheus", &mut command, dir)?);
+    wait_until(process, || {
         matches!(http_get_status(prometheus_addr, "/-/ready"), Ok(200))
     })?;
     println!(
@@ -256,19 +220,10 @@ fn run_cluster(
             restarted = true;
             let i = 1;
             println!("restarting replica-{i} (SIGTERM, drain, start again)");
-            processes[first_replica + i].stop();
-            let (listen, admin) = addrs[i];
-            let fresh = Process::spawn(
-                &format!("replica-{i}-restarted"),
-                &mut replica(i, listen, admin),
-                dir,
-            )?;
-            processes.push(fresh);
-            let last = processes.len() - 1;
-            wait_until(&mut processes[last], || {
-                matches!(http_get_status(admin, "/readyz"), Ok(200))
+            runtime.run(&format!("replica-{i} did not restart"), async {
+                cluster.terminate(i).await;
+                cluster.restart(i).await;
             })?;
-            // The stopped one stays in the list: stopping it again is a no-op.
         }
         match session(proxy_addr) {
             Ok(()) => stats.ok += 1,
@@ -460,6 +415,16 @@ fn dashboard_exprs(path: &Path) -> Result<Vec<(String, String)>> {
         bail!("{} has no PromQL targets", path.display());
     }
     Ok(exprs)
+}
+
+/// Writes what the proxy served to `rr-proxy.log` and copies Redis's log (which lives in the
+/// test kit's temporary directory, removed on drop) into `dir`.
+fn keep_logs(cluster: &ShoalCluster, dir: &Path) -> Result<()> {
+    write_proxy_log(cluster.proxy(), &dir.join("rr-proxy.log"))?;
+    if let Some(redis) = cluster.redis() {
+        copy_log(&redis.dir().join("redis.log"), &dir.join("redis.log"))?;
+    }
+    Ok(())
 }
 
 fn substitute(expr: &str) -> String {

@@ -1,10 +1,10 @@
-//! Child processes of the steps that start their own topology (observability, auth, bench):
-//! [`Process`], a child logging to a file and stopped on drop; [`wait_until`] its readiness;
-//! [`redis_pings`]; and where the `redis-server` and `rr-proxy` binaries are.
+//! Child processes that xtask starts itself, blocking: [`Process`], a child logging to a file
+//! and stopped on drop; [`wait_until`] its readiness; [`redis_pings`]; and where the
+//! `redis-server` binary is. For what the test kit does not start: one `shoal serve`
+//! (`server`), Prometheus (`observability`) and the benchmark's targets (`bench`).
 //!
-//! Blocking on purpose: each step starts a handful of processes, probes them, then runs one
-//! external program against them. The conformance run on a cluster (`cluster`) starts its
-//! topology with the test kit's `ShoalCluster` instead.
+//! Redis, `shoal` replicas and the round-robin proxy (`cluster`, `observability`, `auth`)
+//! are the test kit's, started through [`crate::topology`].
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::Repo;
 use crate::cmd;
-use crate::tools::Tools;
 
 /// Overrides the `redis-server` binary, as in the testkit.
 const ENV_REDIS_SERVER: &str = "SHOAL_REDIS_SERVER";
@@ -32,23 +30,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many lines of each log a failure prints.
 pub(crate) const LOG_TAIL_LINES: usize = 40;
-
-/// Builds `rr-proxy` and returns its path.
-pub(crate) fn build_proxy(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
-    cmd::run(tools.apply(&mut repo.cargo([
-        "build",
-        "--locked",
-        "-p",
-        "shoal-testkit",
-        "--bin",
-        "rr-proxy",
-    ])))?;
-    let binary = repo.target().join("debug").join("rr-proxy");
-    if !binary.is_file() {
-        bail!("cargo built rr-proxy but {} is missing", binary.display());
-    }
-    Ok(binary)
-}
 
 /// `$SHOAL_REDIS_SERVER`, else `redis-server` from `PATH` (the tools step installs it).
 pub(crate) fn redis_server() -> Result<PathBuf> {

@@ -16,9 +16,13 @@
 //! Each replica gets `--session-host redis://…`, `--node-id replica-<i>`, free `--listen` and
 //! `--admin-listen` ports (kept across [`ShoalCluster::restart`]) and its own log file under a
 //! temporary directory (or the one given to [`ClusterBuilder::log_dir`]). Redis is a fresh
-//! [`RedisServer`] unless the builder is given a URL. Dropping the cluster kills every process;
-//! the logs of a temporary directory are removed, except when the thread is panicking (a failed
-//! test), when their directory is printed instead; those of a given directory are kept.
+//! [`RedisServer`] unless the builder is given a URL (or [`ClusterBuilder::memory_host`], for
+//! one replica). The proxy listens on a free port unless given one
+//! ([`ClusterBuilder::proxy_addr`], to know its URL before the replicas start) and can add
+//! headers to every request ([`ClusterBuilder::proxy_header`]). Dropping the cluster kills
+//! every process; the logs of a temporary directory are removed, except when the thread is
+//! panicking (a failed test), when their directory is printed instead; those of a given
+//! directory are kept.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
@@ -28,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::proxy::{Backend, RoundRobinProxy};
 use crate::redis::RedisServer;
@@ -42,6 +48,9 @@ const LOG_TAIL_LINES: usize = 40;
 /// ports was taken between picking it and binding it.
 const PORT_ATTEMPTS: usize = 5;
 
+/// `--session-host` of [`ClusterBuilder::memory_host`].
+const MEMORY_HOST: &str = "memory";
+
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 /// How to start a [`ShoalCluster`].
@@ -53,6 +62,10 @@ pub struct ClusterBuilder {
     redis_url: Option<String>,
     args: Vec<OsString>,
     log_dir: Option<PathBuf>,
+    /// Where the proxy listens (default: a free loopback port).
+    proxy_addr: Option<SocketAddr>,
+    /// What the proxy adds to every request that lacks it.
+    proxy_headers: HeaderMap,
 }
 
 /// `shoal serve` replicas on one Redis behind a round-robin proxy; killed on drop.
@@ -100,9 +113,29 @@ impl ClusterBuilder {
         self
     }
 
+    /// Keep sessions in each replica's memory (`--session-host memory`) and start no Redis:
+    /// for one replica behind the proxy, since replicas then share nothing.
+    pub fn memory_host(self) -> Self {
+        self.redis_url(MEMORY_HOST)
+    }
+
     /// One more argument for every `shoal serve` (`--drain-timeout`, say).
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    /// Bind the proxy to `addr` instead of a free loopback port: its URL is then known before
+    /// the replicas start (for their `--public-url`, say).
+    pub fn proxy_addr(mut self, addr: SocketAddr) -> Self {
+        self.proxy_addr = Some(addr);
+        self
+    }
+
+    /// A header the proxy adds to every forwarded request that has none of that name (see
+    /// [`RoundRobinProxy::bind_with_headers`]); its value is never logged.
+    pub fn proxy_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.proxy_headers.append(name, value);
         self
     }
 
@@ -118,8 +151,8 @@ impl ClusterBuilder {
     ///
     /// # Panics
     ///
-    /// When a process cannot start or a replica is not ready within [`READY_TIMEOUT`]; the
-    /// message carries the tail of its log.
+    /// When a process cannot start, a replica is not ready within [`READY_TIMEOUT`] (the
+    /// message carries the tail of its log) or the proxy cannot bind its address.
     pub async fn start(self) -> ShoalCluster {
         assert!(self.replicas > 0, "a cluster needs at least one replica");
         let (redis, redis_url) = match &self.redis_url {
@@ -181,7 +214,17 @@ impl ClusterBuilder {
                 )
             })
             .collect();
-        let proxy = RoundRobinProxy::start(backends).await;
+        let proxy_addr = self
+            .proxy_addr
+            .unwrap_or_else(|| (Ipv4Addr::LOCALHOST, 0).into());
+        let proxy = RoundRobinProxy::bind_with_headers(
+            proxy_addr,
+            backends,
+            false,
+            self.proxy_headers.clone(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("binding the proxy to {proxy_addr}: {e}"));
         for i in 0..replicas.len() {
             proxy.wait_ready(i, true, READY_TIMEOUT).await;
         }
@@ -209,6 +252,8 @@ impl ShoalCluster {
             redis_url: None,
             args: Vec::new(),
             log_dir: None,
+            proxy_addr: None,
+            proxy_headers: HeaderMap::new(),
         }
     }
 
@@ -220,6 +265,11 @@ impl ShoalCluster {
     /// The proxy, whose [`RoundRobinProxy::served`] says where each request landed.
     pub fn proxy(&self) -> &RoundRobinProxy {
         &self.proxy
+    }
+
+    /// The proxy, to serve its metrics ([`RoundRobinProxy::serve_metrics`]).
+    pub fn proxy_mut(&mut self) -> &mut RoundRobinProxy {
+        &mut self.proxy
     }
 
     /// How many replicas the cluster has.
@@ -242,12 +292,22 @@ impl ShoalCluster {
         format!("http://{}/mcp", self.replicas[i].listen)
     }
 
+    /// Replica `i`'s MCP listener (its endpoint is [`ShoalCluster::replica_url`]).
+    pub fn replica_addr(&self, i: usize) -> SocketAddr {
+        self.replicas[i].listen
+    }
+
     /// Replica `i`'s admin listener, `http://127.0.0.1:<port>`.
     pub fn admin_url(&self, i: usize) -> String {
         format!("http://{}", self.replicas[i].admin)
     }
 
-    /// The Redis URL every replica uses.
+    /// Replica `i`'s admin listener's address (`/readyz`, `/metrics`).
+    pub fn admin_addr(&self, i: usize) -> SocketAddr {
+        self.replicas[i].admin
+    }
+
+    /// The Redis URL every replica uses (`memory` with [`ClusterBuilder::memory_host`]).
     pub fn redis_url(&self) -> &str {
         &self.redis_url
     }
