@@ -22,6 +22,7 @@
 
 pub mod codes;
 pub mod engine;
+pub mod era;
 pub mod error;
 pub mod handler;
 pub mod host;

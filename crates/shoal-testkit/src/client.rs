@@ -491,8 +491,14 @@ impl McpClient {
 
     /// DELETE the session; returns the raw answer.
     pub async fn delete(&self) -> RawResponse {
+        self.delete_raw(|_| {}).await
+    }
+
+    /// DELETE with the default headers as changed by `edit`; returns the raw answer.
+    pub async fn delete_raw(&self, edit: impl FnOnce(&mut HeaderMap)) -> RawResponse {
         let mut headers = self.default_headers();
         headers.remove(CONTENT_TYPE);
+        edit(&mut headers);
         self.send_raw(Method::DELETE, headers, None).await
     }
 

@@ -13,6 +13,7 @@ pub(crate) async fn handle(
     state: &AppState,
     request: axum::extract::Request,
 ) -> Result<Response, Rejection> {
+    headers::refuse_modern_get_or_delete(request.headers())?;
     let id = headers::session_id(request.headers()).ok_or(Rejection::MissingSession)?;
     let principal = request.extensions().get::<Principal>();
     let session = resolve_session(state, id, principal).await?;

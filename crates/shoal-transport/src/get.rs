@@ -16,6 +16,7 @@ pub(crate) async fn handle(
     request: axum::extract::Request,
 ) -> Result<Response, Rejection> {
     let headers = request.headers();
+    headers::refuse_modern_get_or_delete(headers)?;
     if !headers::accepts(headers).sse {
         return Err(Rejection::NotAcceptable(
             "GET opens an event stream: the client must accept text/event-stream",

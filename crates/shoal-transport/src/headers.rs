@@ -67,6 +67,26 @@ pub(crate) fn session_id(headers: &HeaderMap) -> Option<&str> {
 
 /// Refuses an `MCP-Protocol-Version` this server does not speak (absent is fine: the spec
 /// says to assume 2025-03-26).
+/// A GET or DELETE without a session, whose `MCP-Protocol-Version` is of the stateless era:
+/// that era has neither (405); its notifications come on `subscriptions/listen` streams.
+pub(crate) fn refuse_modern_get_or_delete(headers: &HeaderMap) -> Result<(), Rejection> {
+    let modern = headers
+        .get(PROTOCOL_VERSION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(version::names_modern_era);
+    if modern && session_id(headers).is_none() {
+        return Err(Rejection::Modern {
+            status: http::StatusCode::METHOD_NOT_ALLOWED,
+            id: None,
+            error: shoal_core::jsonrpc::rpc_error(
+                shoal_core::codes::modern::INVALID_REQUEST,
+                "method not allowed: the 2026-07-28 revision takes POST only",
+            ),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn check_protocol_version(headers: &HeaderMap) -> Result<(), Rejection> {
     match headers.get(PROTOCOL_VERSION) {
         None => Ok(()),

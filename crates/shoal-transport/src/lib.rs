@@ -41,6 +41,7 @@ mod guard;
 mod headers;
 mod limits;
 pub mod metrics;
+mod modern;
 mod post;
 mod rejection;
 mod session;

@@ -6,12 +6,14 @@ use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use shoal_core::engine::{InitializeError, Reply};
+use shoal_core::era::{self, Era};
 use shoal_core::ids::EventId;
 use shoal_core::jsonrpc::{self, Message, Request};
 use shoal_core::session::Principal;
 
 use crate::AppState;
 use crate::headers::{self, SESSION_ID};
+use crate::modern;
 use crate::rejection::{Limit, LimitExceeded, Rejection};
 use crate::session::{host_rejection, require_session, serve_stream};
 
@@ -33,8 +35,23 @@ pub(crate) async fn handle(
         return Err(Rejection::JsonTooDeep(max_depth));
     }
     let message = Message::parse(&body).map_err(Rejection::Parse)?;
-    headers::check_protocol_version(&parts.headers)?;
     let principal = parts.extensions.get::<Principal>().cloned();
+    match classify(&message, &parts.headers)? {
+        Era::Modern => {
+            return match message {
+                Message::Request(request) => {
+                    modern::handle(state, &parts.headers, principal, request).await
+                }
+                // Nothing to cancel or answer: this era has no sessions, and closing a
+                // reply's stream is how a client cancels it.
+                Message::Notification(_) | Message::Response(_) => {
+                    Ok(StatusCode::ACCEPTED.into_response())
+                }
+            };
+        }
+        Era::Session => {}
+    }
+    headers::check_protocol_version(&parts.headers)?;
     let session_header = headers::session_id(&parts.headers);
 
     let request = match message {
@@ -60,9 +77,6 @@ pub(crate) async fn handle(
             return Ok(StatusCode::ACCEPTED.into_response());
         }
     };
-    if session_header.is_none() && claims_stateless_era(&request) {
-        return Err(Rejection::StatelessRequest);
-    }
     if request.method == "initialize" {
         if session_header.is_some() {
             return Err(Rejection::InitializeWithSession);
@@ -140,7 +154,7 @@ async fn initialize(
 
 /// Per-tool authorization: a `tools/call` of a tool whose scopes the principal lacks is
 /// refused (403) before its handler runs. A call without a tool name is left to the engine.
-fn check_tool_scopes(
+pub(crate) fn check_tool_scopes(
     state: &AppState,
     request: &Request,
     principal: Option<&Principal>,
@@ -163,18 +177,34 @@ fn check_tool_scopes(
 }
 
 /// A request of the stateless 2026-07-28 revision carries its version in `_meta`.
-fn claims_stateless_era(request: &Request) -> bool {
-    request
-        .params
-        .as_ref()
-        .and_then(|p| p.get("_meta"))
-        .is_some_and(|meta| {
-            meta.get("io.modelcontextprotocol/protocolVersion")
-                .is_some()
-        })
+/// The era of a POSTed message (see `shoal_core::era`). Responses and notifications carry
+/// their claim in `params._meta` as requests do; a response has no params and is of the
+/// session era.
+fn classify(message: &Message, headers: &http::HeaderMap) -> Result<Era, Rejection> {
+    let (method, params, id) = match message {
+        Message::Request(request) => (
+            request.method.as_str(),
+            request.params.as_ref(),
+            Some(&request.id),
+        ),
+        Message::Notification(notification) => (
+            notification.method.as_str(),
+            notification.params.as_ref(),
+            None,
+        ),
+        Message::Response(_) => return Ok(Era::Session),
+    };
+    let header = headers
+        .get(headers::PROTOCOL_VERSION)
+        .and_then(|value| value.to_str().ok());
+    era::classify(method, params, header).map_err(|error| Rejection::Modern {
+        status: StatusCode::BAD_REQUEST,
+        id: id.cloned(),
+        error: jsonrpc::rpc_error(shoal_core::codes::modern::INVALID_PARAMS, error.to_string()),
+    })
 }
 
-fn json(body: String) -> Response {
+pub(crate) fn json(body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     response
         .headers_mut()

@@ -7,8 +7,9 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-// Every request the transport refuses is of the session era (it refuses the 2026-07-28 ones
-// with a plain 400): its codes come from that era's table.
+// The refusals below are the session era's and those both eras share: their codes come from the
+// session era's table. A stateless-era request is refused with [`Rejection::Modern`], whose
+// error the `modern` module builds from that era's table.
 use shoal_core::codes::session::{
     INTERNAL_ERROR, INVALID_REQUEST, LIMIT_EXCEEDED, SESSION_NOT_FOUND,
 };
@@ -51,10 +52,17 @@ pub enum Rejection {
     /// 400: initialize on an existing session.
     #[error("bad request: initialize must not carry Mcp-Session-Id")]
     InitializeWithSession,
-    /// 400: a stateless-era (2026-07-28) request: this server speaks the session era only, and
-    /// a plain 400 tells dual-era clients to fall back to `initialize`.
-    #[error("bad request: stateless requests are not supported; send initialize")]
-    StatelessRequest,
+    /// A stateless-era (2026-07-28) request refused with that era's status and code, and the
+    /// request's id when it is known.
+    #[error("{}", error.message)]
+    Modern {
+        /// 400 (bad `_meta`, headers or version), 404 (unknown method) or 405.
+        status: StatusCode,
+        /// The request's id.
+        id: Option<RequestId>,
+        /// The error, with a code of [`shoal_core::codes::modern`].
+        error: RpcError,
+    },
     /// 404: unknown, expired, deleted, or another principal's session; code
     /// [`SESSION_NOT_FOUND`].
     #[error("session not found")]
@@ -175,6 +183,7 @@ impl Rejection {
             Rejection::SessionNotFound => StatusCode::NOT_FOUND,
             Rejection::Unavailable | Rejection::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::Modern { status, .. } => *status,
             Rejection::Auth(challenge) => challenge.status,
             Rejection::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Rejection::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -183,7 +192,6 @@ impl Rejection {
             | Rejection::UnsupportedProtocolVersion(_)
             | Rejection::MissingSession
             | Rejection::InitializeWithSession
-            | Rejection::StatelessRequest
             | Rejection::BadLastEventId(_)
             | Rejection::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
         }
@@ -204,7 +212,9 @@ impl Rejection {
     pub fn rpc_error(&self) -> RpcError {
         let code = match self {
             Rejection::Parse(error) => return error.to_rpc_error(),
-            Rejection::InvalidRequest { error, .. } => return error.clone(),
+            Rejection::InvalidRequest { error, .. } | Rejection::Modern { error, .. } => {
+                return error.clone();
+            }
             Rejection::SessionNotFound => SESSION_NOT_FOUND,
             Rejection::Unavailable | Rejection::AuthUnavailable | Rejection::Internal => {
                 INTERNAL_ERROR
@@ -227,6 +237,7 @@ impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let id = match &self {
             Rejection::InvalidRequest { id, .. } => Some(id),
+            Rejection::Modern { id, .. } => id.as_ref(),
             _ => None,
         };
         let body = jsonrpc::encode_error(id, &self.rpc_error());
@@ -250,6 +261,12 @@ impl IntoResponse for Rejection {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        }
+        if matches!(&self, Rejection::Modern { status, .. } if *status == StatusCode::METHOD_NOT_ALLOWED)
+        {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
         }
         response
     }

@@ -1,5 +1,7 @@
-//! The method table of the session era: one function per method, each turning params into a
-//! result or a JSON-RPC error.
+//! The method tables of both eras: one function per method, each turning params into a result
+//! or a JSON-RPC error. The stateless era shares every method it keeps with the session era;
+//! its results are then shaped for it ([`modern_result`]): `resultType`, the server's identity
+//! in `_meta`, and cache hints on discovery, the lists and reads.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use super::Shared;
 use super::metrics::{self as m, Operation};
 use super::pagination::page;
 use super::trace::{self, Failure};
+use crate::era::{self, Era};
 use crate::handler::{HandlerError, Handlers, RequestContext, ToolError};
 use crate::host::SessionUpdate;
 use crate::jsonrpc::{self, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, Request, RpcError};
@@ -23,6 +26,28 @@ type Outcome = Result<Value, RpcError>;
 
 /// The `capabilities` this server declares in `initialize`.
 pub(crate) fn server_capabilities(handlers: &Handlers) -> Value {
+    capabilities(handlers, Era::Session)
+}
+
+/// The `capabilities` of an era: the stateless one has no resource subscriptions (they are
+/// `subscriptions/listen`'s), and no list-changed notifications until listen streams exist.
+fn capabilities(handlers: &Handlers, era: Era) -> Value {
+    if era == Era::Modern {
+        let mut capabilities = json!({ "logging": {} });
+        if !handlers.tools.is_empty() {
+            capabilities["tools"] = json!({});
+        }
+        if !handlers.resources.is_empty() {
+            capabilities["resources"] = json!({});
+        }
+        if !handlers.prompts.is_empty() {
+            capabilities["prompts"] = json!({});
+        }
+        if handlers.completer.is_some() {
+            capabilities["completions"] = json!({});
+        }
+        return capabilities;
+    }
     let mut capabilities = json!({ "logging": {} });
     if !handlers.tools.is_empty() {
         capabilities["tools"] = json!({ "listChanged": true });
@@ -47,14 +72,34 @@ pub(crate) async fn request(
     ctx: RequestContext,
     request: &Request,
 ) -> String {
+    answer(shared, ctx, request).await.0
+}
+
+/// [`request`], with the error code of the response when it is an error (the stateless era
+/// answers some of them with an HTTP status of their own).
+pub(crate) async fn answer(
+    shared: &Arc<Shared>,
+    ctx: RequestContext,
+    request: &Request,
+) -> (String, Option<i32>) {
     let started = tokio::time::Instant::now();
     let method = m::method_label(&request.method);
     let mut operation = Operation::of(method);
     let span = trace::operation_span(method, request, shared.host.node_id().as_str());
     trace::record_session(&span, ctx.session_id(), ctx.protocol_version());
-    let outcome = dispatch(shared, ctx, request, &mut operation)
-        .instrument(span.clone())
-        .await;
+    let ctx_era = ctx.era();
+    let outcome = match ctx_era {
+        Era::Session => {
+            dispatch(shared, ctx, request, &mut operation)
+                .instrument(span.clone())
+                .await
+        }
+        Era::Modern => {
+            dispatch_modern(shared, ctx, request, &mut operation)
+                .instrument(span.clone())
+                .await
+        }
+    };
     // Only a name a provider knows (not `_unknown`) names the span.
     if let Some(target) = operation.tool.as_deref().or(operation.prompt.as_deref())
         && target != m::UNKNOWN
@@ -81,10 +126,55 @@ pub(crate) async fn request(
         }
     }
     operation.record(method, started.elapsed().as_secs_f64());
+    let outcome = match ctx_era {
+        Era::Session => outcome,
+        Era::Modern => outcome.map(|result| modern_result(shared, &request.method, result)),
+    };
     match outcome {
-        Ok(result) => jsonrpc::encode_result(&request.id, &result),
-        Err(error) => jsonrpc::encode_error(Some(&request.id), &error),
+        Ok(result) => (jsonrpc::encode_result(&request.id, &result), None),
+        Err(error) => (
+            jsonrpc::encode_error(Some(&request.id), &error),
+            Some(error.code),
+        ),
     }
+}
+
+/// How long a client may cache a discovery, list or read result, and for whom: not at all
+/// (lists may change at any time and may differ between principals).
+const CACHE_HINTS: (u64, &str) = (0, "private");
+
+/// A stateless-era result: `resultType`, the server's identity in `_meta`, and the cache hints
+/// the revision asks for on discovery, the lists and reads.
+fn modern_result(shared: &Shared, method: &str, mut result: Value) -> Value {
+    let Value::Object(fields) = &mut result else {
+        return result;
+    };
+    fields
+        .entry("resultType")
+        .or_insert_with(|| Value::String("complete".into()));
+    let meta = fields
+        .entry("_meta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(meta) = meta {
+        meta.insert(
+            era::SERVER_INFO.into(),
+            serde_json::to_value(&shared.config.server_info).unwrap_or(Value::Null),
+        );
+    }
+    if matches!(
+        method,
+        "server/discover"
+            | "tools/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "prompts/list"
+    ) {
+        let (ttl_ms, scope) = CACHE_HINTS;
+        fields.insert("ttlMs".into(), json!(ttl_ms));
+        fields.insert("cacheScope".into(), json!(scope));
+    }
+    result
 }
 
 async fn dispatch(
@@ -115,6 +205,41 @@ async fn dispatch(
             format!("method not found: {method}"),
         )),
     }
+}
+
+async fn dispatch_modern(
+    shared: &Arc<Shared>,
+    ctx: RequestContext,
+    request: &Request,
+    operation: &mut Operation,
+) -> Outcome {
+    match request.method.as_str() {
+        "server/discover" => Ok(discover(shared)),
+        "tools/list" => list_tools(shared, &ctx, request).await,
+        "tools/call" => call_tool(shared, ctx, request, operation).await,
+        "resources/list" => list_resources(shared, &ctx, request).await,
+        "resources/templates/list" => list_templates(shared, &ctx, request).await,
+        "resources/read" => read_resource(shared, ctx, request).await,
+        "prompts/list" => list_prompts(shared, &ctx, request).await,
+        "prompts/get" => get_prompt(shared, ctx, request, operation).await,
+        "completion/complete" => complete(shared, ctx, request).await,
+        method => Err(jsonrpc::rpc_error(
+            METHOD_NOT_FOUND,
+            format!("method not found: {method}"),
+        )),
+    }
+}
+
+/// `server/discover`: the stateless era's revisions and this server's capabilities.
+fn discover(shared: &Shared) -> Value {
+    let mut result = json!({
+        "supportedVersions": crate::version::MODERN_VERSIONS,
+        "capabilities": capabilities(&shared.handlers, Era::Modern),
+    });
+    if let Some(instructions) = &shared.config.instructions {
+        result["instructions"] = json!(instructions);
+    }
+    result
 }
 
 fn to_value<T: Serialize>(value: &T) -> Outcome {
@@ -196,6 +321,18 @@ async fn call_tool(
             }
             Err(ToolError::Failed(message)) => CallToolResult::error(message),
             Err(ToolError::Internal(detail)) => return Err(internal(detail)),
+            Err(ToolError::MissingCapability(capability)) => match ctx.era() {
+                Era::Session => CallToolResult::error(format!(
+                    "the client did not declare the {capability} capability"
+                )),
+                Era::Modern => {
+                    return Err(RpcError {
+                        code: crate::codes::modern::MISSING_CAPABILITY,
+                        message: format!("the client did not declare the {capability} capability"),
+                        data: Some(json!({ "requiredCapabilities": { capability: {} } })),
+                    });
+                }
+            },
         };
         if result.is_error == Some(true) {
             operation.error = Some(m::SharedString::const_str(m::TOOL_ERROR));
@@ -239,9 +376,15 @@ struct UriParams {
     uri: String,
 }
 
-fn resource_not_found(uri: &str) -> RpcError {
+/// A resource nobody serves: its own code in the session era, invalid params in the stateless
+/// one.
+fn resource_not_found(uri: &str, era: Era) -> RpcError {
+    let code = match era {
+        Era::Session => crate::codes::session::RESOURCE_NOT_FOUND,
+        Era::Modern => crate::codes::modern::RESOURCE_NOT_FOUND,
+    };
     RpcError {
-        code: jsonrpc::RESOURCE_NOT_FOUND,
+        code,
         message: "resource not found".into(),
         data: Some(json!({ "uri": uri })),
     }
@@ -249,14 +392,15 @@ fn resource_not_found(uri: &str) -> RpcError {
 
 async fn read_resource(shared: &Shared, ctx: RequestContext, request: &Request) -> Outcome {
     let UriParams { uri } = params(request)?;
+    let era = ctx.era();
     for provider in &shared.handlers.resources {
         match provider.read(ctx.clone(), &uri).await {
             Err(HandlerError::NotFound) => continue,
             Ok(contents) => return Ok(json!({ "contents": to_value(&contents)? })),
-            Err(error) => return Err(handler_error(error, resource_not_found(&uri))),
+            Err(error) => return Err(handler_error(error, resource_not_found(&uri, era))),
         }
     }
-    Err(resource_not_found(&uri))
+    Err(resource_not_found(&uri, era))
 }
 
 async fn subscribe(shared: &Shared, ctx: &RequestContext, request: &Request, on: bool) -> Outcome {

@@ -90,6 +90,59 @@ pub enum Reply {
     Stream(StreamId),
 }
 
+/// How the transport should deliver a stateless-era request's reply.
+#[derive(Debug)]
+pub enum ModernReply {
+    /// The complete response, for a plain JSON body.
+    Json(String),
+    /// A response that refuses the request for want of a client capability: JSON, 400.
+    Refused(String),
+    /// The handler sent something before its result: serve these messages as SSE, in order,
+    /// as they come. The reply is not kept anywhere: a broken stream loses it, as the
+    /// revision says, and cancels the handler.
+    Live(LiveReply),
+}
+
+/// The messages of a stateless-era reply, straight from its handler: notifications (progress,
+/// log messages), then the response. Dropping it cancels the handler.
+pub struct LiveReply {
+    first: Option<String>,
+    rx: mpsc::Receiver<Outbound>,
+    done: bool,
+    _cancel_on_drop: tokio_util::sync::DropGuard,
+    _in_flight: tokio_util::task::task_tracker::TaskTrackerToken,
+}
+
+impl std::fmt::Debug for LiveReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveReply")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveReply {
+    /// The next message; `None` after the response, or when the request was cancelled.
+    pub async fn next(&mut self) -> Option<String> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        while !self.done {
+            match self.rx.recv().await {
+                Some(Outbound::Message(message)) => return Some(message),
+                Some(Outbound::Final(response) | Outbound::Refused(response)) => {
+                    self.done = true;
+                    return Some(response);
+                }
+                // No resumption in this era: nothing to close for.
+                Some(Outbound::Disconnect) => {}
+                Some(Outbound::Abandoned) | None => self.done = true,
+            }
+        }
+        None
+    }
+}
+
 /// Why a request could not be tied to a session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -111,6 +164,9 @@ pub(crate) enum Outbound {
     Disconnect,
     /// The response; nothing follows.
     Final(String),
+    /// A stateless-era response that is a refusal with an HTTP status of its own (a missing
+    /// client capability: 400); nothing follows.
+    Refused(String),
     /// The request was cancelled: no response will come.
     Abandoned,
 }
@@ -417,6 +473,72 @@ impl Engine {
         Ok(Reply::Stream(stream))
     }
 
+    /// Runs a stateless-era request: what a session record holds comes from its `_meta`, and
+    /// nothing is stored. A handler that sends nothing before its result is answered as
+    /// [`ModernReply::Json`]; otherwise its messages are handed over live.
+    pub async fn handle_modern(
+        &self,
+        meta: crate::era::ModernMeta,
+        principal: Option<Principal>,
+        request: Request,
+    ) -> ModernReply {
+        let in_flight = self.shared.in_flight.token();
+        let mut record = SessionRecord::new(
+            principal.as_ref().map(|p| p.id.clone()),
+            meta.version,
+            meta.client_capabilities,
+            meta.client_info,
+        );
+        record.log_level = meta.log_level;
+        let (tx, mut rx) = mpsc::channel(64);
+        let outbox = Outbox(tx);
+        let cancel = CancellationToken::new();
+        let ctx = RequestContext::new(
+            self.shared.clone(),
+            Arc::new(record),
+            principal,
+            request.id.clone(),
+            request.progress_token(),
+            cancel.clone(),
+            outbox.clone(),
+        );
+        let shared = self.shared.clone();
+        let handler_cancel = cancel.clone();
+        let parent = tracing::Span::current();
+        let handler = async move {
+            let outcome = tokio::select! {
+                biased;
+                () = handler_cancel.cancelled() => Outbound::Abandoned,
+                (response, code) = dispatch::answer(&shared, ctx, &request) => {
+                    if code == Some(codes::modern::MISSING_CAPABILITY) {
+                        Outbound::Refused(response)
+                    } else {
+                        Outbound::Final(response)
+                    }
+                }
+            };
+            let _ = outbox.0.send(outcome).await;
+        };
+        tokio::spawn(tracing::Instrument::instrument(handler, parent));
+        match rx.recv().await {
+            Some(Outbound::Final(response)) => ModernReply::Json(response),
+            Some(Outbound::Refused(response)) => ModernReply::Refused(response),
+            first => {
+                let first = match first {
+                    Some(Outbound::Message(message)) => Some(message),
+                    _ => None,
+                };
+                ModernReply::Live(LiveReply {
+                    first,
+                    rx,
+                    done: false,
+                    _cancel_on_drop: cancel.drop_guard(),
+                    _in_flight: in_flight,
+                })
+            }
+        }
+    }
+
     /// Handles a notification from the client.
     pub async fn handle_notification(
         &self,
@@ -608,7 +730,8 @@ async fn append(
                 .await?;
             Ok(false)
         }
-        Outbound::Final(response) => {
+        // Only stateless replies are refused; a stored stream ends with the response either way.
+        Outbound::Final(response) | Outbound::Refused(response) => {
             host.append(session, stream, StreamEvent::Last(response.into()))
                 .await?;
             Ok(true)

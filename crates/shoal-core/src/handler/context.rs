@@ -40,6 +40,9 @@ pub enum PeerError {
     /// The request's stream is gone (the session was deleted).
     #[error("the session's stream is closed")]
     Closed,
+    /// The request is of the stateless era (2026-07-28), which has no server→client requests.
+    #[error("the 2026-07-28 revision has no server-to-client requests")]
+    Stateless,
     /// The session host could not take the message (Redis down, say).
     #[error("the session host is unavailable: {0}")]
     Unavailable(#[source] Cause),
@@ -83,6 +86,16 @@ impl RequestContext {
                 cancel,
                 out,
             }),
+        }
+    }
+
+    /// The era of the request: the stateless one when its protocol version is (then the
+    /// session id names no stored session, and there are no server→client requests).
+    pub fn era(&self) -> crate::era::Era {
+        if crate::version::is_modern(&self.inner.session.protocol_version) {
+            crate::era::Era::Modern
+        } else {
+            crate::era::Era::Session
         }
     }
 
@@ -261,6 +274,9 @@ impl RequestContext {
         method: &str,
         params: &P,
     ) -> Result<R, PeerError> {
+        if self.era() == crate::era::Era::Modern {
+            return Err(PeerError::Stateless);
+        }
         let shared = &self.inner.shared;
         let (id, answer) = shared.pending.register(self.session_id());
         let _unregister = shared.pending.guard(self.session_id().clone(), id.clone());

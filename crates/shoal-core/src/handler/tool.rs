@@ -30,9 +30,30 @@ pub enum ToolError {
     /// A bug or outage (-32603; the detail is logged, not sent).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The tool needs a client capability (`sampling`, `elicitation`, `roots`) the client did
+    /// not declare: in the stateless era a `-32021` error naming it (400 in HTTP), in the
+    /// session era an `isError` result saying so.
+    #[error("the client did not declare the {0} capability")]
+    MissingCapability(String),
 }
 
 impl ToolError {
+    /// Fails with [`ToolError::MissingCapability`] unless the client declared `capability`.
+    pub fn require_capability(
+        ctx: &super::RequestContext,
+        capability: &str,
+    ) -> Result<(), ToolError> {
+        if ctx
+            .client_capabilities()
+            .get(capability)
+            .is_some_and(|c| !c.is_null())
+        {
+            Ok(())
+        } else {
+            Err(ToolError::MissingCapability(capability.to_owned()))
+        }
+    }
+
     /// A failure the model should see.
     pub fn failed(message: impl Into<String>) -> Self {
         ToolError::Failed(message.into())

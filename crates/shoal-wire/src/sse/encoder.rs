@@ -38,6 +38,15 @@ pub fn event(id: &impl fmt::Display, retry: Option<Duration>, data: &str) -> Byt
     Bytes::from(frame)
 }
 
+/// Frames an event without an id: only `data` (one `data:` line per line of it). For streams
+/// that are never resumed (the stateless era's replies).
+pub fn data(data: &str) -> Bytes {
+    let mut frame = String::with_capacity(data.len() + 8);
+    push_lines(&mut frame, "data: ", data);
+    frame.push('\n');
+    Bytes::from(frame)
+}
+
 /// Frames a bare `retry` (in milliseconds): the client reconnects after that delay, from the
 /// last id it saw.
 pub fn retry(retry: Duration) -> Bytes {
@@ -73,6 +82,12 @@ fn push_lines(frame: &mut String, prefix: &str, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_events_without_ids() {
+        assert_eq!(&data("{}")[..], b"data: {}\n\n");
+        assert_eq!(&data("a\r\nb")[..], b"data: a\ndata: b\n\n");
+    }
 
     #[test]
     fn frames_events_and_priming() {

@@ -16,5 +16,5 @@
 mod encoder;
 mod parser;
 
-pub use encoder::{KEEP_ALIVE, comment, event, retry};
+pub use encoder::{KEEP_ALIVE, comment, data, event, retry};
 pub use parser::{SseEvent, SseItem, SseParser};

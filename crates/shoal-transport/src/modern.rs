@@ -1,0 +1,156 @@
+//! The stateless era (2026-07-28) at the HTTP edge: a POSTed request whose `_meta` claims it.
+//!
+//! Before the engine runs anything: the `_meta` keys (400, `-32602`), the `MCP-Protocol-Version`,
+//! `Mcp-Method` and `Mcp-Name` headers against the body (400, `-32020`), the claimed version
+//! (400, `-32022` with the supported and requested versions), the method (404,
+//! `-32601` for one this era does not have, `initialize` and `ping` among them). Every refusal
+//! names the request's id. The reply is JSON, or SSE without event ids when the handler sends
+//! something first: this era does not resume, and a closed stream cancels the handler.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use shoal_core::codes::modern::{
+    HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND, UNSUPPORTED_VERSION,
+};
+use shoal_core::engine::ModernReply;
+use shoal_core::era::{self, ModernMeta};
+use shoal_core::jsonrpc::{Request, RpcError};
+use shoal_core::session::Principal;
+use shoal_core::version;
+
+use crate::AppState;
+use crate::headers::PROTOCOL_VERSION;
+use crate::rejection::Rejection;
+
+/// `Mcp-Method`: the request's method, repeated where proxies can route on it.
+const MCP_METHOD: &str = shoal_wire::header::MCP_METHOD;
+/// `Mcp-Name`: the tool or prompt name, or the resource URI, of the request.
+const MCP_NAME: &str = shoal_wire::header::MCP_NAME;
+
+/// Serves one stateless-era request.
+pub(crate) async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: Option<Principal>,
+    request: Request,
+) -> Result<Response, Rejection> {
+    let refuse =
+        |status: StatusCode, code: i32, message: String, data: Option<Value>| Rejection::Modern {
+            status,
+            id: Some(request.id.clone()),
+            error: RpcError {
+                code,
+                message,
+                data,
+            },
+        };
+    let meta = ModernMeta::parse(request.params.as_ref()).map_err(|error| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            INVALID_PARAMS,
+            error.to_string(),
+            None,
+        )
+    })?;
+    if let Err(message) = check_headers(headers, &meta, &request) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            message,
+            None,
+        ));
+    }
+    if !version::is_modern(&meta.version) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            UNSUPPORTED_VERSION,
+            format!("unsupported protocol version: {}", meta.version),
+            Some(json!({
+                "supported": version::MODERN_VERSIONS,
+                "requested": meta.version,
+            })),
+        ));
+    }
+    if !era::METHODS.contains(&request.method.as_str()) {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            METHOD_NOT_FOUND,
+            format!("method not found: {}", request.method),
+            None,
+        ));
+    }
+    crate::post::check_tool_scopes(state, &request, principal.as_ref())?;
+    match state.engine.handle_modern(meta, principal, request).await {
+        ModernReply::Json(body) => Ok(crate::post::json(body)),
+        ModernReply::Refused(body) => {
+            let mut response = crate::post::json(body);
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            Ok(response)
+        }
+        ModernReply::Live(reply) => Ok(live(reply)),
+    }
+}
+
+/// Checks the `Mcp-*` headers against the body: each must be there and agree.
+fn check_headers(headers: &HeaderMap, meta: &ModernMeta, request: &Request) -> Result<(), String> {
+    let header = |name: &str| -> Result<Option<String>, String> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map_err(|_| format!("{name} is not visible ASCII"))
+                .and_then(|text| {
+                    shoal_wire::header::decode_value(text.trim())
+                        .map(|value| Some(value.into_owned()))
+                        .map_err(|error| format!("{name}: {error}"))
+                }),
+        }
+    };
+    let expect = |name: &str, expected: &str| -> Result<(), String> {
+        match header(name)? {
+            Some(value) if value == expected => Ok(()),
+            Some(value) => Err(format!(
+                "{name} header {value:?} does not match the body's {expected:?}"
+            )),
+            None => Err(format!(
+                "the {name} header is required (it must be {expected:?})"
+            )),
+        }
+    };
+    expect(PROTOCOL_VERSION, &meta.version)?;
+    expect(MCP_METHOD, &request.method)?;
+    let name_key = match request.method.as_str() {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    if let Some(key) = name_key {
+        let expected = request
+            .params
+            .as_ref()
+            .and_then(|params| params.get(key))
+            .and_then(Value::as_str);
+        // A body without the name is the handler's invalid params, not a header mismatch.
+        if let Some(expected) = expected {
+            expect(MCP_NAME, expected)?;
+        }
+    }
+    Ok(())
+}
+
+/// A live reply as SSE: one `data` event per message, no ids (this era does not resume).
+fn live(reply: shoal_core::engine::LiveReply) -> Response {
+    let events = futures::stream::unfold(reply, |mut reply| async move {
+        let message = reply.next().await?;
+        let frame = shoal_wire::sse::data(&message);
+        Some((Ok::<_, std::convert::Infallible>(frame), reply))
+    });
+    let mut response = Body::from_stream(events).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
