@@ -120,6 +120,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<
             tools,
             &resource,
             scenario,
+            conformance::Revision::Session,
             &repo.root().join(EXPECTED_FAILURES),
             RESULTS_DIR,
         )

@@ -29,7 +29,7 @@ use shoal_testkit::redis::RedisServer;
 use shoal_testkit::redis_cluster::RedisCluster;
 
 use crate::Repo;
-use crate::conformance;
+use crate::conformance::{self, Revision};
 use crate::process;
 use crate::server::{self, ToolSet};
 use crate::tools::Tools;
@@ -48,7 +48,8 @@ pub(crate) enum RedisMode {
 }
 
 impl RedisMode {
-    /// The known-failures baseline, relative to the workspace root.
+    /// The session era's known-failures baseline, relative to the workspace root (the stateless
+    /// era's is the same on every topology).
     fn expected_failures(self) -> &'static str {
         match self {
             Self::Single => "tests/conformance/expected-failures-cluster.yaml",
@@ -86,12 +87,13 @@ struct Topology {
 }
 
 /// Builds `shoal`, starts Redis (one server or a Cluster, per `mode`), the replicas and the
-/// proxy, and runs the suite (or only `scenario`) through the proxy.
+/// proxy, and runs the suite at each of `revisions` (or only `scenario`) through the proxy.
 pub(crate) fn run(
     repo: &Repo,
     tools: &Tools,
     scenario: Option<&str>,
     mode: RedisMode,
+    revisions: &[Revision],
 ) -> Result<()> {
     let shoal = server::build(repo, tools)?;
     conformance::install(repo, tools)?;
@@ -113,14 +115,22 @@ pub(crate) fn run(
         topology.cluster.redis_url()
     );
 
-    let outcome = conformance::run_suite(
-        repo,
-        tools,
-        &url,
-        scenario,
-        &repo.root().join(mode.expected_failures()),
-        mode.results_dir(),
-    );
+    // Every revision on the same replicas: both eras are served by one endpoint.
+    let outcome = revisions.iter().try_for_each(|&revision| {
+        let expected_failures = match revision {
+            Revision::Session => mode.expected_failures(),
+            Revision::Modern => revision.expected_failures(),
+        };
+        conformance::run_suite(
+            repo,
+            tools,
+            &url,
+            scenario,
+            revision,
+            &repo.root().join(expected_failures),
+            &revision.results_dir(mode.results_dir()),
+        )
+    });
     if let Err(error) = keep_logs(&topology, &log_dir) {
         eprintln!("{error:#}");
     }

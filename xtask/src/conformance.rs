@@ -1,12 +1,13 @@
 //! The MCP conformance suite (`@modelcontextprotocol/conformance`, pinned in
 //! `tests/conformance/package.json`) against `shoal serve --tools conformance`.
 //!
-//! `--suite all --spec-version 2025-11-25` selects every server scenario that applies to that
-//! revision, exactly the list `list --server --spec-version 2025-11-25` prints (33 in
-//! 0.2.0-alpha.12), unscored ones such as `server-sse-polling` included. The suite's exit code
-//! decides; `tests/conformance/expected-failures.yaml`, when present, baselines known failures.
-//! Afterwards the `checks.json` files under `target/conformance-results` are tallied per
-//! scenario.
+//! It runs at one [`Revision`] at a time: `--suite all --spec-version 2025-11-25` selects every
+//! server scenario of the session era (33 in 0.2.0-alpha.12, unscored ones such as
+//! `server-sse-polling` included), `--spec-version 2026-07-28` those of the stateless era (40).
+//! The suite's exit code decides; each revision's baseline under `tests/conformance/`, when
+//! present, lists its known failures (the suite fails a run whose baseline lists a scenario
+//! that passes). Afterwards the `checks.json` files under `target/conformance-results*` are
+//! tallied per scenario.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -24,25 +25,67 @@ use crate::tools::Tools;
 const SUITE_DIR: &str = "tests/conformance";
 /// The suite's entry point, relative to [`SUITE_DIR`].
 const SUITE_ENTRY: &str = "node_modules/@modelcontextprotocol/conformance/dist/index.js";
-/// The known-failures baseline, relative to [`SUITE_DIR`].
-const EXPECTED_FAILURES: &str = "expected-failures.yaml";
-/// The protocol revision the scenarios run at.
-const SPEC_VERSION: &str = "2025-11-25";
-/// Where results go, relative to the target directory.
+/// Where results go, relative to the target directory (plus the revision's suffix).
 const RESULTS_DIR: &str = "conformance-results";
 
-/// Builds shoal and runs the suite (or only `scenario`) against it.
-pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<()> {
+/// A protocol revision the suite checks Shoal at, one per era.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Revision {
+    /// The session era's latest.
+    #[value(name = "2025-11-25")]
+    Session,
+    /// The stateless era.
+    #[value(name = "2026-07-28")]
+    Modern,
+}
+
+impl Revision {
+    /// Both eras, the session era first.
+    pub(crate) const BOTH: [Revision; 2] = [Revision::Session, Revision::Modern];
+
+    /// The suite's `--spec-version`.
+    pub(crate) fn spec_version(self) -> &'static str {
+        match self {
+            Revision::Session => "2025-11-25",
+            Revision::Modern => "2026-07-28",
+        }
+    }
+
+    /// The known-failures baseline of this revision, relative to the workspace root.
+    pub(crate) fn expected_failures(self) -> &'static str {
+        match self {
+            Revision::Session => "tests/conformance/expected-failures.yaml",
+            Revision::Modern => "tests/conformance/expected-failures-2026-07-28.yaml",
+        }
+    }
+
+    /// `results_dir` for this revision's results.
+    pub(crate) fn results_dir(self, results_dir: &str) -> String {
+        match self {
+            Revision::Session => results_dir.to_owned(),
+            Revision::Modern => format!("{results_dir}-2026-07-28"),
+        }
+    }
+}
+
+/// Builds shoal and runs the suite at `revision` (or only `scenario`) against it.
+pub(crate) fn run(
+    repo: &Repo,
+    tools: &Tools,
+    scenario: Option<&str>,
+    revision: Revision,
+) -> Result<()> {
     let binary = server::build(repo, tools)?;
-    let suite_dir = install(repo, tools)?;
+    install(repo, tools)?;
     let server = Server::start(repo, &binary, ToolSet::Conformance)?;
     let outcome = run_suite(
         repo,
         tools,
         &server.mcp_url(),
         scenario,
-        &suite_dir.join(EXPECTED_FAILURES),
-        RESULTS_DIR,
+        revision,
+        &repo.root().join(revision.expected_failures()),
+        &revision.results_dir(RESULTS_DIR),
     );
     if outcome.is_err() {
         server.print_log_tail();
@@ -57,14 +100,16 @@ pub(crate) fn install(repo: &Repo, tools: &Tools) -> Result<PathBuf> {
     Ok(suite_dir)
 }
 
-/// Runs the installed suite (or only `scenario`) against the MCP endpoint at `url`, with the
-/// known-failures baseline `expected_failures` when that file exists, writing results to
-/// `results_dir` (relative to the target directory, cleared first); then tallies the results.
+/// Runs the installed suite at `revision` (or only `scenario`) against the MCP endpoint at
+/// `url`, with the known-failures baseline `expected_failures` when that file exists, writing
+/// results to `results_dir` (relative to the target directory, cleared first); then tallies
+/// the results.
 pub(crate) fn run_suite(
     repo: &Repo,
     tools: &Tools,
     url: &str,
     scenario: Option<&str>,
+    revision: Revision,
     expected_failures: &Path,
     results_dir: &str,
 ) -> Result<()> {
@@ -87,7 +132,7 @@ pub(crate) fn run_suite(
         None => suite.args(["--suite", "all"]),
     };
     suite
-        .args(["--spec-version", SPEC_VERSION])
+        .args(["--spec-version", revision.spec_version()])
         .arg("--output-dir")
         .arg(&results);
     if expected_failures.is_file() {
@@ -101,7 +146,10 @@ pub(crate) fn run_suite(
         Err(error) => eprintln!("cannot read the results: {error:#}"),
     }
     if !status.success() {
-        bail!("the conformance suite failed ({status})");
+        bail!(
+            "the conformance suite failed at {} ({status})",
+            revision.spec_version()
+        );
     }
     if tally?.scenarios.is_empty() {
         bail!("the conformance suite ran no scenario");

@@ -6,14 +6,16 @@
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
 //!   `cargo clippy`, `cargo deny` (licences, bans, sources; advisories when a database is
 //!   present), `cargo test`, a fuzz smoke (every `fuzz/` target for 10 s), the MCP
-//!   conformance suite, the same suite against three replicas behind a round-robin proxy (on
-//!   one Redis, then on a three-master Redis Cluster),
+//!   conformance suite at 2025-11-25 and at 2026-07-28 (each with its baseline of known
+//!   failures), both against three replicas behind a round-robin proxy (on one Redis, then on
+//!   a three-master Redis Cluster),
 //!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
 //!   checks, the load smoke (every `shoal-load` scenario against one replica on Redis), the
 //!   fault-injection suite (`faults`), the observability check (dashboard and alerts against a real Prometheus), the container
 //!   image (built with podman, run, stopped and saved).
-//! - `conformance [--scenario NAME] [--cluster [--redis-cluster] | --auth]`: only the
-//!   conformance suite against a fresh `shoal` (with `--cluster`: against three replicas on one
+//! - `conformance [--scenario NAME] [--revision 2025-11-25|2026-07-28] [--cluster
+//!   [--redis-cluster] | --auth]`: only the conformance suite against a fresh `shoal`, at one
+//!   revision (default 2025-11-25; with `--cluster` both unless one is named) (with `--cluster`: against three replicas on one
 //!   Redis behind the test kit's round-robin proxy; adding `--redis-cluster`: on a three-master
 //!   Redis Cluster instead; with `--auth`: against `shoal --auth jwt` behind that proxy adding a
 //!   token of the `oidc-provider` fixture).
@@ -92,6 +94,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::cluster::RedisMode;
+use crate::conformance::Revision;
 use crate::steps::{StepFailed, Steps};
 use crate::tools::{Needs, Tools};
 
@@ -106,8 +109,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Run every CI step in order (tools, fmt, clippy, deny, chart, test, fuzz-smoke,
-    /// conformance, conformance-cluster, conformance-redis-cluster, conformance-auth, clients,
-    /// load-smoke, faults, observability, image); stop at the first failure.
+    /// conformance, conformance-2026, conformance-cluster, conformance-redis-cluster,
+    /// conformance-auth, clients, load-smoke, faults, observability, image); stop at the first
+    /// failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -124,6 +128,9 @@ enum Task {
         /// `oidc-provider` fixture.
         #[arg(long, conflicts_with = "cluster")]
         auth: bool,
+        /// The protocol revision (era) to check [default: 2025-11-25; with `--cluster`: both].
+        #[arg(long, value_enum, conflicts_with = "auth")]
+        revision: Option<Revision>,
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
     Clients,
@@ -215,6 +222,7 @@ fn main() -> ExitCode {
                 "test",
                 "fuzz-smoke",
                 "conformance",
+                "conformance-2026",
                 "conformance-cluster",
                 "conformance-redis-cluster",
                 "conformance-auth",
@@ -238,30 +246,41 @@ fn main() -> ExitCode {
         Task::Conformance {
             scenario,
             cluster: false,
+            revision,
             ..
         } => Steps::execute("conformance", &["tools", "conformance"], |steps| {
-            only_conformance(&repo, steps, scenario.as_deref())
+            only_conformance(
+                &repo,
+                steps,
+                scenario.as_deref(),
+                revision.unwrap_or(Revision::Session),
+            )
         }),
         Task::Conformance {
             scenario,
             cluster: true,
-            redis_cluster: false,
+            redis_cluster,
+            revision,
             ..
-        } => Steps::execute(
-            "conformance --cluster",
-            &["tools", "conformance-cluster"],
-            |steps| only_conformance_cluster(&repo, steps, scenario.as_deref(), RedisMode::Single),
-        ),
-        Task::Conformance {
-            scenario,
-            cluster: true,
-            redis_cluster: true,
-            ..
-        } => Steps::execute(
-            "conformance --cluster --redis-cluster",
-            &["tools", "conformance-redis-cluster"],
-            |steps| only_conformance_cluster(&repo, steps, scenario.as_deref(), RedisMode::Cluster),
-        ),
+        } => {
+            let (name, step, mode) = if redis_cluster {
+                (
+                    "conformance --cluster --redis-cluster",
+                    "conformance-redis-cluster",
+                    RedisMode::Cluster,
+                )
+            } else {
+                (
+                    "conformance --cluster",
+                    "conformance-cluster",
+                    RedisMode::Single,
+                )
+            };
+            let revisions: Vec<Revision> = revision.map_or(Revision::BOTH.to_vec(), |r| vec![r]);
+            Steps::execute(name, &["tools", step], |steps| {
+                only_conformance_cluster(&repo, steps, scenario.as_deref(), mode, &revisions)
+            })
+        }
         Task::Deny => Steps::execute("deny", &["deny"], |steps| {
             steps.run("deny", || deny::run(&repo))
         }),
@@ -355,12 +374,17 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
         cmd::run(tools.apply(&mut repo.cargo(["test", "--locked", "--workspace"])))
     })?;
     steps.run("fuzz-smoke", || fuzz::smoke(repo))?;
-    steps.run("conformance", || conformance::run(repo, &tools, None))?;
+    steps.run("conformance", || {
+        conformance::run(repo, &tools, None, Revision::Session)
+    })?;
+    steps.run("conformance-2026", || {
+        conformance::run(repo, &tools, None, Revision::Modern)
+    })?;
     steps.run("conformance-cluster", || {
-        cluster::run(repo, &tools, None, RedisMode::Single)
+        cluster::run(repo, &tools, None, RedisMode::Single, &Revision::BOTH)
     })?;
     steps.run("conformance-redis-cluster", || {
-        cluster::run(repo, &tools, None, RedisMode::Cluster)
+        cluster::run(repo, &tools, None, RedisMode::Cluster, &Revision::BOTH)
     })?;
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
@@ -375,9 +399,12 @@ fn only_conformance(
     repo: &Repo,
     steps: &mut Steps,
     scenario: Option<&str>,
+    revision: Revision,
 ) -> Result<(), StepFailed> {
     let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
-    steps.run("conformance", || conformance::run(repo, &tools, scenario))
+    steps.run("conformance", || {
+        conformance::run(repo, &tools, scenario, revision)
+    })
 }
 
 fn only_conformance_cluster(
@@ -385,6 +412,7 @@ fn only_conformance_cluster(
     steps: &mut Steps,
     scenario: Option<&str>,
     mode: RedisMode,
+    revisions: &[Revision],
 ) -> Result<(), StepFailed> {
     // redis-server (and redis-cli) must already be on PATH: `cluster::run` says so when not.
     let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
@@ -392,7 +420,9 @@ fn only_conformance_cluster(
         RedisMode::Single => "conformance-cluster",
         RedisMode::Cluster => "conformance-redis-cluster",
     };
-    steps.run(step, || cluster::run(repo, &tools, scenario, mode))
+    steps.run(step, || {
+        cluster::run(repo, &tools, scenario, mode, revisions)
+    })
 }
 
 fn only_conformance_auth(

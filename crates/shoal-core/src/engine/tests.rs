@@ -395,3 +395,113 @@ async fn initialize_beyond_the_sessions_per_principal_is_refused() {
         .await
         .expect("a deleted session frees its slot");
 }
+
+fn modern_meta(
+    capabilities: Value,
+    log_level: Option<crate::session::LogLevel>,
+) -> crate::era::ModernMeta {
+    crate::era::ModernMeta {
+        version: "2026-07-28".into(),
+        client_capabilities: capabilities,
+        client_info: Value::Null,
+        log_level,
+    }
+}
+
+/// The stateless era: a tool that needs a client capability the request did not declare is
+/// refused with -32021 naming it; the session era answers an `isError` result instead.
+#[tokio::test]
+async fn a_missing_client_capability_is_a_refusal_in_the_stateless_era_only() {
+    let tools = ToolSet::new().with(typed_tool(
+        "needs_sampling",
+        "Needs sampling",
+        |ctx: RequestContext, Nothing {}| async move {
+            ToolError::require_capability(&ctx, "sampling")?;
+            Ok::<_, ToolError>("sampled".to_owned())
+        },
+    ));
+    let host = Arc::new(MemoryHost::new(
+        NodeId::new("n"),
+        MemoryHostConfig::default(),
+    ));
+    let engine = Engine::new(host, Handlers::new().tools(tools), EngineConfig::default());
+    let call = || {
+        request(
+            1,
+            "tools/call",
+            json!({"name": "needs_sampling", "arguments": {}}),
+        )
+    };
+
+    let ModernReply::Refused(body) = engine
+        .handle_modern(modern_meta(json!({}), None), None, call())
+        .await
+    else {
+        panic!("refused for want of sampling");
+    };
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["error"]["code"], codes::modern::MISSING_CAPABILITY);
+    assert_eq!(
+        body["error"]["data"],
+        json!({"requiredCapabilities": {"sampling": {}}})
+    );
+
+    let ModernReply::Json(body) = engine
+        .handle_modern(modern_meta(json!({"sampling": {}}), None), None, call())
+        .await
+    else {
+        panic!("served once declared");
+    };
+    assert!(body.contains("sampled"), "{body}");
+
+    let session = session(&engine, json!({})).await;
+    let Reply::Json(body) = engine.handle_request(session, None, call()).await.unwrap() else {
+        panic!()
+    };
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["result"]["isError"], true, "{body}");
+}
+
+/// Log messages reach a stateless-era request only when its `_meta` asked for a level.
+#[tokio::test]
+async fn the_stateless_era_logs_only_at_the_level_meta_asks_for() {
+    let tools = ToolSet::new().with(typed_tool(
+        "chatty",
+        "Logs, then answers",
+        |ctx: RequestContext, Nothing {}| async move {
+            ctx.log(crate::session::LogLevel::Info, None, json!("hello"))
+                .await
+                .map_err(|e| ToolError::failed(e.to_string()))?;
+            Ok::<_, ToolError>("done".to_owned())
+        },
+    ));
+    let host = Arc::new(MemoryHost::new(
+        NodeId::new("n"),
+        MemoryHostConfig::default(),
+    ));
+    let engine = Engine::new(host, Handlers::new().tools(tools), EngineConfig::default());
+    let call = || request(1, "tools/call", json!({"name": "chatty", "arguments": {}}));
+    let ModernReply::Json(body) = engine
+        .handle_modern(modern_meta(json!({}), None), None, call())
+        .await
+    else {
+        panic!("no log without a level: a plain reply");
+    };
+    assert!(body.contains("done"), "{body}");
+    let ModernReply::Live(mut live) = engine
+        .handle_modern(
+            modern_meta(json!({}), Some(crate::session::LogLevel::Debug)),
+            None,
+            call(),
+        )
+        .await
+    else {
+        panic!("the log message comes first");
+    };
+    let first: Value = serde_json::from_str(&live.next().await.unwrap()).unwrap();
+    assert_eq!(first["method"], "notifications/message");
+    let last: Value = serde_json::from_str(&live.next().await.unwrap()).unwrap();
+    assert_eq!(last["result"]["resultType"], "complete");
+    assert!(live.next().await.is_none());
+}

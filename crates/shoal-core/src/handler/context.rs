@@ -169,19 +169,27 @@ impl RequestContext {
         self.notify("notifications/progress", &params).await
     }
 
-    /// The minimum level the client asked for with `logging/setLevel`, if it did.
+    /// The minimum level the client asked for with `logging/setLevel` (or, in the stateless
+    /// era, in the request's `_meta`), if it did.
     pub fn log_level(&self) -> Option<LogLevel> {
         self.inner.session.log_level
     }
 
-    /// Sends `notifications/message` when `level` passes the session's `logging/setLevel`.
+    /// Sends `notifications/message` when `level` passes the session's `logging/setLevel`; in
+    /// the stateless era only when the request's `_meta` set a level it passes.
     pub async fn log(
         &self,
         level: LogLevel,
         logger: Option<&str>,
         data: Value,
     ) -> Result<(), PeerError> {
-        if self.log_level().is_some_and(|min| level < min) {
+        let wanted = match self.log_level() {
+            Some(min) => level >= min,
+            // The session era sends every level until `logging/setLevel`; the stateless era only
+            // what a request's `_meta` asks for.
+            None => self.era() == crate::era::Era::Session,
+        };
+        if !wanted {
             return Ok(());
         }
         let mut params = json!({ "level": level, "data": data });

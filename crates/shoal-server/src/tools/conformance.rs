@@ -19,10 +19,12 @@
 //! - `schemas`: the elicitation forms and that 2020-12 schema.
 //! - `resources`: three `test://` resources and the template `test://template/{id}/data`.
 //! - `prompts`: four prompts and the completion of `test_prompt_with_arguments`.
+//! - `stateless`: the diagnostic tools of the 2026-07-28 `server-stateless` scenario.
 
 mod prompts;
 mod resources;
 mod schemas;
+mod stateless;
 
 use std::time::Duration;
 
@@ -49,6 +51,7 @@ const SAMPLING_MAX_TOKENS: u32 = 100;
 pub(super) fn handlers() -> Handlers {
     Handlers::new()
         .tools(tools())
+        .tools(stateless::tools())
         .resources(resources::resource_set())
         .prompts(prompts::prompt_set())
         .completer(prompts::ArgumentCompleter)

@@ -1,0 +1,62 @@
+//! The diagnostic tools the suite's 2026-07-28 `server-stateless` scenario calls: each shows
+//! one rule of the stateless era on a real call.
+//!
+//! - `test_missing_capability` needs the client's `sampling` capability: a request that does
+//!   not declare it gets `-32021` naming it (400), never a run that relies on it.
+//! - `test_streaming_elicitation` sends progress, then asks the user: its reply stream carries
+//!   notifications and the result only, never a server→client request.
+//! - `test_logging_tool` logs three messages, which reach the client only when the request's
+//!   `_meta` asked for a log level.
+
+use shoal_core::handler::{RequestContext, ToolError, ToolSet, typed_tool};
+use shoal_core::model::ElicitRequest;
+use shoal_core::session::LogLevel;
+
+use super::{NoArgs, schemas, stream_closed};
+
+pub(super) fn tools() -> ToolSet {
+    ToolSet::new()
+        .with(typed_tool(
+            "test_missing_capability",
+            "Needs the client's sampling capability (diagnostic of -32021)",
+            missing_capability,
+        ))
+        .with(typed_tool(
+            "test_streaming_elicitation",
+            "Reports progress, then asks the user for their name",
+            streaming_elicitation,
+        ))
+        .with(typed_tool(
+            "test_logging_tool",
+            "Logs three info messages, then answers",
+            logging,
+        ))
+}
+
+async fn missing_capability(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
+    ToolError::require_capability(&ctx, "sampling")?;
+    Ok("The client declared sampling".into())
+}
+
+async fn streaming_elicitation(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
+    ctx.progress(1.0, Some(2.0), Some("asking the user"))
+        .await
+        .map_err(stream_closed)?;
+    let answer = ctx
+        .elicit(ElicitRequest {
+            message: "What is your name?".into(),
+            requested_schema: schemas::user_info(),
+        })
+        .await
+        .map_err(|e| ToolError::failed(format!("elicitation failed: {e}")))?;
+    Ok(format!("Elicitation answered: {:?}", answer.action))
+}
+
+async fn logging(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
+    for message in ["first", "second", "third"] {
+        ctx.log(LogLevel::Info, None, serde_json::json!(message))
+            .await
+            .map_err(stream_closed)?;
+    }
+    Ok("Logged three messages".into())
+}
