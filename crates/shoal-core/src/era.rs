@@ -94,6 +94,79 @@ fn claimed_version(params: Option<&JsonObject>) -> Option<&Value> {
     params?.get("_meta")?.get(PROTOCOL_VERSION)
 }
 
+/// A tool argument the client mirrors into an `Mcp-Param-{name}` header: a scalar property of
+/// the input schema, reachable through `properties` alone, annotated `"x-mcp-header": name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderParam {
+    /// The header's name after `Mcp-Param-`.
+    pub name: String,
+    /// The property names from the arguments object down to the value.
+    pub path: Vec<String>,
+}
+
+impl HeaderParam {
+    /// The annotated arguments of an input schema. Annotations that are not a token of RFC 9110
+    /// characters, sit on a non-scalar property, or repeat a name (ignoring case) are skipped:
+    /// a client mirrors none of them either.
+    pub fn of_schema(schema: &JsonObject) -> Vec<HeaderParam> {
+        fn walk(properties: &JsonObject, path: &mut Vec<String>, found: &mut Vec<HeaderParam>) {
+            for (key, property) in properties {
+                let Some(property) = property.as_object() else {
+                    continue;
+                };
+                path.push(key.clone());
+                let scalar = matches!(
+                    property.get("type").and_then(Value::as_str),
+                    Some("string" | "integer" | "number" | "boolean")
+                );
+                if let Some(Value::String(name)) = property.get("x-mcp-header")
+                    && scalar
+                    && is_token(name)
+                    && !found.iter().any(|p| p.name.eq_ignore_ascii_case(name))
+                {
+                    found.push(HeaderParam {
+                        name: name.clone(),
+                        path: path.clone(),
+                    });
+                }
+                if let Some(Value::Object(nested)) = property.get("properties") {
+                    walk(nested, path, found);
+                }
+                path.pop();
+            }
+        }
+        let mut found = Vec::new();
+        if let Some(Value::Object(properties)) = schema.get("properties") {
+            walk(properties, &mut Vec::new(), &mut found);
+        }
+        found
+    }
+
+    /// The argument's value as its header carries it (a string as is, a number or a boolean
+    /// as JSON writes it); `None` when the arguments do not hold it.
+    pub fn value_in(&self, arguments: Option<&JsonObject>) -> Option<String> {
+        let (last, parents) = self.path.split_last()?;
+        let mut object = arguments?;
+        for key in parents {
+            object = object.get(key)?.as_object()?;
+        }
+        match object.get(last)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Null => None,
+            value @ (Value::Number(_) | Value::Bool(_)) => Some(value.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// An RFC 9110 token: what a header name may hold.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// What a stateless-era request says about its client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModernMeta {
@@ -191,6 +264,33 @@ mod tests {
             Ok(Era::Session)
         );
         assert_eq!(classify("tools/list", None, None), Ok(Era::Session));
+    }
+
+    #[test]
+    fn finds_the_arguments_mirrored_into_headers() {
+        let schema = params(json!({ "type": "object", "properties": {
+            "region": { "type": "string", "x-mcp-header": "Region" },
+            "count": { "type": "integer", "x-mcp-header": "Count" },
+            "list": { "type": "array", "x-mcp-header": "List" },
+            "zz_dup": { "type": "string", "x-mcp-header": "REGION" },
+            "bad": { "type": "string", "x-mcp-header": "has space" },
+            "nested": { "type": "object", "properties": {
+                "zone": { "type": "boolean", "x-mcp-header": "Zone" } } }
+        }}));
+        let found = HeaderParam::of_schema(&schema);
+        let names: Vec<&str> = found.iter().map(|p| p.name.as_str()).collect();
+        // Properties in key order; a name already taken (ignoring case) is skipped.
+        assert_eq!(names, ["Count", "Zone", "Region"]);
+        let arguments = params(json!({ "region": "eu", "count": 3, "nested": { "zone": true } }));
+        let value = |name: &str| {
+            found
+                .iter()
+                .find(|p| p.name == name)
+                .and_then(|p| p.value_in(Some(&arguments)))
+        };
+        assert_eq!(value("Region").as_deref(), Some("eu"));
+        assert_eq!(value("Count").as_deref(), Some("3"));
+        assert_eq!(value("Zone").as_deref(), Some("true"));
     }
 
     #[test]

@@ -55,7 +55,14 @@ pub(crate) async fn handle(
             None,
         )
     })?;
-    if let Err(message) = check_headers(headers, &meta, &request) {
+    let header_params = match (request.method.as_str(), request.params.as_ref()) {
+        ("tools/call", Some(params)) => match params.get("name").and_then(Value::as_str) {
+            Some(name) => state.engine.header_params(principal.as_ref(), name).await,
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    if let Err(message) = check_headers(headers, &meta, &request, &header_params) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
             HEADER_MISMATCH,
@@ -94,8 +101,14 @@ pub(crate) async fn handle(
     }
 }
 
-/// Checks the `Mcp-*` headers against the body: each must be there and agree.
-fn check_headers(headers: &HeaderMap, meta: &ModernMeta, request: &Request) -> Result<(), String> {
+/// Checks the `Mcp-*` headers against the body: each must be there and agree, the
+/// `Mcp-Param-*` ones of the called tool's `x-mcp-header` arguments included.
+fn check_headers(
+    headers: &HeaderMap,
+    meta: &ModernMeta,
+    request: &Request,
+    header_params: &[era::HeaderParam],
+) -> Result<(), String> {
     let header = |name: &str| -> Result<Option<String>, String> {
         match headers.get(name) {
             None => Ok(None),
@@ -136,6 +149,22 @@ fn check_headers(headers: &HeaderMap, meta: &ModernMeta, request: &Request) -> R
         // A body without the name is the handler's invalid params, not a header mismatch.
         if let Some(expected) = expected {
             expect(MCP_NAME, expected)?;
+        }
+    }
+    let arguments = request
+        .params
+        .as_ref()
+        .and_then(|params| params.get("arguments"))
+        .and_then(Value::as_object);
+    for param in header_params {
+        let name = format!("{}{}", shoal_wire::header::MCP_PARAM_PREFIX, param.name);
+        match param.value_in(arguments) {
+            Some(value) => expect(&name, &value)?,
+            None => {
+                if header(&name)?.is_some() {
+                    return Err(format!("{name} is set but the body has no value for it"));
+                }
+            }
         }
     }
     Ok(())

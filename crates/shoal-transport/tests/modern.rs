@@ -336,3 +336,84 @@ async fn every_refusal_has_its_status_code_and_the_request_id() {
     assert_eq!(raw.status, 202, "{raw}");
     assert!(raw.text().is_empty(), "{raw}");
 }
+
+/// Arguments of a tool whose `region` a client mirrors into `Mcp-Param-Region`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct RegionArgs {
+    #[schemars(extend("x-mcp-header" = "Region"))]
+    region: String,
+}
+
+#[tokio::test]
+async fn mirrored_arguments_must_match_their_mcp_param_headers() {
+    use shoal_core::engine::{Engine, EngineConfig};
+    use shoal_core::handler::{Handlers, ToolError, ToolSet, typed_tool};
+    use shoal_core::host::{MemoryHost, MemoryHostConfig};
+    use shoal_core::ids::NodeId;
+
+    let tools = ToolSet::new().with(typed_tool(
+        "regional",
+        "Echoes its region",
+        |_ctx, RegionArgs { region }| async move { Ok::<_, ToolError>(region) },
+    ));
+    let host = std::sync::Arc::new(MemoryHost::new(
+        NodeId::new("n"),
+        MemoryHostConfig::default(),
+    ));
+    let engine = Engine::new(host, Handlers::new().tools(tools), EngineConfig::default());
+    let router = shoal_transport::router(
+        engine,
+        shoal_transport::TransportConfig::default(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let server = shoal_testkit::spawn_router(router).await;
+    let client = shoal_testkit::McpClient::new(server.mcp_url());
+    let call = |region: &str| {
+        modern_request(
+            7,
+            "tools/call",
+            json!({ "name": "regional", "arguments": { "region": region } }),
+        )
+    };
+    let with_param = |value: &'static str| {
+        move |h: &mut HeaderMap| {
+            modern_headers("tools/call", Some("regional"))(h);
+            h.insert("mcp-param-region", HeaderValue::from_static(value));
+        }
+    };
+
+    // Matching, plainly or in the base64 form ("eu-west" is ZXUtd2VzdA==).
+    for header in ["eu-west", "=?base64?ZXUtd2VzdA==?="] {
+        let raw = client.post_raw(call("eu-west"), with_param(header)).await;
+        assert_eq!(
+            raw.json()["result"]["content"][0]["text"],
+            "eu-west",
+            "{header}: {raw}"
+        );
+    }
+    // Missing, different, or not valid base64: refused before the tool runs.
+    let missing = client
+        .post_raw(
+            call("eu-west"),
+            modern_headers("tools/call", Some("regional")),
+        )
+        .await;
+    missing.assert_rpc_error(
+        400,
+        i64::from(modern::HEADER_MISMATCH),
+        "the mcp-param-Region header is required (it must be \"eu-west\")",
+    );
+    assert_eq!(missing.json()["id"], 7, "{missing}");
+    client
+        .post_raw(call("eu-west"), with_param("us-east"))
+        .await
+        .assert_rpc_error(
+            400,
+            i64::from(modern::HEADER_MISMATCH),
+            "mcp-param-Region header \"us-east\" does not match the body's \"eu-west\"",
+        );
+    client
+        .post_raw(call("eu-west"), with_param("=?base64?ZXUtd2VzdA?="))
+        .await
+        .assert_rpc_error(400, i64::from(modern::HEADER_MISMATCH), "mcp-param-Region");
+}

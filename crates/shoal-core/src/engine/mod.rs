@@ -539,6 +539,25 @@ impl Engine {
         }
     }
 
+    /// The arguments of tool `name` that a stateless-era client mirrors into `Mcp-Param-*`
+    /// headers, as `principal` sees the tool list (empty for an unknown tool: the call then
+    /// fails on its own).
+    pub async fn header_params(
+        &self,
+        principal: Option<&Principal>,
+        name: &str,
+    ) -> Vec<crate::era::HeaderParam> {
+        for provider in &self.shared.handlers.tools {
+            let Ok(tools) = provider.list(principal).await else {
+                continue;
+            };
+            if let Some(tool) = tools.iter().find(|tool| tool.name == name) {
+                return crate::era::HeaderParam::of_schema(&tool.input_schema);
+            }
+        }
+        Vec::new()
+    }
+
     /// Handles a notification from the client.
     pub async fn handle_notification(
         &self,

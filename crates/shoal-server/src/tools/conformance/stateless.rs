@@ -7,7 +7,11 @@
 //!   notifications and the result only, never a server→client request.
 //! - `test_logging_tool` logs three messages, which reach the client only when the request's
 //!   `_meta` asked for a log level.
+//! - `test_custom_headers` has an argument annotated `x-mcp-header`: a client mirrors it into
+//!   `Mcp-Param-Region`, and the endpoint refuses a call whose header does not match it.
 
+use schemars::JsonSchema;
+use serde::Deserialize;
 use shoal_core::handler::{RequestContext, ToolError, ToolSet, typed_tool};
 use shoal_core::model::ElicitRequest;
 use shoal_core::session::LogLevel;
@@ -31,6 +35,23 @@ pub(super) fn tools() -> ToolSet {
             "Logs three info messages, then answers",
             logging,
         ))
+        .with(typed_tool(
+            "test_custom_headers",
+            "Echoes a region that clients mirror into the Mcp-Param-Region header",
+            custom_headers,
+        ))
+}
+
+/// Arguments of `test_custom_headers`.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct RegionArgs {
+    /// The region to echo
+    #[schemars(extend("x-mcp-header" = "Region"))]
+    region: String,
+}
+
+async fn custom_headers(_ctx: RequestContext, args: RegionArgs) -> Result<String, ToolError> {
+    Ok(format!("Region: {}", args.region))
 }
 
 async fn missing_capability(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
