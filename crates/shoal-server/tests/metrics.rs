@@ -494,3 +494,66 @@ async fn metrics_cover_every_family_with_bounded_labels() {
         "a stream id leaked into the metrics"
     );
 }
+
+/// Operations carry their revision, so that the dashboard splits the session era from the
+/// stateless one.
+#[tokio::test]
+async fn operations_are_labelled_with_their_protocol_revision() {
+    let server = common::start(&[]).await;
+    let client = reqwest::Client::new();
+    let session = common::initialize(&client, &server.mcp).await;
+    let legacy = common::post(
+        &client,
+        &server.mcp,
+        Some(&session),
+        call(1, "echo", json!({"text": "a"})),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(legacy.status(), 200);
+    let mut modern = call(2, "echo", json!({"text": "b"}));
+    modern["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let modern = common::post(&client, &server.mcp, None, modern)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(modern.status(), 200);
+    let body: Value = modern.json().await.unwrap();
+    assert_eq!(body["result"]["resultType"], "complete", "{body}");
+
+    let (text, samples) = scrape(&server).await;
+    let op = "mcp_server_operation_duration_seconds_count";
+    for version in ["2025-11-25", "2026-07-28"] {
+        assert_eq!(
+            value(
+                &samples,
+                op,
+                &[
+                    ("mcp_method_name", "tools/call"),
+                    ("mcp_protocol_version", version)
+                ]
+            ),
+            1.0,
+            "{version}: {text}"
+        );
+    }
+    assert_eq!(
+        value(
+            &samples,
+            op,
+            &[
+                ("mcp_method_name", "initialize"),
+                ("mcp_protocol_version", "2025-11-25")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+}

@@ -85,9 +85,12 @@ pub(crate) async fn answer(
     let started = tokio::time::Instant::now();
     let method = m::method_label(&request.method);
     let mut operation = Operation::of(method);
+    operation.protocol_version = Some(m::version_label(ctx.protocol_version()));
     let span = trace::operation_span(method, request, shared.host.node_id().as_str());
-    trace::record_session(&span, ctx.session_id(), ctx.protocol_version());
     let ctx_era = ctx.era();
+    // A stateless request has no session: its record's id is made up for it alone.
+    let session = (ctx_era == Era::Session).then(|| ctx.session_id());
+    trace::record_session(&span, session, ctx.protocol_version());
     let outcome = match ctx_era {
         Era::Session => {
             dispatch(shared, ctx, request, &mut operation)

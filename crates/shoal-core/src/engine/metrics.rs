@@ -98,8 +98,22 @@ pub(crate) fn method_label(method: &str) -> &'static str {
         "tasks/result" => "tasks/result",
         "tasks/list" => "tasks/list",
         "tasks/cancel" => "tasks/cancel",
+        // The stateless era's own.
+        "server/discover" => "server/discover",
+        "subscriptions/listen" => "subscriptions/listen",
         _ => OTHER_METHOD,
     }
+}
+
+/// The `mcp_protocol_version` label: a revision of either era we serve (so the era shows on
+/// the dashboard), else `_OTHER`.
+pub(crate) fn version_label(version: &str) -> &'static str {
+    crate::version::SUPPORTED_VERSIONS
+        .iter()
+        .chain(crate::version::MODERN_VERSIONS)
+        .find(|v| **v == version)
+        .copied()
+        .unwrap_or(OTHER_METHOD)
 }
 
 /// The `error_type` of a tools/call whose result has `isError`.
@@ -133,6 +147,8 @@ pub(crate) struct Operation {
     pub(crate) prompt: Option<SharedString>,
     /// `error_type`: set on failure.
     pub(crate) error: Option<SharedString>,
+    /// `mcp_protocol_version` (a [`version_label`]): set once the request's revision is known.
+    pub(crate) protocol_version: Option<&'static str>,
 }
 
 impl Operation {
@@ -155,8 +171,11 @@ impl Operation {
 
     /// Records the operation's duration.
     pub(crate) fn record(self, method: &'static str, seconds: f64) {
-        let mut labels = Vec::with_capacity(3);
+        let mut labels = Vec::with_capacity(4);
         labels.push(Label::from_static_parts("mcp_method_name", method));
+        if let Some(version) = self.protocol_version {
+            labels.push(Label::from_static_parts("mcp_protocol_version", version));
+        }
         if let Some(tool) = self.tool {
             labels.push(Label::new("gen_ai_tool_name", tool));
         }
@@ -203,6 +222,9 @@ mod tests {
         assert_eq!(method_label("tools/call"), "tools/call");
         assert_eq!(method_label("elicitation/create"), "elicitation/create");
         assert_eq!(method_label("made/up"), "_OTHER");
+        assert_eq!(version_label("2026-07-28"), "2026-07-28");
+        assert_eq!(version_label("2025-03-26"), "2025-03-26");
+        assert_eq!(version_label("1999-01-01"), "_OTHER");
         assert_eq!(method_label("Tools/Call"), "_OTHER");
         assert_eq!(error_code_label(jsonrpc::INVALID_PARAMS).as_ref(), "-32602");
         assert_eq!(error_code_label(-32002).as_ref(), "-32002");

@@ -249,11 +249,14 @@ impl Engine {
         )
         .await;
         if let Ok((record, _)) = &result {
-            trace::record_session(&span, &record.id, &record.protocol_version);
+            trace::record_session(&span, Some(&record.id), &record.protocol_version);
         }
         let mut operation = metrics::Operation::default();
         match &result {
-            Ok(_) => metrics::session_initialized(),
+            Ok((record, _)) => {
+                operation.protocol_version = Some(metrics::version_label(&record.protocol_version));
+                metrics::session_initialized();
+            }
             Err(InitializeError::Invalid(error)) => {
                 operation.error = Some(metrics::error_code_label(error.code));
             }

@@ -132,9 +132,11 @@ pub(crate) fn operation_span(method: &'static str, request: &Request, node: &str
 
 /// Records the session of an operation: `mcp.session.id` (its hash) and its negotiated
 /// `mcp.protocol.version`.
-pub(crate) fn record_session(span: &Span, session: &SessionId, protocol_version: &str) {
+pub(crate) fn record_session(span: &Span, session: Option<&SessionId>, protocol_version: &str) {
     if !span.is_disabled() {
-        span.record("mcp.session.id", session_hash(session).as_str());
+        if let Some(session) = session {
+            span.record("mcp.session.id", session_hash(session).as_str());
+        }
         span.record("mcp.protocol.version", protocol_version);
     }
 }
