@@ -1,7 +1,6 @@
 //! The `shoal` binary. Run `shoal serve --help` for every setting.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use shoal::Shoal;
 use shoal_core::handler::Handlers;
 use shoal_server::cli::{self, ServeArgs};
 use shoal_server::{telemetry, tools};
@@ -46,15 +45,7 @@ fn main() -> anyhow::Result<()> {
     let served = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(async {
-            Shoal::builder()
-                .settings(settings)
-                .handlers(handlers)
-                .build()
-                .await?
-                .serve()
-                .await
-        });
+        .block_on(shoal::run(settings, handlers));
     // Outside the runtime: the exporter's client is a blocking one.
     telemetry.shutdown();
     Ok(served?)

@@ -64,7 +64,16 @@ pub async fn run_with(handlers: handler::Handlers) -> Result<(), Error> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let settings = Settings::from_env()?;
+    run(Settings::from_env()?, handlers).await
+}
+
+/// Serves `handlers` with `settings` until SIGTERM or Ctrl-C, then drains: [`run_with`] for
+/// settings you resolved yourself (the `shoal` binary's, with its flags on top).
+///
+/// # Errors
+///
+/// What stopped the server.
+pub async fn run(settings: Settings, handlers: handler::Handlers) -> Result<(), Error> {
     Shoal::builder()
         .settings(settings)
         .handlers(handlers)
