@@ -1,7 +1,9 @@
 //! The SDK client checks: the official TypeScript (`tests/clients/ts/client.mjs`) and Python
 //! (`tests/clients/python/client.py`) MCP SDKs drive `shoal serve --tools demo` through
-//! `echo`, `count` (progress), `ask_user` (elicitation) and `ask_model` (sampling).
-//! Both run, one after the other against one server, even if the first fails.
+//! `echo`, `count` (progress), `ask_user` (elicitation) and `ask_model` (sampling); the
+//! TypeScript SDK 2.x client (`tests/clients/ts2/client.mjs`) lands on 2026-07-28 with automatic
+//! era detection and on the session era by default, against the same endpoint.
+//! All run, one after the other against one server, even if one fails.
 
 use anyhow::{Result, bail};
 
@@ -12,6 +14,8 @@ use crate::tools::Tools;
 
 /// The TypeScript check's package directory, relative to the workspace root.
 const TS_DIR: &str = "tests/clients/ts";
+/// The TypeScript SDK 2.x check's package directory, relative to the workspace root.
+const TS2_DIR: &str = "tests/clients/ts2";
 /// The Python check's directory, relative to the workspace root.
 const PYTHON_DIR: &str = "tests/clients/python";
 
@@ -19,8 +23,10 @@ const PYTHON_DIR: &str = "tests/clients/python";
 pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let binary = server::build(repo, tools)?;
     let ts_dir = repo.root().join(TS_DIR);
+    let ts2_dir = repo.root().join(TS2_DIR);
     let python_dir = repo.root().join(PYTHON_DIR);
     cmd::run(&mut tools.npm(&ts_dir, &["ci", "--no-audit", "--no-fund"]))?;
+    cmd::run(&mut tools.npm(&ts2_dir, &["ci", "--no-audit", "--no-fund"]))?;
     let python = tools.python()?;
 
     let server = Server::start(repo, &binary, ToolSet::Demo)?;
@@ -28,6 +34,12 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
 
     let mut typescript = tools.command(tools.node());
     typescript.current_dir(&ts_dir).arg("client.mjs").arg(&url);
+
+    let mut typescript2 = tools.command(tools.node());
+    typescript2
+        .current_dir(&ts2_dir)
+        .arg("client.mjs")
+        .arg(&url);
 
     let mut python = tools.command(python);
     python
@@ -37,7 +49,11 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
         .arg(&url);
 
     let mut failed = Vec::new();
-    for (sdk, command) in [("typescript", &mut typescript), ("python", &mut python)] {
+    for (sdk, command) in [
+        ("typescript", &mut typescript),
+        ("typescript 2.x", &mut typescript2),
+        ("python", &mut python),
+    ] {
         println!();
         println!("--- {sdk} SDK client");
         if let Err(error) = cmd::run(command) {
