@@ -65,11 +65,16 @@ impl Builder {
         self
     }
 
-    /// Sessions in Redis at `url` (`redis://…`, `rediss://…`, `redis-cluster://…`).
+    /// Sessions in Redis at `url` (`redis://…`, `rediss://…`, `redis-cluster://…`), under the
+    /// key prefix the settings name (else the default).
     pub fn redis(mut self, url: impl Into<String>) -> Builder {
+        let key_prefix = match &self.settings.host {
+            HostSettings::Redis { key_prefix, .. } => key_prefix.clone(),
+            HostSettings::Memory => shoal_redis::DEFAULT_KEY_PREFIX.to_owned(),
+        };
         self.settings.host = HostSettings::Redis {
             url: url.into(),
-            key_prefix: shoal_redis::DEFAULT_KEY_PREFIX.to_owned(),
+            key_prefix,
         };
         self
     }

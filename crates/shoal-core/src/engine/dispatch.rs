@@ -64,19 +64,10 @@ fn capabilities(handlers: &Handlers, era: Era) -> Value {
     capabilities
 }
 
-/// Runs one request and encodes its response; records its duration as
-/// `mcp_server_operation_duration_seconds` (a request cancelled before it finishes is not
+/// Runs one request and encodes its response, with the error code when it is an error (the
+/// stateless era answers some of them with an HTTP status of their own); records its duration
+/// as `mcp_server_operation_duration_seconds` (a request cancelled before it finishes is not
 /// observed: its future is dropped).
-pub(crate) async fn request(
-    shared: &Arc<Shared>,
-    ctx: RequestContext,
-    request: &Request,
-) -> String {
-    answer(shared, ctx, request).await.0
-}
-
-/// [`request`], with the error code of the response when it is an error (the stateless era
-/// answers some of them with an HTTP status of their own).
 pub(crate) async fn answer(
     shared: &Arc<Shared>,
     ctx: RequestContext,

@@ -395,23 +395,26 @@ impl Engine {
             cancel.clone(),
             outbox.clone(),
         );
-        let shared = self.shared.clone();
-        let parent = tracing::Span::current();
-        let handler = async move {
+        let running = self.shared.clone();
+        let answered_cancel = cancel.clone();
+        self.spawn_handler(
+            ctx,
+            request,
+            cancel.clone(),
+            outbox,
             // A cancelled request gets no response, even when its handler noticed the
             // cancellation and returned something in the same instant.
-            let outcome = tokio::select! {
-                biased;
-                () = cancel.cancelled() => Outbound::Abandoned,
-                response = dispatch::request(&shared, ctx, &request) => {
-                    if cancel.is_cancelled() { Outbound::Abandoned } else { Outbound::Final(response) }
+            move |response, _| {
+                if answered_cancel.is_cancelled() {
+                    Outbound::Abandoned
+                } else {
+                    Outbound::Final(response)
                 }
-            };
-            shared.running.remove(&running_key);
-            let _ = outbox.0.send(outcome).await;
-        };
-        // The operation's span is a child of the request's (HTTP) span.
-        tokio::spawn(tracing::Instrument::instrument(handler, parent));
+            },
+            move || {
+                running.running.remove(&running_key);
+            },
+        );
 
         let first = rx.recv().await.unwrap_or(Outbound::Abandoned);
         if let Outbound::Final(response) = &first {
@@ -476,6 +479,35 @@ impl Engine {
         Ok(Reply::Stream(stream))
     }
 
+    /// Runs `request`'s handler on a task of its own, the operation's span a child of the
+    /// request's: its messages go to `outbox`, then `finish`'s message for its answer (the
+    /// response and its error code), or `Abandoned` when `cancel` fires first. `after` runs once
+    /// the handler ended, either way.
+    fn spawn_handler(
+        &self,
+        ctx: RequestContext,
+        request: Request,
+        cancel: CancellationToken,
+        outbox: Outbox,
+        finish: impl FnOnce(String, Option<i32>) -> Outbound + Send + 'static,
+        after: impl FnOnce() + Send + 'static,
+    ) {
+        let shared = self.shared.clone();
+        let handler = async move {
+            let outcome = tokio::select! {
+                biased;
+                () = cancel.cancelled() => Outbound::Abandoned,
+                (response, code) = dispatch::answer(&shared, ctx, &request) => finish(response, code),
+            };
+            after();
+            let _ = outbox.0.send(outcome).await;
+        };
+        tokio::spawn(tracing::Instrument::instrument(
+            handler,
+            tracing::Span::current(),
+        ));
+    }
+
     /// Runs a stateless-era request: what a session record holds comes from its `_meta`, and
     /// nothing is stored. A handler that sends nothing before its result is answered as
     /// [`ModernReply::Json`]; otherwise its messages are handed over live.
@@ -505,24 +537,20 @@ impl Engine {
             cancel.clone(),
             outbox.clone(),
         );
-        let shared = self.shared.clone();
-        let handler_cancel = cancel.clone();
-        let parent = tracing::Span::current();
-        let handler = async move {
-            let outcome = tokio::select! {
-                biased;
-                () = handler_cancel.cancelled() => Outbound::Abandoned,
-                (response, code) = dispatch::answer(&shared, ctx, &request) => {
-                    if code == Some(codes::modern::MISSING_CAPABILITY) {
-                        Outbound::Refused(response)
-                    } else {
-                        Outbound::Final(response)
-                    }
+        self.spawn_handler(
+            ctx,
+            request,
+            cancel.clone(),
+            outbox,
+            |response, code| {
+                if code == Some(codes::modern::MISSING_CAPABILITY) {
+                    Outbound::Refused(response)
+                } else {
+                    Outbound::Final(response)
                 }
-            };
-            let _ = outbox.0.send(outcome).await;
-        };
-        tokio::spawn(tracing::Instrument::instrument(handler, parent));
+            },
+            || {},
+        );
         match rx.recv().await {
             Some(Outbound::Final(response)) => ModernReply::Json(response),
             Some(Outbound::Refused(response)) => ModernReply::Refused(response),
