@@ -204,7 +204,7 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
 
     # Secrets only by reference: no literal session host, token or password in the pod.
     env = env_of(container)
-    for key in ("SHOAL_SESSION_HOST", "SHOAL_AUTH_TOKENS"):
+    for key in ("SHOAL_SESSION_HOST", "SHOAL_AUTH_TOKENS", "SHOAL_REQUEST_STATE_KEYS"):
         assert key not in config, f"{key} is inlined in a ConfigMap"
         if key in env:
             assert "value" not in env[key], f"{key} is inlined in the Deployment"
@@ -224,6 +224,14 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
             assert ref["name"] in secrets, f"Redis Secret {ref['name']} is not rendered"
             url = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()
             assert url.startswith("redis"), f"the chart's Redis Secret holds {url!r}"
+
+    # The request-state key ring: the operator's Secret, by reference, when named.
+    ring = values.get("shoal", {}).get("requestState", {}).get("existingSecret")
+    if helm_chart and ring:
+        ref = env["SHOAL_REQUEST_STATE_KEYS"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": ring, "key": values["shoal"]["requestState"].get("existingSecretKey", "keys")}, ref
+    elif helm_chart:
+        assert "SHOAL_REQUEST_STATE_KEYS" not in env, "a key ring nobody configured"
 
     # Unauthenticated only when chosen.
     auth = config.get("SHOAL_AUTH", "none")

@@ -9,6 +9,7 @@
 //! - [`ids`], [`session`]: session, stream, event and node ids; the session record.
 //! - [`host`]: the [`SessionHost`](host::SessionHost) contract and the in-memory host.
 //! - [`handler`]: the API tool authors write against: tools, resources, prompts, completion.
+//! - [`request_state`]: the key ring that seals a multi round-trip request's `requestState`.
 //! - [`engine`]: lifecycle and dispatch: turns a parsed message and a session into results,
 //!   notifications and server→client requests.
 //! - `testing` (feature `testing`): an engine-direct test client, `testing::EngineClient`,
@@ -29,6 +30,7 @@ pub mod host;
 pub mod ids;
 pub mod jsonrpc;
 pub mod model;
+pub mod request_state;
 pub mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

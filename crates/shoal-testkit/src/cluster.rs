@@ -33,6 +33,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use base64::Engine as _;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::proxy::{Backend, RoundRobinProxy};
@@ -66,6 +67,9 @@ pub struct ClusterBuilder {
     proxy_addr: Option<SocketAddr>,
     /// What the proxy adds to every request that lacks it.
     proxy_headers: HeaderMap,
+    /// `SHOAL_REQUEST_STATE_KEYS` of every replica: one random key per cluster, so that a
+    /// multi round-trip retry succeeds on any replica, as in a deployment that shares a Secret.
+    request_state_keys: String,
 }
 
 /// `shoal serve` replicas on one Redis behind a round-robin proxy; killed on drop.
@@ -252,6 +256,10 @@ impl ShoalCluster {
             redis_url: None,
             args: Vec::new(),
             log_dir: None,
+            request_state_keys: format!(
+                "cluster:{}",
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            ),
             proxy_addr: None,
             proxy_headers: HeaderMap::new(),
         }
@@ -448,6 +456,7 @@ impl Replica {
             .args(["--node-id", &self.node_id])
             .args(["--tools", &config.tools])
             .args(&config.args)
+            .env("SHOAL_REQUEST_STATE_KEYS", &config.request_state_keys)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)

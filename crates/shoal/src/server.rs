@@ -87,7 +87,7 @@ impl Builder {
     }
 
     /// How the server introduces itself (`serverInfo`, `instructions`). The session limit per
-    /// principal comes from the settings.
+    /// principal and the request-state key ring and lifetime come from the settings.
     pub fn engine(mut self, engine: EngineConfig) -> Builder {
         self.engine = engine;
         self
@@ -127,6 +127,12 @@ impl Builder {
             handlers,
             EngineConfig {
                 max_sessions_per_principal: settings.sessions.max_per_principal,
+                request_state_keys: settings
+                    .request_state
+                    .keys
+                    .clone()
+                    .unwrap_or(engine.request_state_keys),
+                request_state_ttl: settings.request_state.ttl,
                 ..engine
             },
         );

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::metrics::{self as m, Operation};
+use super::mrtr;
 use super::pagination::page;
 use super::trace::{self, Failure};
 use crate::era::{self, Era};
@@ -23,6 +24,10 @@ use crate::model::{CallToolResult, CompleteParams, Completion, JsonObject};
 use crate::session::LogLevel;
 
 type Outcome = Result<Value, RpcError>;
+
+/// What a handler that asked for input it lacks stands for: nothing, neither a result nor a
+/// failure; [`mrtr::finish`] answers `input_required` instead.
+const AWAITING_INPUT: Value = Value::Null;
 
 /// The `capabilities` this server declares in `initialize`.
 pub(crate) fn server_capabilities(handlers: &Handlers) -> Value {
@@ -155,15 +160,18 @@ fn modern_result(shared: &Shared, method: &str, mut result: Value) -> Value {
             serde_json::to_value(&shared.config.server_info).unwrap_or(Value::Null),
         );
     }
-    if matches!(
-        method,
-        "server/discover"
-            | "tools/list"
-            | "resources/list"
-            | "resources/templates/list"
-            | "resources/read"
-            | "prompts/list"
-    ) {
+    let complete = fields.get("resultType").and_then(Value::as_str) == Some("complete");
+    if complete
+        && matches!(
+            method,
+            "server/discover"
+                | "tools/list"
+                | "resources/list"
+                | "resources/templates/list"
+                | "resources/read"
+                | "prompts/list"
+        )
+    {
         let (ttl_ms, scope) = CACHE_HINTS;
         fields.insert("ttlMs".into(), json!(ttl_ms));
         fields.insert("cacheScope".into(), json!(scope));
@@ -210,13 +218,24 @@ async fn dispatch_modern(
     match request.method.as_str() {
         "server/discover" => Ok(discover(shared)),
         "tools/list" => list_tools(shared, &ctx, request).await,
-        "tools/call" => call_tool(shared, ctx, request, operation).await,
         "resources/list" => list_resources(shared, &ctx, request).await,
         "resources/templates/list" => list_templates(shared, &ctx, request).await,
-        "resources/read" => read_resource(shared, ctx, request).await,
         "prompts/list" => list_prompts(shared, &ctx, request).await,
-        "prompts/get" => get_prompt(shared, ctx, request, operation).await,
         "completion/complete" => complete(shared, ctx, request).await,
+        method if mrtr::may_ask(method) => {
+            let round = mrtr::begin(shared, ctx.principal(), request).await?;
+            ctx.start_input_round(round);
+            let outcome = match method {
+                "tools/call" => call_tool(shared, ctx.clone(), request, operation).await,
+                "prompts/get" => get_prompt(shared, ctx.clone(), request, operation).await,
+                _ => read_resource(shared, ctx.clone(), request).await,
+            };
+            // An ask without its answer ends the run with `input_required`, whatever the
+            // handler made of the error.
+            ctx.end_input_round()
+                .and_then(|round| mrtr::finish(shared, ctx.principal(), request, round))
+                .unwrap_or(outcome)
+        }
         method => Err(jsonrpc::rpc_error(
             METHOD_NOT_FOUND,
             format!("method not found: {method}"),
@@ -307,6 +326,9 @@ async fn call_tool(
         if !matches!(outcome, Err(ToolError::NotFound)) {
             operation.tool = Some(name.clone().into());
         }
+        if ctx.awaits_input() {
+            return Ok(AWAITING_INPUT);
+        }
         let result = match outcome {
             Err(ToolError::NotFound) => continue,
             Ok(result) => result,
@@ -388,7 +410,11 @@ async fn read_resource(shared: &Shared, ctx: RequestContext, request: &Request) 
     let UriParams { uri } = params(request)?;
     let era = ctx.era();
     for provider in &shared.handlers.resources {
-        match provider.read(ctx.clone(), &uri).await {
+        let outcome = provider.read(ctx.clone(), &uri).await;
+        if ctx.awaits_input() {
+            return Ok(AWAITING_INPUT);
+        }
+        match outcome {
             Err(HandlerError::NotFound) => continue,
             Ok(contents) => return Ok(json!({ "contents": to_value(&contents)? })),
             Err(error) => return Err(handler_error(error, resource_not_found(&uri, era))),
@@ -447,6 +473,9 @@ async fn get_prompt(
         let outcome = provider.get(ctx.clone(), &name, arguments.clone()).await;
         if !matches!(outcome, Err(HandlerError::NotFound)) {
             operation.prompt = Some(name.clone().into());
+        }
+        if ctx.awaits_input() {
+            return Ok(AWAITING_INPUT);
         }
         match outcome {
             Err(HandlerError::NotFound) => continue,

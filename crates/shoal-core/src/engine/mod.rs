@@ -15,6 +15,7 @@
 mod dispatch;
 mod liveness;
 pub mod metrics;
+pub(crate) mod mrtr;
 mod node;
 mod pagination;
 mod pending;
@@ -36,6 +37,7 @@ use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
 use crate::jsonrpc::{self, Notification, Request, RequestId, Response, RpcError};
 use crate::model::Implementation;
+use crate::request_state::KeyRing;
 use crate::session::{Principal, SessionRecord};
 use crate::version;
 
@@ -59,7 +61,16 @@ pub struct EngineConfig {
     /// Live sessions one principal may hold across every replica; `initialize` beyond it is
     /// refused. 0: unlimited. Sessions without a principal are not limited.
     pub max_sessions_per_principal: usize,
+    /// Seals the `requestState` of multi round-trip requests (2026-07-28). Every replica must
+    /// hold the same ring for a retry to succeed on any of them; the default is generated for
+    /// this process alone.
+    pub request_state_keys: KeyRing,
+    /// How long a `requestState` stays good: the time a user has to answer.
+    pub request_state_ttl: Duration,
 }
+
+/// Default of [`EngineConfig::request_state_ttl`].
+pub const DEFAULT_REQUEST_STATE_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// Default of [`EngineConfig::max_sessions_per_principal`].
 pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 100;
@@ -77,6 +88,8 @@ impl Default for EngineConfig {
             client_request_timeout: Duration::from_secs(300),
             liveness_check_interval: Duration::from_secs(1),
             max_sessions_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
+            request_state_keys: KeyRing::generate(),
+            request_state_ttl: DEFAULT_REQUEST_STATE_TTL,
         }
     }
 }

@@ -8,8 +8,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::mrtr::{InputRound, Lookup};
 use crate::engine::{Outbox, Shared};
 use crate::error::Cause;
+use crate::handler::input::{Answer, Answers, InputRequest, Inputs};
 use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
 use crate::ids::SessionId;
 use crate::jsonrpc::{self, RequestId, RpcError};
@@ -40,9 +42,15 @@ pub enum PeerError {
     /// The request's stream is gone (the session was deleted).
     #[error("the session's stream is closed")]
     Closed,
-    /// The request is of the stateless era (2026-07-28), which has no server→client requests.
+    /// The request is of the stateless era (2026-07-28), which has no server→client requests,
+    /// and of a method that cannot answer `input_required` (only `tools/call`, `prompts/get` and
+    /// `resources/read` can).
     #[error("the 2026-07-28 revision has no server-to-client requests")]
     Stateless,
+    /// Stateless era: the client has not answered yet. Return this error (or anything): the
+    /// client gets `input_required`, answers, and the handler runs again and gets the answer.
+    #[error("the client's answer comes with its retry of the request")]
+    InputRequired,
     /// The session host could not take the message (Redis down, say).
     #[error("the session host is unavailable: {0}")]
     Unavailable(#[source] Cause),
@@ -64,6 +72,8 @@ struct Inner {
     progress_token: Option<Value>,
     cancel: CancellationToken,
     out: Outbox,
+    /// Stateless era, methods that may ask: the answers this run may use.
+    input: std::sync::Mutex<Option<InputRound>>,
 }
 
 impl RequestContext {
@@ -85,6 +95,7 @@ impl RequestContext {
                 progress_token,
                 cancel,
                 out,
+                input: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -246,25 +257,160 @@ impl RequestContext {
             .map_err(|_| PeerError::Closed)
     }
 
-    /// Asks the user through the client (`elicitation/create`) and waits for the answer.
+    /// Asks the user through the client (`elicitation/create`) and waits for the answer. In the
+    /// stateless era the answer comes with the client's retry (see [`ask`](Self::ask)).
     pub async fn elicit(&self, request: ElicitRequest) -> Result<ElicitResult, PeerError> {
-        self.require_capability("elicitation")?;
-        self.request("elicitation/create", &request).await
+        match self
+            .ask_one("elicitation", InputRequest::Elicit(request))
+            .await?
+        {
+            Answer::Elicit(result) => Ok(result),
+            _ => Err(PeerError::Closed),
+        }
     }
 
-    /// Asks the client's model (`sampling/createMessage`) and waits for the reply.
+    /// Asks the client's model (`sampling/createMessage`) and waits for the reply. In the
+    /// stateless era the reply comes with the client's retry (see [`ask`](Self::ask)).
     pub async fn create_message(
         &self,
         request: CreateMessageRequest,
     ) -> Result<CreateMessageResult, PeerError> {
-        self.require_capability("sampling")?;
-        self.request("sampling/createMessage", &request).await
+        match self
+            .ask_one("sampling", InputRequest::Sample(request))
+            .await?
+        {
+            Answer::Sample(result) => Ok(result),
+            _ => Err(PeerError::Closed),
+        }
     }
 
-    /// Asks the client for its roots (`roots/list`).
+    /// Asks the client for its roots (`roots/list`). In the stateless era they come with the
+    /// client's retry (see [`ask`](Self::ask)).
     pub async fn list_roots(&self) -> Result<ListRootsResult, PeerError> {
-        self.require_capability("roots")?;
-        self.request("roots/list", &json!({})).await
+        match self.ask_one("roots", InputRequest::ListRoots).await? {
+            Answer::Roots(result) => Ok(result),
+            _ => Err(PeerError::Closed),
+        }
+    }
+
+    /// One ask under a key made up from its kind and order (a replay makes the same).
+    async fn ask_one(
+        &self,
+        kind: &'static str,
+        request: InputRequest,
+    ) -> Result<Answer, PeerError> {
+        let key = match self.era() {
+            crate::era::Era::Session => kind.to_owned(),
+            crate::era::Era::Modern => self
+                .with_input_round(|round| round.auto_key(kind))
+                .unwrap_or_else(|| kind.to_owned()),
+        };
+        let mut answers = self.ask(Inputs::new().with(key.clone(), request)).await?;
+        answers.remove(&key).ok_or(PeerError::Closed)
+    }
+
+    /// Asks the client for everything in `inputs`, each under its key, and returns the answers.
+    ///
+    /// Session era: one server→client request after the other on this request's stream, each
+    /// awaited. Stateless era (2026-07-28): the answers the client's retry brings; when one is
+    /// missing this returns [`PeerError::InputRequired`] and the run ends with `input_required`
+    /// listing what is missing, whatever the handler returns; the handler then runs again from
+    /// the start with the answers (so everything before the ask runs once per round). An answer
+    /// that is not what was asked for ends the request with an invalid-params error. Methods other
+    /// than `tools/call`, `prompts/get` and `resources/read` cannot ask in the stateless era
+    /// ([`PeerError::Stateless`]).
+    ///
+    /// Every input needs its client capability ([`PeerError::CapabilityMissing`] otherwise, before
+    /// anything is asked): check [`supports`](Self::supports) to ask only what the client can
+    /// answer.
+    pub async fn ask(&self, inputs: Inputs) -> Result<Answers, PeerError> {
+        for (_, request) in &inputs.requests {
+            self.require_capability(request.capability())?;
+        }
+        let mut answers = Answers::default();
+        if self.era() == crate::era::Era::Session {
+            for (key, request) in inputs.requests {
+                let value: Value = self.request(request.method(), &request.params()).await?;
+                let answer = request
+                    .answer(value)
+                    .map_err(|e| PeerError::InvalidResponse(Cause::new(e)))?;
+                answers.answers.insert(key, answer);
+            }
+            return Ok(answers);
+        }
+        let outcome = self.with_input_round(|round| {
+            let mut complete = true;
+            for (key, request) in &inputs.requests {
+                match round.answer(key, request) {
+                    Lookup::Answered(answer) => {
+                        answers.answers.insert(key.clone(), answer);
+                    }
+                    Lookup::Missing => complete = false,
+                    Lookup::Malformed => {
+                        return Err(PeerError::InvalidResponse(Cause::new(
+                            std::io::Error::other("the client's answer is not what was asked for"),
+                        )));
+                    }
+                }
+            }
+            if complete {
+                Ok(())
+            } else {
+                Err(PeerError::InputRequired)
+            }
+        });
+        match outcome {
+            None => Err(PeerError::Stateless),
+            Some(outcome) => outcome.map(|()| answers),
+        }
+    }
+
+    /// Whether the client declared `capability` (`elicitation`, `sampling`, `roots`, ...): in the
+    /// session era at `initialize`, in the stateless era in this request's `_meta`.
+    pub fn supports(&self, capability: &str) -> bool {
+        self.inner.session.client_supports(capability)
+    }
+
+    /// Stateless era: which round of a multi round-trip request this run is (1 for the first;
+    /// a retry whose `requestState` the engine checked and spent is 2 or more). `None` in the
+    /// session era and for methods that cannot ask.
+    pub fn input_round(&self) -> Option<u32> {
+        self.with_input_round(|round| round.number())
+    }
+
+    fn with_input_round<T>(&self, f: impl FnOnce(&mut InputRound) -> T) -> Option<T> {
+        // A poisoned lock means a handler panicked mid-ask; the round is still consistent.
+        let mut input = self
+            .inner
+            .input
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        input.as_mut().map(f)
+    }
+
+    /// Whether this run asked for input it does not have (or got a malformed answer): what it
+    /// returns then is not its outcome.
+    pub(crate) fn awaits_input(&self) -> bool {
+        self.with_input_round(|round| round.awaits_input())
+            .unwrap_or(false)
+    }
+
+    /// Gives this run the answers of its round (the engine, before the handler runs).
+    pub(crate) fn start_input_round(&self, round: InputRound) {
+        *self
+            .inner
+            .input
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(round);
+    }
+
+    /// Takes the round back once the handler returned.
+    pub(crate) fn end_input_round(&self) -> Option<InputRound> {
+        self.inner
+            .input
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     fn require_capability(&self, capability: &'static str) -> Result<(), PeerError> {

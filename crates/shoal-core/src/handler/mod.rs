@@ -27,6 +27,7 @@ pub use async_trait::async_trait;
 
 mod completion;
 mod context;
+mod input;
 mod prompt;
 mod resource;
 mod tool;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 
 pub use completion::Completer;
 pub use context::{Notifier, PeerError, RequestContext};
+pub use input::{Answer, Answers, InputRequest, Inputs};
 pub use prompt::{PromptProvider, PromptSet};
 pub use resource::{ResourceProvider, ResourceSet, match_template};
 pub use tool::{

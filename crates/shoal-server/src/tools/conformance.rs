@@ -20,7 +20,9 @@
 //! - `resources`: three `test://` resources and the template `test://template/{id}/data`.
 //! - `prompts`: four prompts and the completion of `test_prompt_with_arguments`.
 //! - `stateless`: the diagnostic tools of the 2026-07-28 `server-stateless` scenario.
+//! - `input_required`: the tools and the prompt of the 2026-07-28 multi round-trip scenarios.
 
+mod input_required;
 mod prompts;
 mod resources;
 mod schemas;
@@ -52,8 +54,10 @@ pub(super) fn handlers() -> Handlers {
     Handlers::new()
         .tools(tools())
         .tools(stateless::tools())
+        .tools(input_required::tools())
         .resources(resources::resource_set())
         .prompts(prompts::prompt_set())
+        .prompts(input_required::prompts())
         .completer(prompts::ArgumentCompleter)
 }
 

@@ -8,6 +8,7 @@
 //! combinations, and reports every wrong one together: an operator fixes them in one go.
 
 mod auth;
+mod request_state;
 mod sources;
 
 use std::net::SocketAddr;
@@ -18,8 +19,8 @@ use shoal_core::ids::NodeId;
 use shoal_transport::TransportConfig;
 
 pub use sources::{
-    ENV_AUTH_TOKENS, ENV_CONFIG, ENV_LOG, Origin, Reader, SettingError, SettingsErrors, Sources,
-    flag_of, variable_of,
+    ENV_AUTH_TOKENS, ENV_CONFIG, ENV_LOG, ENV_REQUEST_STATE_KEYS, Origin, Reader, SettingError,
+    SettingsErrors, Sources, flag_of, variable_of,
 };
 
 /// Address of the MCP endpoint by default: loopback, so that nothing is exposed unasked.
@@ -58,6 +59,8 @@ pub struct Settings {
     pub connections: ConnectionSettings,
     /// Authentication.
     pub auth: AuthConfig,
+    /// Multi round-trip requests' `requestState` (2026-07-28).
+    pub request_state: RequestStateSettings,
     /// What happens on SIGTERM.
     pub shutdown: ShutdownSettings,
     /// This process's node id (the configured prefix, or the host name, plus a random suffix).
@@ -122,6 +125,25 @@ impl Default for SessionSettings {
     }
 }
 
+/// How multi round-trip requests' `requestState` is sealed, and for how long it is good.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestStateSettings {
+    /// The key ring every replica shares; `None`: each process generates its own (one replica).
+    pub keys: Option<shoal_core::request_state::KeyRing>,
+    /// How long a state stays good: the time a user has to answer.
+    pub ttl: Duration,
+}
+
+impl Default for RequestStateSettings {
+    fn default() -> Self {
+        RequestStateSettings {
+            keys: None,
+            ttl: shoal_core::engine::DEFAULT_REQUEST_STATE_TTL,
+        }
+    }
+}
+
 /// Connection-level timeouts (the header limit is the transport's `max_header_bytes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -173,6 +195,7 @@ impl Default for Settings {
             transport: TransportConfig::default(),
             connections: ConnectionSettings::default(),
             auth: AuthConfig::None,
+            request_state: RequestStateSettings::default(),
             shutdown: ShutdownSettings::default(),
             node_id: NodeId::with_random_suffix(&hostname()),
             unauthenticated_exposed: false,
@@ -280,6 +303,7 @@ fn read_settings(reader: &mut Reader<'_>) -> Option<Settings> {
         NodeId::with_random_suffix(&prefix)
     });
     let mut warnings = Vec::new();
+    let request_state = request_state::read(reader, host.as_ref(), &mut warnings);
     let auth = auth::read(reader, &public_url, &mut warnings);
     let allow_unauthenticated = reader.switch("allow_unauthenticated");
     let auth = auth?;
@@ -314,6 +338,7 @@ fn read_settings(reader: &mut Reader<'_>) -> Option<Settings> {
         transport,
         connections,
         auth,
+        request_state,
         shutdown,
         node_id,
         unauthenticated_exposed,

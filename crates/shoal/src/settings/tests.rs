@@ -423,3 +423,72 @@ fn jwt_settings_and_their_defaults() {
         );
     }
 }
+
+#[test]
+fn the_request_state_key_ring_comes_from_the_environment_or_a_file_never_echoed() {
+    const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let settings = vars(&[
+        ("SHOAL_REQUEST_STATE_KEYS", &format!("new:{KEY} old:{KEY}")),
+        ("SHOAL_REQUEST_STATE_TTL", "2m"),
+        ("SHOAL_SESSION_HOST", "redis://127.0.0.1:6379"),
+    ])
+    .resolve()
+    .unwrap();
+    let ring = settings.request_state.keys.as_ref().unwrap();
+    assert_eq!(ring.key_ids().collect::<Vec<_>>(), ["new", "old"]);
+    assert_eq!(settings.request_state.ttl, Duration::from_secs(120));
+    assert!(
+        !format!("{settings:?}").contains(KEY),
+        "keys never reach a log"
+    );
+    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+
+    let file = ConfigFile::new("request-state", "");
+    let keys = file.dir.join("keys");
+    std::fs::write(&keys, format!("k1:{KEY}\n")).unwrap();
+    let settings = Sources::empty()
+        .flag("request_state_keys_file", keys.to_str().unwrap())
+        .resolve()
+        .unwrap();
+    assert_eq!(settings.request_state.keys.unwrap().sealing_key_id(), "k1");
+
+    // Without a ring on Redis: a warning, since retries on other replicas will be refused.
+    let settings = vars(&[("SHOAL_SESSION_HOST", "redis://127.0.0.1:6379")])
+        .resolve()
+        .unwrap();
+    assert!(settings.request_state.keys.is_none());
+    assert!(
+        settings
+            .warnings
+            .iter()
+            .any(|w| w.contains("no key ring for multi round-trip")),
+        "{:?}",
+        settings.warnings
+    );
+    assert!(Sources::empty().resolve().unwrap().warnings.is_empty());
+
+    let listed = errors(
+        &vars(&[
+            ("SHOAL_REQUEST_STATE_KEYS", &format!("k1:{KEY}")),
+            ("SHOAL_REQUEST_STATE_TTL", "0s"),
+        ])
+        .flag("request_state_keys_file", keys.to_str().unwrap()),
+    );
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    assert!(
+        listed[0].contains("must be greater than zero"),
+        "{listed:#?}"
+    );
+    assert!(
+        listed[1].contains("and SHOAL_REQUEST_STATE_KEYS both name a key ring; give one"),
+        "{listed:#?}"
+    );
+    let listed = errors(&vars(&[("SHOAL_REQUEST_STATE_KEYS", "k1:c2hvcnQ=")]));
+    assert_eq!(
+        listed,
+        ["SHOAL_REQUEST_STATE_KEYS: the key of \"k1\" is not 32 bytes in base64"]
+    );
+    std::fs::write(&keys, "k1 is missing its key").unwrap();
+    let listed = errors(&Sources::empty().flag("request_state_keys_file", keys.to_str().unwrap()));
+    assert!(listed[0].contains("entry 1 is not ID:KEY"), "{listed:#?}");
+}
