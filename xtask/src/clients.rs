@@ -1,8 +1,10 @@
 //! The SDK client checks: the official TypeScript (`tests/clients/ts/client.mjs`) and Python
 //! (`tests/clients/python/client.py`) MCP SDKs drive `shoal serve --tools demo` through
 //! `echo`, `count` (progress), `ask_user` (elicitation) and `ask_model` (sampling); the
-//! TypeScript SDK 2.x client (`tests/clients/ts2/client.mjs`) lands on 2026-07-28 with automatic
-//! era detection and on the session era by default, against the same endpoint.
+//! TypeScript SDK 2.x client (`tests/clients/ts2/client.mjs`) and the Python SDK 2.x client
+//! (`tests/clients/python2/client.py`, in a venv of its own) land on 2026-07-28 with automatic
+//! era detection and on the session era when asked, against the same endpoint, and there
+//! answer `input_required` and open a listen stream.
 //! All run, one after the other against one server, even if one fails.
 
 use anyhow::{Result, bail};
@@ -18,6 +20,8 @@ const TS_DIR: &str = "tests/clients/ts";
 const TS2_DIR: &str = "tests/clients/ts2";
 /// The Python check's directory, relative to the workspace root.
 const PYTHON_DIR: &str = "tests/clients/python";
+/// The Python SDK 2.x check's directory, relative to the workspace root.
+const PYTHON2_DIR: &str = "tests/clients/python2";
 
 /// Builds shoal and runs both SDK clients against it.
 pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
@@ -28,6 +32,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     cmd::run(&mut tools.npm(&ts_dir, &["ci", "--no-audit", "--no-fund"]))?;
     cmd::run(&mut tools.npm(&ts2_dir, &["ci", "--no-audit", "--no-fund"]))?;
     let python = tools.python()?;
+    let python2 = tools.python_mcp2()?;
 
     let server = Server::start(repo, &binary, ToolSet::Demo)?;
     let url = server.mcp_url();
@@ -48,11 +53,19 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
         .arg("client.py")
         .arg(&url);
 
+    let mut python2 = tools.command(python2);
+    python2
+        .current_dir(repo.root().join(PYTHON2_DIR))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .arg("client.py")
+        .arg(&url);
+
     let mut failed = Vec::new();
     for (sdk, command) in [
         ("typescript", &mut typescript),
         ("typescript 2.x", &mut typescript2),
         ("python", &mut python),
+        ("python 2.x", &mut python2),
     ] {
         println!();
         println!("--- {sdk} SDK client");

@@ -39,14 +39,31 @@ pub(crate) const ENV_PYTHON: &str = "SHOAL_PYTHON";
 const MIN_NODE_MAJOR: u32 = 22;
 /// The npm package whose version supplies Node when the system one is too old.
 const NODE_PACKAGE_VERSION: &str = "22";
-/// The pinned Python requirements, relative to the workspace root: the SDK client check's and
-/// the chart check's (`helm-python-sdk`, `kubernetes-validate`).
-const PYTHON_REQUIREMENTS: [&str; 2] = [
-    "tests/clients/python/requirements.txt",
-    "tests/chart/requirements.txt",
-];
-/// What the venv must import to count as built.
-const PYTHON_PROBE: &str = "import mcp, helm_python, kubernetes_validate";
+/// The main venv: the SDK 1.x client check's and the chart check's (`helm-python-sdk`,
+/// `kubernetes-validate`) pinned requirements.
+const VENV: Venv = Venv {
+    dir: "venv",
+    requirements: &[
+        "tests/clients/python/requirements.txt",
+        "tests/chart/requirements.txt",
+    ],
+    probe: "import mcp, helm_python, kubernetes_validate",
+};
+/// The SDK 2.x client check's venv: `mcp` 2.x cannot share one with 1.x.
+const VENV_MCP2: Venv = Venv {
+    dir: "venv-mcp2",
+    requirements: &["tests/clients/python2/requirements.txt"],
+    probe: "import mcp, mcp_types",
+};
+
+/// A venv under `target/tools`, built from pinned requirements (workspace-relative paths).
+#[derive(Debug, Clone, Copy)]
+struct Venv {
+    dir: &'static str,
+    requirements: &'static [&'static str],
+    /// What it must import to count as built.
+    probe: &'static str,
+}
 /// A copy of the requirements a venv was built from, relative to the venv.
 const VENV_STAMP: &str = "shoal-requirements.txt";
 /// npm package directories the Rust tests use, relative to the workspace root.
@@ -104,6 +121,8 @@ pub(crate) struct Tools {
     /// Prepended to `PATH` for children when `node` is not already the first one there.
     node_dir: Option<PathBuf>,
     python: Option<PathBuf>,
+    /// The Python of the SDK 2.x venv.
+    python_mcp2: Option<PathBuf>,
 }
 
 // === impl Tools ===
@@ -123,15 +142,19 @@ impl Tools {
             Some(first) if first == node => None,
             _ => node.parent().map(Path::to_path_buf),
         };
-        let python = if needs.python {
-            Some(ensure_venv(repo, &mut apt)?)
+        let (python, python_mcp2) = if needs.python {
+            (
+                Some(ensure_venv(repo, VENV, &mut apt)?),
+                Some(ensure_venv(repo, VENV_MCP2, &mut apt)?),
+            )
         } else {
-            None
+            (None, None)
         };
         let tools = Self {
             node,
             node_dir,
             python,
+            python_mcp2,
         };
         if needs.test_packages {
             for dir in TEST_PACKAGES {
@@ -153,6 +176,13 @@ impl Tools {
         self.python
             .as_deref()
             .context("the Python venv was not set up for this command")
+    }
+
+    /// The SDK 2.x venv's Python.
+    pub(crate) fn python_mcp2(&self) -> Result<&Path> {
+        self.python_mcp2
+            .as_deref()
+            .context("the Python venvs were not set up for this command")
     }
 
     /// Gives `command` the tools' environment: [`ENV_NODE`], [`ENV_PYTHON`] and Node's
@@ -343,8 +373,9 @@ fn node_major(node: &Path) -> Option<u32> {
     version.strip_prefix('v')?.split('.').next()?.parse().ok()
 }
 
-fn ensure_venv(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
-    let requirements_paths: Vec<PathBuf> = PYTHON_REQUIREMENTS
+fn ensure_venv(repo: &Repo, spec: Venv, apt: &mut Apt) -> Result<PathBuf> {
+    let requirements_paths: Vec<PathBuf> = spec
+        .requirements
         .iter()
         .map(|path| repo.root().join(path))
         .collect();
@@ -353,12 +384,12 @@ fn ensure_venv(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
         requirements +=
             &fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     }
-    let venv = repo.target().join("tools").join("venv");
+    let venv = repo.target().join("tools").join(spec.dir);
     let python = venv.join("bin").join("python");
     let stamp = venv.join(VENV_STAMP);
 
     let current = fs::read_to_string(&stamp).is_ok_and(|built| built == requirements)
-        && cmd::probe(Command::new(&python).args(["-c", PYTHON_PROBE])).is_some();
+        && cmd::probe(Command::new(&python).args(["-c", spec.probe])).is_some();
     if !current {
         build_venv(&venv, &requirements_paths, apt)?;
         fs::write(&stamp, &requirements)

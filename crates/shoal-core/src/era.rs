@@ -30,6 +30,10 @@ pub const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 /// Result `_meta` key: who the server is.
 pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
+/// Notification and result `_meta` key on a `subscriptions/listen` stream: the listen request's
+/// id.
+pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
 /// The methods of the stateless era Shoal serves; any other is unknown (404 in HTTP), the
 /// session era's own (`initialize`, `ping`, `logging/setLevel`, ...) included.
 pub const METHODS: &[&str] = &[
@@ -42,6 +46,7 @@ pub const METHODS: &[&str] = &[
     "prompts/list",
     "prompts/get",
     "completion/complete",
+    "subscriptions/listen",
 ];
 
 /// The era of one request.

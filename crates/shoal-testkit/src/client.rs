@@ -416,17 +416,12 @@ impl McpClient {
                 Some(message.to_string().into_bytes()),
             )
             .await;
-        let status = response.status();
-        let content_type = media_type(response.headers());
-        match (status, content_type.as_str()) {
-            (StatusCode::OK, "text/event-stream") => {
-                Reply::Stream(Box::new(SseStream::new(response, self.timeout)))
-            }
-            (StatusCode::OK, "application/json") => {
-                Reply::Json(RawResponse::read(response, self.timeout).await)
-            }
-            _ => Reply::Other(RawResponse::read(response, self.timeout).await),
-        }
+        Reply::of(response, self.timeout).await
+    }
+
+    /// How long any wait of this client may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// POSTs `body` with the default headers as changed by `edit`; returns the raw answer.
@@ -513,7 +508,7 @@ impl McpClient {
         RawResponse::read(response, self.timeout).await
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         headers: HeaderMap,
@@ -591,6 +586,21 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 // === impl Reply ===
 
 impl Reply {
+    /// A response as it comes: an SSE stream, a JSON body, or anything else read to its end.
+    pub(crate) async fn of(response: reqwest::Response, timeout: Duration) -> Reply {
+        let status = response.status();
+        let content_type = media_type(response.headers());
+        match (status, content_type.as_str()) {
+            (StatusCode::OK, "text/event-stream") => {
+                Reply::Stream(Box::new(SseStream::new(response, timeout)))
+            }
+            (StatusCode::OK, "application/json") => {
+                Reply::Json(RawResponse::read(response, timeout).await)
+            }
+            _ => Reply::Other(RawResponse::read(response, timeout).await),
+        }
+    }
+
     /// The SSE stream.
     ///
     /// # Panics

@@ -7,6 +7,8 @@
 //! - [`McpClient`]: an MCP client of one endpoint: `initialize`, requests with JSON or SSE
 //!   replies, notifications, answers to server→client requests, raw requests for refusal
 //!   tests, `GET` streams read one event at a time, `DELETE`.
+//! - [`modern`]: requests of the stateless era (2026-07-28) from an [`McpClient`]: `_meta`,
+//!   `Mcp-*` headers, `subscriptions/listen` streams.
 //! - [`SseStream`]: an open SSE response read one event at a time; [`RawResponse`]: any
 //!   other response, read to its end, with [`RawResponse::assert_rpc_error`] for refusals.
 //! - [`sse`]: the incremental Server-Sent Events parser behind [`SseStream`] (`shoal_wire`'s).
@@ -49,6 +51,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod example;
+pub mod modern;
 pub mod oidc;
 pub mod otlp;
 pub mod proxy;

@@ -145,6 +145,8 @@ pub(crate) enum StreamKind {
     Request,
     /// The session's standalone GET stream (opened, or resumed).
     Standalone,
+    /// A `subscriptions/listen` stream (2026-07-28).
+    Listen,
 }
 
 impl StreamKind {
@@ -152,6 +154,7 @@ impl StreamKind {
         match self {
             StreamKind::Request => "request",
             StreamKind::Standalone => "standalone",
+            StreamKind::Listen => "listen",
         }
     }
 }

@@ -15,14 +15,20 @@ use serde_json::{Value, json};
 use shoal_core::codes::modern::{
     HEADER_MISMATCH, INVALID_PARAMS, METHOD_NOT_FOUND, UNSUPPORTED_VERSION,
 };
-use shoal_core::engine::ModernReply;
+use std::time::Duration;
+
+use bytes::Bytes;
+use shoal_core::engine::{ListenStream, ModernReply};
 use shoal_core::era::{self, ModernMeta};
 use shoal_core::jsonrpc::{Request, RpcError};
 use shoal_core::session::Principal;
 use shoal_core::version;
+use shoal_wire::sse::KEEP_ALIVE;
+use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::headers::PROTOCOL_VERSION;
+use crate::metrics::{OpenStream, StreamKind};
 use crate::rejection::Rejection;
 
 /// `Mcp-Method`: the request's method, repeated where proxies can route on it.
@@ -98,6 +104,7 @@ pub(crate) async fn handle(
             Ok(response)
         }
         ModernReply::Live(reply) => Ok(live(reply)),
+        ModernReply::Listen(stream) => Ok(listen(state, stream)),
     }
 }
 
@@ -168,6 +175,46 @@ fn check_headers(
         }
     }
     Ok(())
+}
+
+/// A listen stream as SSE: its messages as they come, keep-alive comments while idle, and the
+/// response that ends it gracefully when the server drains.
+fn listen(state: &AppState, stream: ListenStream) -> Response {
+    struct Open {
+        stream: ListenStream,
+        drain: CancellationToken,
+        keep_alive: Duration,
+        done: bool,
+        _open: OpenStream,
+    }
+    let open = Open {
+        stream,
+        drain: state.drain.clone(),
+        keep_alive: state.config.keep_alive,
+        done: false,
+        _open: OpenStream::open(StreamKind::Listen),
+    };
+    let frames = futures::stream::unfold(open, |mut open| async move {
+        if open.done {
+            return None;
+        }
+        let frame = tokio::select! {
+            biased;
+            () = open.drain.cancelled() => {
+                open.done = true;
+                shoal_wire::sse::data(&open.stream.end())
+            }
+            message = open.stream.next() => shoal_wire::sse::data(&message?),
+            () = tokio::time::sleep(open.keep_alive) => Bytes::from_static(KEEP_ALIVE),
+        };
+        Some((Ok::<_, std::convert::Infallible>(frame), open))
+    });
+    let mut response = Body::from_stream(frames).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 /// A live reply as SSE: one `data` event per message, no ids (this era does not resume).

@@ -90,7 +90,17 @@ async fn a_stateless_request_is_served_from_its_meta_alone() {
         .await;
     let result = &discover.json()["result"];
     assert_eq!(result["supportedVersions"], json!([VERSION]), "{discover}");
-    assert_eq!(result["capabilities"]["tools"], json!({}), "{discover}");
+    // Changes reach `subscriptions/listen` streams.
+    assert_eq!(
+        result["capabilities"]["tools"],
+        json!({ "listChanged": true }),
+        "{discover}"
+    );
+    assert_eq!(
+        result["capabilities"]["resources"],
+        json!({ "listChanged": true, "subscribe": true }),
+        "{discover}"
+    );
     assert_eq!(result["resultType"], "complete");
     assert_eq!(result["cacheScope"], "private");
 
@@ -149,9 +159,8 @@ async fn progress_streams_live_without_event_ids_and_server_requests_are_refused
     assert_eq!(messages[2]["result"]["content"][0]["text"], "done 2");
     assert_eq!(messages[2]["result"]["resultType"], "complete");
 
-    // Elicitation is a server→client request, which this era does not have (until input
-    // requests are answered with `input_required`): the tool sees a refusal, even when the
-    // client declares the capability.
+    // Elicitation is a server→client request, which this era does not have: the call ends
+    // with `input_required`, and the retry with the answer and the state completes it.
     let mut confirm = modern_request(
         2,
         "tools/call",
@@ -159,17 +168,106 @@ async fn progress_streams_live_without_event_ids_and_server_requests_are_refused
     );
     confirm["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
         json!({ "elicitation": {} });
-    let confirm = client
-        .post_raw(confirm, modern_headers("tools/call", Some("confirm")))
+    let first = client
+        .post_raw(
+            confirm.clone(),
+            modern_headers("tools/call", Some("confirm")),
+        )
         .await;
-    let result = &confirm.json()["result"];
-    assert_eq!(result["isError"], true, "{confirm}");
-    assert!(
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("no server-to-client requests"),
-        "{confirm}"
+    assert_eq!(first.status, 200, "{first}");
+    let result = &first.json()["result"];
+    assert_eq!(result["resultType"], "input_required", "{first}");
+    assert_eq!(
+        result["inputRequests"]["elicitation-1"]["method"], "elicitation/create",
+        "{first}"
+    );
+    assert_eq!(
+        result["inputRequests"]["elicitation-1"]["params"]["message"],
+        "ok?"
+    );
+    let mut retry = confirm;
+    retry["id"] = json!(3);
+    retry["params"]["inputResponses"] =
+        json!({ "elicitation-1": { "action": "accept", "content": { "ok": true } } });
+    retry["params"]["requestState"] = result["requestState"].clone();
+    let second = client
+        .post_raw(retry.clone(), modern_headers("tools/call", Some("confirm")))
+        .await;
+    assert_eq!(
+        second.json()["result"]["content"][0]["text"],
+        "Accept {\"ok\":true}",
+        "{second}"
+    );
+    // A state is good for one retry.
+    retry["id"] = json!(4);
+    let replay = client
+        .post_raw(retry, modern_headers("tools/call", Some("confirm")))
+        .await;
+    assert_eq!(replay.status, 200, "{replay}");
+    assert_eq!(
+        replay.json(),
+        json!({
+            "jsonrpc": "2.0",
+            "id": 4,
+            "error": {
+                "code": -32602,
+                "message": "requestState was already used; each one is good for one retry",
+                "data": { "reason": "spent" },
+            },
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_listen_stream_is_sse_from_its_acknowledgement_and_a_bad_filter_is_refused() {
+    let harness = Harness::start().await;
+    let client = harness.client();
+    let mut stream = client.listen(7, json!({ "toolsListChanged": true })).await;
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let ack = stream.expect_event().await;
+    assert_eq!(ack.id, None, "no event ids in this era");
+    let ack = ack.json().unwrap();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({ "toolsListChanged": true })
+    );
+    harness
+        .engine
+        .notifier()
+        .tools_list_changed()
+        .await
+        .unwrap();
+    let change = stream.expect_event().await.json().unwrap();
+    assert_eq!(change["method"], "notifications/tools/list_changed");
+    assert_eq!(
+        change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        7
+    );
+    // The server drains: the listen request gets its response, and the stream ends.
+    harness.drain.cancel();
+    let end = stream.expect_event().await.json().unwrap();
+    assert_eq!(end["id"], 7);
+    assert_eq!(end["result"]["resultType"], "complete");
+    stream.expect_end().await;
+
+    let refused = client
+        .post_raw(
+            modern_request(8, "subscriptions/listen", json!({ "notifications": 1 })),
+            modern_headers("subscriptions/listen", None),
+        )
+        .await;
+    assert_eq!(refused.status, 200, "{refused}");
+    assert_eq!(
+        refused.json(),
+        json!({
+            "jsonrpc": "2.0",
+            "id": 8,
+            "error": {
+                "code": -32602,
+                "message": "subscriptions/listen needs params.notifications, an object naming what to receive",
+            },
+        })
     );
 }
 

@@ -29,30 +29,10 @@ type Outcome = Result<Value, RpcError>;
 /// failure; [`mrtr::finish`] answers `input_required` instead.
 const AWAITING_INPUT: Value = Value::Null;
 
-/// The `capabilities` this server declares in `initialize`.
+/// The `capabilities` this server declares in `initialize` and `server/discover`. Both eras
+/// announce list changes and resource updates: the session era on its GET stream (updates after
+/// `resources/subscribe`), the stateless one on `subscriptions/listen` streams.
 pub(crate) fn server_capabilities(handlers: &Handlers) -> Value {
-    capabilities(handlers, Era::Session)
-}
-
-/// The `capabilities` of an era: the stateless one has no resource subscriptions (they are
-/// `subscriptions/listen`'s), and no list-changed notifications until listen streams exist.
-fn capabilities(handlers: &Handlers, era: Era) -> Value {
-    if era == Era::Modern {
-        let mut capabilities = json!({ "logging": {} });
-        if !handlers.tools.is_empty() {
-            capabilities["tools"] = json!({});
-        }
-        if !handlers.resources.is_empty() {
-            capabilities["resources"] = json!({});
-        }
-        if !handlers.prompts.is_empty() {
-            capabilities["prompts"] = json!({});
-        }
-        if handlers.completer.is_some() {
-            capabilities["completions"] = json!({});
-        }
-        return capabilities;
-    }
     let mut capabilities = json!({ "logging": {} });
     if !handlers.tools.is_empty() {
         capabilities["tools"] = json!({ "listChanged": true });
@@ -247,7 +227,7 @@ async fn dispatch_modern(
 fn discover(shared: &Shared) -> Value {
     let mut result = json!({
         "supportedVersions": crate::version::MODERN_VERSIONS,
-        "capabilities": capabilities(&shared.handlers, Era::Modern),
+        "capabilities": server_capabilities(&shared.handlers),
     });
     if let Some(instructions) = &shared.config.instructions {
         result["instructions"] = json!(instructions);

@@ -13,6 +13,7 @@
 //! they use; dispatch, liveness, nodes, pagination, pending requests and tracing are submodules.
 
 mod dispatch;
+mod listen;
 mod liveness;
 pub mod metrics;
 pub(crate) mod mrtr;
@@ -41,6 +42,8 @@ use crate::request_state::KeyRing;
 use crate::session::{Principal, SessionRecord};
 use crate::version;
 
+pub use listen::ListenStream;
+use listen::Listeners;
 use node::{LocalStreams, Running};
 use pending::Pending;
 
@@ -110,6 +113,8 @@ pub enum ModernReply {
     Json(String),
     /// A response that refuses the request for want of a client capability: JSON, 400.
     Refused(String),
+    /// `subscriptions/listen`: an SSE stream that stays open, from its acknowledgement on.
+    Listen(ListenStream),
     /// The handler sent something before its result: serve these messages as SSE, in order,
     /// as they come. The reply is not kept anywhere: a broken stream loses it, as the
     /// revision says, and cancels the handler.
@@ -211,6 +216,8 @@ pub(crate) struct Shared {
     /// Requests whose reply is not completely written yet (JSON returned, or stream ended).
     pub(crate) in_flight: TaskTracker,
     pub(crate) local_streams: LocalStreams,
+    /// This node's `subscriptions/listen` streams.
+    pub(crate) listeners: Listeners,
 }
 
 /// The protocol engine of one node.
@@ -231,6 +238,7 @@ impl Engine {
             running: Running::default(),
             in_flight: TaskTracker::new(),
             local_streams: LocalStreams::default(),
+            listeners: Listeners::default(),
         });
         node::spawn_loop(&shared);
         Engine { shared }
@@ -530,6 +538,14 @@ impl Engine {
         principal: Option<Principal>,
         request: Request,
     ) -> ModernReply {
+        if request.method == "subscriptions/listen" {
+            // Long-lived: not a request in flight, which a drain would wait for.
+            return match ListenStream::open(&self.shared.listeners, &self.shared.handlers, &request)
+            {
+                Ok(stream) => ModernReply::Listen(stream),
+                Err(error) => ModernReply::Json(jsonrpc::encode_error(Some(&request.id), &error)),
+            };
+        }
         let in_flight = self.shared.in_flight.token();
         let mut record = SessionRecord::new(
             principal.as_ref().map(|p| p.id.clone()),

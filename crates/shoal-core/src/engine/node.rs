@@ -258,6 +258,7 @@ async fn handle_event(shared: &Arc<Shared>, event: NodeEvent) {
         }
         NodeEvent::Broadcast(broadcast) => {
             metrics::inbox_delivery("broadcast");
+            shared.listeners.publish(&broadcast);
             deliver_broadcast(shared, broadcast).await;
         }
     }

@@ -9,6 +9,9 @@
 //!   `_meta` asked for a log level.
 //! - `test_custom_headers` has an argument annotated `x-mcp-header`: a client mirrors it into
 //!   `Mcp-Param-Region`, and the endpoint refuses a call whose header does not match it.
+//! - `test_trigger_tool_change` and `test_trigger_prompt_change` announce a change of the tool
+//!   or prompt list on every replica: `subscriptions/listen` streams that asked for it get it;
+//!   `test_trigger_resource_update` announces an update of one resource the same way.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -34,6 +37,21 @@ pub(super) fn tools() -> ToolSet {
             "test_logging_tool",
             "Logs three info messages, then answers",
             logging,
+        ))
+        .with(typed_tool(
+            "test_trigger_tool_change",
+            "Announces notifications/tools/list_changed on every replica",
+            trigger_tool_change,
+        ))
+        .with(typed_tool(
+            "test_trigger_prompt_change",
+            "Announces notifications/prompts/list_changed on every replica",
+            trigger_prompt_change,
+        ))
+        .with(typed_tool(
+            "test_trigger_resource_update",
+            "Announces notifications/resources/updated for a URI on every replica",
+            trigger_resource_update,
         ))
         .with(typed_tool(
             "test_custom_headers",
@@ -80,4 +98,38 @@ async fn logging(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
             .map_err(stream_closed)?;
     }
     Ok("Logged three messages".into())
+}
+
+async fn trigger_tool_change(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
+    ctx.notifier()
+        .tools_list_changed()
+        .await
+        .map_err(|e| ToolError::Internal(format!("could not announce the change: {e}")))?;
+    Ok("Announced notifications/tools/list_changed".into())
+}
+
+async fn trigger_prompt_change(ctx: RequestContext, _: NoArgs) -> Result<String, ToolError> {
+    ctx.notifier()
+        .prompts_list_changed()
+        .await
+        .map_err(|e| ToolError::Internal(format!("could not announce the change: {e}")))?;
+    Ok("Announced notifications/prompts/list_changed".into())
+}
+
+/// Arguments of `test_trigger_resource_update`.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct UriArgs {
+    /// The resource that changed
+    uri: String,
+}
+
+async fn trigger_resource_update(ctx: RequestContext, args: UriArgs) -> Result<String, ToolError> {
+    ctx.notifier()
+        .resource_updated(args.uri.clone())
+        .await
+        .map_err(|e| ToolError::Internal(format!("could not announce the update: {e}")))?;
+    Ok(format!(
+        "Announced notifications/resources/updated for {}",
+        args.uri
+    ))
 }
