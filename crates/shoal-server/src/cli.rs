@@ -82,12 +82,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DEPTH")]
     pub max_json_depth: Option<String>,
 
-    /// GET streams one session may hold open on one replica; more get 429 [default: 8].
+    /// GET streams one session may hold open on one replica, and listen streams one
+    /// principal may hold (2026-07-28); more get 429 [default: 8].
     #[arg(long, value_name = "COUNT")]
     pub max_streams_per_session: Option<String>,
 
-    /// Requests of one session handled (or streaming their reply) at once on one replica;
-    /// more get 429 [default: 64].
+    /// Requests of one session handled (or streaming their reply) at once on one replica,
+    /// and stateless requests of one principal (2026-07-28); more get 429 [default: 64].
     #[arg(long, value_name = "COUNT")]
     pub max_in_flight_per_session: Option<String>,
 

@@ -557,3 +557,72 @@ async fn operations_are_labelled_with_their_protocol_revision() {
         "{text}"
     );
 }
+
+/// Multi round-trip requests are counted: each `input_required`, and each retry refused, by
+/// reason; listen streams are counted open while they are.
+#[tokio::test]
+async fn input_required_rounds_refused_states_and_listen_streams_are_counted() {
+    let server = common::start(&[]).await;
+    let client = shoal_testkit::McpClient::new(server.mcp.clone());
+    let ask = json!({ "name": "ask_user", "arguments": { "question": "Name?" } });
+    let first = client.modern("tools/call", ask.clone()).await;
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"].as_str().unwrap();
+    let mut forged = ask.clone();
+    // One character of the sealed part changed: well formed, but not what was sealed.
+    let middle = state.len() / 2;
+    let swapped = if &state[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    forged["requestState"] = json!(format!(
+        "{}{swapped}{}",
+        &state[..middle],
+        &state[middle + 1..]
+    ));
+    forged["inputResponses"] =
+        json!({ "elicitation-1": { "action": "accept", "content": { "answer": "Ada" } } });
+    let refused = client.modern("tools/call", forged).await;
+    assert_eq!(refused["error"]["data"]["reason"], "forged", "{refused}");
+    let mut listen = client.listen(9, json!({ "toolsListChanged": true })).await;
+    listen.expect_event().await;
+
+    let (text, samples) = scrape(&server).await;
+    assert_eq!(
+        value(
+            &samples,
+            "shoal_input_required_total",
+            &[("mcp_method_name", "tools/call")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "shoal_request_state_refusals_total",
+            &[("reason", "forged")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "shoal_request_state_refusals_total",
+            &[("reason", "spent")]
+        ),
+        0.0,
+        "every reason is exported before its first refusal: {text}"
+    );
+    assert!(
+        text.contains("shoal_request_state_refusals_total{reason=\"spent\"} 0"),
+        "{text}"
+    );
+    assert_eq!(
+        value(&samples, "shoal_sse_streams_open", &[("kind", "listen")]),
+        1.0,
+        "{text}"
+    );
+}

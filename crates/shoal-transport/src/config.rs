@@ -48,11 +48,13 @@ pub struct TransportConfig {
     pub max_header_bytes: usize,
     /// Request bodies nesting arrays and objects deeper than this are refused with 400.
     pub max_json_depth: usize,
-    /// GET streams (standalone or resumed) one session may hold open on this replica; more
-    /// are refused with 429.
+    /// GET streams (standalone or resumed) one session may hold open on this replica, and
+    /// `subscriptions/listen` streams one principal may hold open on it (2026-07-28, which has
+    /// no sessions; not counted without a principal); more are refused with 429.
     pub max_streams_per_session: u64,
-    /// POSTs of one session being handled or streaming their reply on this replica; more are
-    /// refused with 429.
+    /// POSTs of one session being handled or streaming their reply on this replica, and
+    /// stateless requests (2026-07-28) of one principal (not counted without a principal); more
+    /// are refused with 429.
     pub max_in_flight_per_session: u64,
     /// Requests per principal (one bucket for all anonymous requests) on this replica; `None`
     /// for no limit.

@@ -24,6 +24,10 @@ const RATE_RETAIN_EVERY: u64 = 4096;
 pub(crate) struct Limits {
     in_flight: Counter,
     streams: Counter,
+    /// Stateless requests (2026-07-28) per principal: that era has no sessions.
+    principal_in_flight: Counter,
+    /// `subscriptions/listen` streams per principal.
+    principal_listens: Counter,
     rate: Option<RateLimiter>,
 }
 
@@ -32,6 +36,14 @@ impl Limits {
         Limits {
             in_flight: Counter::new(Limit::InFlightPerSession, config.max_in_flight_per_session),
             streams: Counter::new(Limit::SseStreamsPerSession, config.max_streams_per_session),
+            principal_in_flight: Counter::new(
+                Limit::InFlightPerPrincipal,
+                config.max_in_flight_per_session,
+            ),
+            principal_listens: Counter::new(
+                Limit::ListenStreamsPerPrincipal,
+                config.max_streams_per_session,
+            ),
             rate: config.rate_limit.map(RateLimiter::new),
         }
     }
@@ -52,6 +64,27 @@ impl Limits {
     /// Takes one of the session's stream slots.
     pub(crate) fn stream(&self, session: &str) -> Result<Slot, Rejection> {
         self.streams.acquire(session)
+    }
+
+    /// Takes one of the principal's stateless in-flight slots; `None` without a principal (as
+    /// sessions without one are not limited per principal).
+    pub(crate) fn principal_in_flight(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<Option<Slot>, Rejection> {
+        principal
+            .map(|p| self.principal_in_flight.acquire(&p.id))
+            .transpose()
+    }
+
+    /// Takes one of the principal's listen-stream slots; `None` without a principal.
+    pub(crate) fn principal_listen(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<Option<Slot>, Rejection> {
+        principal
+            .map(|p| self.principal_listens.acquire(&p.id))
+            .transpose()
     }
 
     /// Takes a token from the principal's bucket, if a rate limit is set.
@@ -97,6 +130,7 @@ impl Counter {
                 limit: self.limit,
                 max: self.max,
                 retry_after: None,
+                request_id: None,
             }));
         }
         let session = increment(&mut counts, session);
@@ -175,6 +209,7 @@ impl RateLimiter {
                     limit: Limit::RatePerPrincipal,
                     max: self.burst,
                     retry_after: Some(not_until.wait_time_from(self.limiter.clock().now())),
+                    request_id: None,
                 })
             })
     }

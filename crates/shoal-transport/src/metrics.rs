@@ -29,7 +29,7 @@ pub const LIMIT_REJECTIONS: &str = "shoal_limit_rejections_total";
 pub const CONNECTIONS_CLOSED: &str = "shoal_connections_closed_total";
 
 /// Every `limit` label of [`LIMIT_REJECTIONS`].
-pub const LIMIT_LABELS: [&str; 7] = [
+pub const LIMIT_LABELS: [&str; 9] = [
     "body_bytes",
     "header_bytes",
     "json_depth",
@@ -37,6 +37,8 @@ pub const LIMIT_LABELS: [&str; 7] = [
     "in_flight_per_session",
     "sessions_per_principal",
     "rate_per_principal",
+    "in_flight_per_principal",
+    "listen_streams_per_principal",
 ];
 
 /// The histograms of this module (for the exporter's bucket settings).
@@ -45,7 +47,11 @@ pub const HISTOGRAMS: [&str; 1] = [HTTP_REQUEST_DURATION];
 /// Registers the help text of every metric of the transport with the installed recorder, and
 /// creates its counters and gauges at zero (so that they are exported before their first event).
 pub fn describe() {
-    for kind in [StreamKind::Request, StreamKind::Standalone] {
+    for kind in [
+        StreamKind::Request,
+        StreamKind::Standalone,
+        StreamKind::Listen,
+    ] {
         metrics::gauge!(SSE_STREAMS_OPEN, "kind" => kind.label()).increment(0.0);
     }
     metrics::counter!(EVENTS_REPLAYED).absolute(0);
@@ -68,7 +74,7 @@ pub fn describe() {
     );
     metrics::describe_gauge!(
         SSE_STREAMS_OPEN,
-        "SSE connections open on this replica, by kind (request reply or standalone GET stream)"
+        "SSE connections open on this replica, by kind (request reply, standalone GET stream, listen stream)"
     );
     metrics::describe_counter!(
         EVENTS_REPLAYED,

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
 use crate::headers::PROTOCOL_VERSION;
+use crate::limits::Slot;
 use crate::metrics::{OpenStream, StreamKind};
 use crate::rejection::Rejection;
 
@@ -96,6 +97,14 @@ pub(crate) async fn handle(
         ));
     }
     crate::post::check_tool_scopes(state, &request, principal.as_ref())?;
+    // No sessions to count per: a principal's stateless requests and listen streams are
+    // counted instead, against the per-session maxima.
+    let slot = if request.method == "subscriptions/listen" {
+        state.limits.principal_listen(principal.as_ref())
+    } else {
+        state.limits.principal_in_flight(principal.as_ref())
+    }
+    .map_err(|rejection| rejection.answering(&request.id))?;
     match state.engine.handle_modern(meta, principal, request).await {
         ModernReply::Json(body) => Ok(crate::post::json(body)),
         ModernReply::Refused(body) => {
@@ -103,8 +112,8 @@ pub(crate) async fn handle(
             *response.status_mut() = StatusCode::BAD_REQUEST;
             Ok(response)
         }
-        ModernReply::Live(reply) => Ok(live(reply)),
-        ModernReply::Listen(stream) => Ok(listen(state, stream)),
+        ModernReply::Live(reply) => Ok(live(reply, slot)),
+        ModernReply::Listen(stream) => Ok(listen(state, stream, slot)),
     }
 }
 
@@ -179,13 +188,14 @@ fn check_headers(
 
 /// A listen stream as SSE: its messages as they come, keep-alive comments while idle, and the
 /// response that ends it gracefully when the server drains.
-fn listen(state: &AppState, stream: ListenStream) -> Response {
+fn listen(state: &AppState, stream: ListenStream, slot: Option<Slot>) -> Response {
     struct Open {
         stream: ListenStream,
         drain: CancellationToken,
         keep_alive: Duration,
         done: bool,
         _open: OpenStream,
+        _slot: Option<Slot>,
     }
     let open = Open {
         stream,
@@ -193,6 +203,7 @@ fn listen(state: &AppState, stream: ListenStream) -> Response {
         keep_alive: state.config.keep_alive,
         done: false,
         _open: OpenStream::open(StreamKind::Listen),
+        _slot: slot,
     };
     let frames = futures::stream::unfold(open, |mut open| async move {
         if open.done {
@@ -218,11 +229,12 @@ fn listen(state: &AppState, stream: ListenStream) -> Response {
 }
 
 /// A live reply as SSE: one `data` event per message, no ids (this era does not resume).
-fn live(reply: shoal_core::engine::LiveReply) -> Response {
-    let events = futures::stream::unfold(reply, |mut reply| async move {
+fn live(reply: shoal_core::engine::LiveReply, slot: Option<Slot>) -> Response {
+    // The slot is held until the body is dropped: the reply is in flight until then.
+    let events = futures::stream::unfold((reply, slot), |(mut reply, slot)| async move {
         let message = reply.next().await?;
         let frame = shoal_wire::sse::data(&message);
-        Some((Ok::<_, std::convert::Infallible>(frame), reply))
+        Some((Ok::<_, std::convert::Infallible>(frame), (reply, slot)))
     });
     let mut response = Body::from_stream(events).into_response();
     let headers = response.headers_mut();

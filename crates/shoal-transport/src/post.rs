@@ -131,6 +131,7 @@ async fn initialize(
                     max: u64::try_from(max).unwrap_or(u64::MAX),
                     // A slot frees when a session is deleted or expires: no time to promise.
                     retry_after: None,
+                    request_id: None,
                 })
             }
             // A cause added to the engine later: refused as a failure of ours, and logged.

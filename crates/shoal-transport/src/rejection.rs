@@ -112,6 +112,9 @@ pub struct LimitExceeded {
     pub max: u64,
     /// Sent as `Retry-After` (whole seconds, rounded up) when set.
     pub retry_after: Option<Duration>,
+    /// The refused request's id, echoed in the error (the stateless era asks for it; a
+    /// session-era refusal answers with a null id, as before).
+    pub request_id: Option<RequestId>,
 }
 
 /// The count and rate limits.
@@ -125,6 +128,11 @@ pub enum Limit {
     SessionsPerPrincipal,
     /// Requests of one principal per unit of time on this replica.
     RatePerPrincipal,
+    /// Stateless requests (2026-07-28) of one principal being handled or streaming their
+    /// reply on this replica.
+    InFlightPerPrincipal,
+    /// Open `subscriptions/listen` streams (2026-07-28) of one principal on this replica.
+    ListenStreamsPerPrincipal,
 }
 
 impl Limit {
@@ -135,6 +143,8 @@ impl Limit {
             Limit::InFlightPerSession => "in_flight_per_session",
             Limit::SessionsPerPrincipal => "sessions_per_principal",
             Limit::RatePerPrincipal => "rate_per_principal",
+            Limit::InFlightPerPrincipal => "in_flight_per_principal",
+            Limit::ListenStreamsPerPrincipal => "listen_streams_per_principal",
         }
     }
 }
@@ -157,6 +167,14 @@ impl fmt::Display for LimitExceeded {
             Limit::RatePerPrincipal => write!(
                 f,
                 "rate limit exceeded for this principal on this replica (burst of {max} requests)"
+            ),
+            Limit::InFlightPerPrincipal => write!(
+                f,
+                "too many requests in flight for this principal on this replica (max {max})"
+            ),
+            Limit::ListenStreamsPerPrincipal => write!(
+                f,
+                "too many listen streams for this principal on this replica (max {max})"
             ),
         }
     }
@@ -194,6 +212,18 @@ impl Rejection {
             | Rejection::InitializeWithSession
             | Rejection::BadLastEventId(_)
             | Rejection::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The same refusal, answering the request `id` (limits refuse before anything reads the
+    /// body, hence without it).
+    pub(crate) fn answering(self, id: &RequestId) -> Rejection {
+        match self {
+            Rejection::Limit(exceeded) => Rejection::Limit(LimitExceeded {
+                request_id: Some(id.clone()),
+                ..exceeded
+            }),
+            other => other,
         }
     }
 
@@ -238,6 +268,7 @@ impl IntoResponse for Rejection {
         let id = match &self {
             Rejection::InvalidRequest { id, .. } => Some(id),
             Rejection::Modern { id, .. } => id.as_ref(),
+            Rejection::Limit(exceeded) => exceeded.request_id.as_ref(),
             _ => None,
         };
         let body = jsonrpc::encode_error(id, &self.rpc_error());

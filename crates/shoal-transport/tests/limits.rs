@@ -274,3 +274,100 @@ async fn rate_limit_per_principal_is_429_with_retry_after() {
     let stranger = McpClient::new(harness.url()).with_header(PRINCIPAL_HEADER, "carol");
     assert_eq!(stranger.post_raw(echo(1), |_| {}).await.status, 400);
 }
+
+/// The stateless era has no sessions: a principal's stateless requests in flight and its listen
+/// streams are counted against the per-session maxima, refused with the request's id; requests
+/// without a principal are not counted (as sessions without one are not limited per principal).
+#[tokio::test]
+async fn stateless_requests_and_listen_streams_per_principal_over_the_limit_are_429() {
+    let harness = Harness::start_with(TransportConfig {
+        max_in_flight_per_session: 1,
+        max_streams_per_session: 1,
+        ..TransportConfig::default()
+    })
+    .await;
+    let alice = McpClient::new(harness.url()).with_header(PRINCIPAL_HEADER, "alice");
+    let bob = McpClient::new(harness.url()).with_header(PRINCIPAL_HEADER, "bob");
+    let anonymous = McpClient::new(harness.url());
+    let stateless = |id: i64, name: &str, arguments: Value| {
+        let mut call = shoal_testkit::modern::request(
+            id,
+            "tools/call",
+            json!({ "name": name, "arguments": arguments }),
+        );
+        call["params"]["_meta"]["progressToken"] = json!("p");
+        call
+    };
+
+    // `hang` streams its progress and never answers: alice's one slot is taken.
+    let hanging = alice.post_modern(&stateless(1, "hang", json!({}))).await;
+    let mut hanging = hanging.into_stream();
+    hanging.expect_event().await;
+    let echo = stateless(2, "echo", json!({ "text": "hi" }));
+    let refused = alice
+        .post_raw(echo.clone(), |h| {
+            h.extend(shoal_testkit::modern::headers(&echo))
+        })
+        .await;
+    assert_limit(
+        &refused,
+        "in_flight_per_principal",
+        1,
+        "too many requests in flight for this principal on this replica (max 1)",
+    );
+    assert_eq!(
+        refused.json()["id"],
+        2,
+        "the refusal names the request: {refused}"
+    );
+    for other in [&bob, &anonymous] {
+        let served = other
+            .modern(
+                "tools/call",
+                json!({ "name": "echo", "arguments": { "text": "hi" } }),
+            )
+            .await;
+        assert_eq!(served["result"]["content"][0]["text"], "hi", "{served}");
+    }
+    // Closing the reply cancels the handler and gives the slot back.
+    drop(hanging);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let raw = alice
+            .post_raw(echo.clone(), |h| {
+                h.extend(shoal_testkit::modern::headers(&echo))
+            })
+            .await;
+        if raw.status == 200 {
+            break;
+        }
+        assert_eq!(raw.status, 429, "{raw}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never came back: {raw}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut first = alice.listen(10, json!({ "toolsListChanged": true })).await;
+    first.expect_event().await;
+    let second =
+        shoal_testkit::modern::request(11, "subscriptions/listen", json!({ "notifications": {} }));
+    let refused = alice
+        .post_raw(second.clone(), |h| {
+            h.extend(shoal_testkit::modern::headers(&second))
+        })
+        .await;
+    assert_limit(
+        &refused,
+        "listen_streams_per_principal",
+        1,
+        "too many listen streams for this principal on this replica (max 1)",
+    );
+    assert_eq!(refused.json()["id"], 11, "{refused}");
+    let mut bobs = bob.listen(12, json!({})).await;
+    assert_eq!(
+        bobs.expect_event().await.json().unwrap()["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+}

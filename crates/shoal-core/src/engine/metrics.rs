@@ -25,6 +25,23 @@ pub const SESSIONS_DELETED: &str = "shoal_sessions_deleted_total";
 pub const INBOX_DELIVERIES: &str = "shoal_inbox_deliveries_total";
 /// Counter: requests of a dead replica that a reader on this one answered with an error.
 pub const REQUESTS_ABANDONED: &str = "shoal_requests_abandoned_total";
+/// Counter: stateless-era (2026-07-28) requests answered `input_required`, by `mcp_method_name`.
+pub const INPUT_REQUIRED: &str = "shoal_input_required_total";
+/// Counter: multi round-trip retries refused for their `requestState` or answers, by `reason`
+/// (the error's `data.reason`: `forged`, `spent`, `expired`, ...).
+pub const REQUEST_STATE_REFUSALS: &str = "shoal_request_state_refusals_total";
+/// The `reason` labels of [`REQUEST_STATE_REFUSALS`].
+pub const REQUEST_STATE_REASONS: [&str; 9] = [
+    "malformed",
+    "unknown-key",
+    "forged",
+    "expired",
+    "other-principal",
+    "other-request",
+    "spent",
+    "malformed-input-responses",
+    "malformed-input-response",
+];
 
 /// Registers the help text of every metric of the engine with the installed recorder, and
 /// creates its counters at zero (so that they are exported before their first event).
@@ -34,6 +51,12 @@ pub fn describe() {
     }
     for kind in INBOX_KINDS {
         metrics::counter!(INBOX_DELIVERIES, "kind" => kind).absolute(0);
+    }
+    for method in ["tools/call", "prompts/get", "resources/read"] {
+        metrics::counter!(INPUT_REQUIRED, "mcp_method_name" => method).absolute(0);
+    }
+    for reason in REQUEST_STATE_REASONS {
+        metrics::counter!(REQUEST_STATE_REFUSALS, "reason" => reason).absolute(0);
     }
     metrics::describe_histogram!(
         OPERATION_DURATION,
@@ -60,6 +83,14 @@ pub fn describe() {
     metrics::describe_counter!(
         REQUESTS_ABANDONED,
         "Requests of a dead replica answered with an error by a reader on this replica"
+    );
+    metrics::describe_counter!(
+        INPUT_REQUIRED,
+        "Stateless-era requests answered input_required (the client's answers come with a retry)"
+    );
+    metrics::describe_counter!(
+        REQUEST_STATE_REFUSALS,
+        "Multi round-trip retries refused for their requestState or answers, by reason"
     );
 }
 
@@ -211,6 +242,16 @@ const INBOX_KINDS: [&str; 3] = ["client_response", "cancel", "broadcast"];
 /// Counts one node event handled, by kind (`client_response`, `cancel`, `broadcast`).
 pub(crate) fn inbox_delivery(kind: &'static str) {
     metrics::counter!(INBOX_DELIVERIES, "kind" => kind).increment(1);
+}
+
+/// Counts a request of `method` answered `input_required`.
+pub(crate) fn input_required(method: &'static str) {
+    metrics::counter!(INPUT_REQUIRED, "mcp_method_name" => method).increment(1);
+}
+
+/// Counts a retry refused for `reason` (one of [`REQUEST_STATE_REASONS`]).
+pub(crate) fn request_state_refused(reason: &'static str) {
+    metrics::counter!(REQUEST_STATE_REFUSALS, "reason" => reason).increment(1);
 }
 
 #[cfg(test)]

@@ -186,6 +186,7 @@ impl Refusal {
 
 impl From<Refusal> for RpcError {
     fn from(refusal: Refusal) -> Self {
+        super::metrics::request_state_refused(refusal.reason());
         RpcError {
             code: INVALID_PARAMS,
             message: refusal.message(),
@@ -280,6 +281,7 @@ pub(crate) fn finish(
     round: InputRound,
 ) -> Option<Result<Value, RpcError>> {
     if let Some(message) = round.malformed {
+        super::metrics::request_state_refused("malformed-input-response");
         return Some(Err(RpcError {
             code: INVALID_PARAMS,
             message,
@@ -300,6 +302,7 @@ pub(crate) fn finish(
         answers: round.used,
     };
     let plaintext = serde_json::to_vec(&sealed).unwrap_or_default();
+    super::metrics::input_required(super::metrics::method_label(&request.method));
     Some(Ok(json!({
         "resultType": "input_required",
         "inputRequests": round.asked,
