@@ -5,14 +5,19 @@
 //! (`tests/clients/python2/client.py`, in a venv of its own) land on 2026-07-28 with automatic
 //! era detection and on the session era when asked, against the same endpoint, and there
 //! answer `input_required` and open a listen stream.
-//! All run, one after the other against one server, even if one fails.
+//! All run, one after the other even if one fails, against one replica and then through three
+//! replicas on one Redis behind the round-robin proxy (logs under `target/xtask/clients-cluster`).
 
 use anyhow::{Result, bail};
 
+use shoal_testkit::cluster::ShoalCluster;
+
 use crate::Repo;
 use crate::cmd;
+use crate::process;
 use crate::server::{self, Server, ToolSet};
 use crate::tools::Tools;
+use crate::topology::{Runtime, clear_dir, log_tail, write_proxy_log};
 
 /// The TypeScript check's package directory, relative to the workspace root.
 const TS_DIR: &str = "tests/clients/ts";
@@ -22,43 +27,103 @@ const TS2_DIR: &str = "tests/clients/ts2";
 const PYTHON_DIR: &str = "tests/clients/python";
 /// The Python SDK 2.x check's directory, relative to the workspace root.
 const PYTHON2_DIR: &str = "tests/clients/python2";
+/// How many replicas the second run goes through.
+const REPLICAS: usize = 3;
+/// Where the replicas and the proxy log, relative to the target directory.
+const CLUSTER_LOG_DIR: &str = "xtask/clients-cluster";
 
-/// Builds shoal and runs both SDK clients against it.
+/// Builds shoal and runs every SDK client against one replica (memory host), then against
+/// three replicas on one Redis behind the test kit's round-robin proxy, where every request
+/// lands on another replica than the one before.
 pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let binary = server::build(repo, tools)?;
-    let ts_dir = repo.root().join(TS_DIR);
-    let ts2_dir = repo.root().join(TS2_DIR);
-    let python_dir = repo.root().join(PYTHON_DIR);
-    cmd::run(&mut tools.npm(&ts_dir, &["ci", "--no-audit", "--no-fund"]))?;
-    cmd::run(&mut tools.npm(&ts2_dir, &["ci", "--no-audit", "--no-fund"]))?;
-    let python = tools.python()?;
-    let python2 = tools.python_mcp2()?;
+    cmd::run(&mut tools.npm(
+        &repo.root().join(TS_DIR),
+        &["ci", "--no-audit", "--no-fund"],
+    ))?;
+    cmd::run(&mut tools.npm(
+        &repo.root().join(TS2_DIR),
+        &["ci", "--no-audit", "--no-fund"],
+    ))?;
 
     let server = Server::start(repo, &binary, ToolSet::Demo)?;
-    let url = server.mcp_url();
+    println!();
+    println!("=== one replica: {}", server.mcp_url());
+    let failed = run_clients(repo, tools, &server.mcp_url())?;
+    if !failed.is_empty() {
+        server.print_log_tail();
+        bail!(
+            "SDK client checks failed on one replica: {}",
+            failed.join(", ")
+        );
+    }
+    drop(server);
 
+    process::redis_server()?;
+    let log_dir = repo.target().join(CLUSTER_LOG_DIR);
+    clear_dir(&log_dir)?;
+    let runtime = Runtime::new()?;
+    let cluster = runtime.run(
+        "the replicas did not start",
+        ShoalCluster::builder(&binary)
+            .replicas(REPLICAS)
+            .tools("demo")
+            .log_dir(log_dir.clone())
+            .start(),
+    )?;
+    println!();
+    println!(
+        "=== {REPLICAS} replicas on Redis behind a round-robin proxy: {}",
+        cluster.url()
+    );
+    let outcome = run_clients(repo, tools, &cluster.url());
+    if let Err(error) = write_proxy_log(cluster.proxy(), &log_dir.join("rr-proxy.log")) {
+        eprintln!("{error:#}");
+    }
+    let failed = outcome?;
+    if !failed.is_empty() {
+        for i in 0..cluster.len() {
+            eprintln!("{}", log_tail(&log_dir.join(format!("replica-{i}.log"))));
+        }
+    }
+    runtime.stop(cluster);
+    if !failed.is_empty() {
+        bail!(
+            "SDK client checks failed through {REPLICAS} replicas: {}",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs every SDK client against `url`, one after the other even if one fails; the names of
+/// those that failed.
+fn run_clients(repo: &Repo, tools: &Tools, url: &str) -> Result<Vec<&'static str>> {
     let mut typescript = tools.command(tools.node());
-    typescript.current_dir(&ts_dir).arg("client.mjs").arg(&url);
+    typescript
+        .current_dir(repo.root().join(TS_DIR))
+        .arg("client.mjs")
+        .arg(url);
 
     let mut typescript2 = tools.command(tools.node());
     typescript2
-        .current_dir(&ts2_dir)
+        .current_dir(repo.root().join(TS2_DIR))
         .arg("client.mjs")
-        .arg(&url);
+        .arg(url);
 
-    let mut python = tools.command(python);
+    let mut python = tools.command(tools.python()?);
     python
-        .current_dir(&python_dir)
+        .current_dir(repo.root().join(PYTHON_DIR))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg("client.py")
-        .arg(&url);
+        .arg(url);
 
-    let mut python2 = tools.command(python2);
+    let mut python2 = tools.command(tools.python_mcp2()?);
     python2
         .current_dir(repo.root().join(PYTHON2_DIR))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg("client.py")
-        .arg(&url);
+        .arg(url);
 
     let mut failed = Vec::new();
     for (sdk, command) in [
@@ -74,9 +139,5 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
             failed.push(sdk);
         }
     }
-    if !failed.is_empty() {
-        server.print_log_tail();
-        bail!("SDK client checks failed: {}", failed.join(", "));
-    }
-    Ok(())
+    Ok(failed)
 }
