@@ -204,7 +204,7 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
 
     # Secrets only by reference: no literal session host, token or password in the pod.
     env = env_of(container)
-    for key in ("SHOAL_SESSION_HOST", "SHOAL_AUTH_TOKENS", "SHOAL_REQUEST_STATE_KEYS"):
+    for key in ("SHOAL_SESSION_HOST", "SHOAL_AUTH_TOKENS", "SHOAL_REQUEST_STATE_KEYS", "SHOAL_ADMIN_TOKEN"):
         assert key not in config, f"{key} is inlined in a ConfigMap"
         if key in env:
             assert "value" not in env[key], f"{key} is inlined in the Deployment"

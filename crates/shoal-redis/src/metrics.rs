@@ -19,11 +19,12 @@ pub const COMMAND_ERRORS: &str = "shoal_redis_command_errors_total";
 pub const HISTOGRAMS: [&str; 1] = [COMMAND_DURATION];
 
 /// Every value of the `command` label.
-pub const COMMANDS: [&str; 18] = [
+pub const COMMANDS: [&str; 19] = [
     "create_session",
     "session",
     "update_session",
     "delete_session",
+    "sessions_of",
     "append",
     "subscribe",
     "read",

@@ -70,6 +70,9 @@ pub struct ClusterBuilder {
     /// `SHOAL_REQUEST_STATE_KEYS` of every replica: one random key per cluster, so that a
     /// multi round-trip retry succeeds on any replica, as in a deployment that shares a Secret.
     request_state_keys: String,
+    /// More environment variables of every `shoal serve` (secrets such as
+    /// `SHOAL_AUTH_TOKENS`, which have no flag).
+    env: Vec<(OsString, OsString)>,
 }
 
 /// `shoal serve` replicas on one Redis behind a round-robin proxy; killed on drop.
@@ -121,6 +124,12 @@ impl ClusterBuilder {
     /// for one replica behind the proxy, since replicas then share nothing.
     pub fn memory_host(self) -> Self {
         self.redis_url(MEMORY_HOST)
+    }
+
+    /// One more environment variable for every `shoal serve` (`SHOAL_AUTH_TOKENS`, say).
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
     }
 
     /// One more argument for every `shoal serve` (`--drain-timeout`, say).
@@ -260,6 +269,7 @@ impl ShoalCluster {
                 "cluster:{}",
                 base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
             ),
+            env: Vec::new(),
             proxy_addr: None,
             proxy_headers: HeaderMap::new(),
         }
@@ -457,6 +467,7 @@ impl Replica {
             .args(["--tools", &config.tools])
             .args(&config.args)
             .env("SHOAL_REQUEST_STATE_KEYS", &config.request_state_keys)
+            .envs(config.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(stderr)

@@ -97,6 +97,24 @@ pub fn router(engine: Engine, config: TransportConfig, drain: CancellationToken)
     Router::new().route(&path, any(dispatch)).with_state(state)
 }
 
+/// Refuses a request whose principal an operator refused (on any replica): 401, so that the
+/// client authenticates again.
+async fn check_not_refused(
+    state: &AppState,
+    principal: &shoal_core::session::Principal,
+) -> Result<(), Rejection> {
+    match state.engine.admin().refuses(principal).await {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(Rejection::Auth(
+            auth::Challenger::default().invalid_token("access revoked by an operator"),
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check whether the principal is refused");
+            Err(Rejection::Unavailable)
+        }
+    }
+}
+
 async fn dispatch(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
@@ -108,6 +126,9 @@ async fn dispatch(
         guard::check(&state.config, request.headers())?;
         let principal = request.extensions().get::<shoal_core::session::Principal>();
         state.limits.rate(principal)?;
+        if let Some(principal) = principal {
+            check_not_refused(&state, principal).await?;
+        }
         match *request.method() {
             http::Method::POST => post::handle(&state, request).await,
             http::Method::GET => get::handle(&state, request).await,

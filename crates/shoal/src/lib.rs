@@ -23,6 +23,8 @@
 //!   transport), the admin router, the engine and the [`Drain`].
 //! - `listener`: hyper connections with the header limit, idle and write timeouts.
 //! - `admin`: `/healthz`, `/readyz`, `/metrics`.
+//! - [`operator`]: the operator API on the admin listener (end sessions, refuse principals on
+//!   every replica), behind `SHOAL_ADMIN_TOKEN`.
 //!
 //! Everything a tool author needs is re-exported: the handler API ([`handler`], [`model`]),
 //! the [`Principal`], the auth port ([`auth`]) and the `testing` client of the engine (feature
@@ -33,6 +35,7 @@
 mod admin;
 mod error;
 mod listener;
+pub mod operator;
 mod server;
 pub mod settings;
 

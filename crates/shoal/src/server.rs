@@ -168,11 +168,14 @@ impl Builder {
                 shoal_transport::trace::trace_http,
             ));
         let draining = Arc::new(AtomicBool::new(false));
-        let admin = admin::router(AdminState {
+        let mut admin = admin::router(AdminState {
             host,
             draining: draining.clone(),
             metrics,
         });
+        if let Some(token) = settings.admin_token.clone() {
+            admin = admin.merge(crate::operator::router(engine.admin(), token));
+        }
         Ok(Shoal {
             mcp,
             admin,

@@ -25,6 +25,17 @@ pub const SESSIONS_DELETED: &str = "shoal_sessions_deleted_total";
 pub const INBOX_DELIVERIES: &str = "shoal_inbox_deliveries_total";
 /// Counter: requests of a dead replica that a reader on this one answered with an error.
 pub const REQUESTS_ABANDONED: &str = "shoal_requests_abandoned_total";
+/// Counter: operator actions done through this replica, by `action`.
+pub const ADMIN_ACTIONS: &str = "shoal_admin_actions_total";
+/// The `action` labels of [`ADMIN_ACTIONS`].
+pub const ADMIN_ACTION_LABELS: [&str; 4] = [
+    "end_session",
+    "end_sessions_of_principal",
+    "refuse_principal",
+    "lift_refusal",
+];
+/// Counter: requests refused on this replica because an operator refused their principal.
+pub const PRINCIPAL_REFUSALS: &str = "shoal_principal_refusals_total";
 /// Counter: stateless-era (2026-07-28) requests answered `input_required`, by `mcp_method_name`.
 pub const INPUT_REQUIRED: &str = "shoal_input_required_total";
 /// Counter: multi round-trip retries refused for their `requestState` or answers, by `reason`
@@ -46,11 +57,19 @@ pub const REQUEST_STATE_REASONS: [&str; 9] = [
 /// Registers the help text of every metric of the engine with the installed recorder, and
 /// creates its counters at zero (so that they are exported before their first event).
 pub fn describe() {
-    for counter in [SESSIONS_INITIALIZED, SESSIONS_DELETED, REQUESTS_ABANDONED] {
+    for counter in [
+        SESSIONS_INITIALIZED,
+        SESSIONS_DELETED,
+        REQUESTS_ABANDONED,
+        PRINCIPAL_REFUSALS,
+    ] {
         metrics::counter!(counter).absolute(0);
     }
     for kind in INBOX_KINDS {
         metrics::counter!(INBOX_DELIVERIES, "kind" => kind).absolute(0);
+    }
+    for action in ADMIN_ACTION_LABELS {
+        metrics::counter!(ADMIN_ACTIONS, "action" => action).absolute(0);
     }
     for method in ["tools/call", "prompts/get", "resources/read"] {
         metrics::counter!(INPUT_REQUIRED, "mcp_method_name" => method).absolute(0);
@@ -83,6 +102,14 @@ pub fn describe() {
     metrics::describe_counter!(
         REQUESTS_ABANDONED,
         "Requests of a dead replica answered with an error by a reader on this replica"
+    );
+    metrics::describe_counter!(
+        ADMIN_ACTIONS,
+        "Operator actions (end sessions, refuse or lift a principal) done through this replica"
+    );
+    metrics::describe_counter!(
+        PRINCIPAL_REFUSALS,
+        "Requests refused on this replica because an operator refused their principal"
     );
     metrics::describe_counter!(
         INPUT_REQUIRED,
@@ -242,6 +269,16 @@ const INBOX_KINDS: [&str; 3] = ["client_response", "cancel", "broadcast"];
 /// Counts one node event handled, by kind (`client_response`, `cancel`, `broadcast`).
 pub(crate) fn inbox_delivery(kind: &'static str) {
     metrics::counter!(INBOX_DELIVERIES, "kind" => kind).increment(1);
+}
+
+/// Counts an operator action (one of [`ADMIN_ACTION_LABELS`]).
+pub(crate) fn admin_action(action: &'static str) {
+    metrics::counter!(ADMIN_ACTIONS, "action" => action).increment(1);
+}
+
+/// Counts a request refused for its principal.
+pub(crate) fn request_refused_for_principal() {
+    metrics::counter!(PRINCIPAL_REFUSALS).increment(1);
 }
 
 /// Counts a request of `method` answered `input_required`.

@@ -12,6 +12,7 @@
 //! About 620 lines: the engine's API, one method per protocol entry point, and the shared state
 //! they use; dispatch, liveness, nodes, pagination, pending requests and tracing are submodules.
 
+pub mod admin;
 mod dispatch;
 mod listen;
 mod liveness;
@@ -218,6 +219,8 @@ pub(crate) struct Shared {
     pub(crate) local_streams: LocalStreams,
     /// This node's `subscriptions/listen` streams.
     pub(crate) listeners: Listeners,
+    /// What this node read of principals' refusals.
+    pub(crate) refusals: admin::RefusalCache,
 }
 
 /// The protocol engine of one node.
@@ -239,6 +242,7 @@ impl Engine {
             in_flight: TaskTracker::new(),
             local_streams: LocalStreams::default(),
             listeners: Listeners::default(),
+            refusals: admin::RefusalCache::default(),
         });
         node::spawn_loop(&shared);
         Engine { shared }
@@ -252,6 +256,11 @@ impl Engine {
     /// Announces list and resource changes to every session, on every replica.
     pub fn notifier(&self) -> Notifier {
         Notifier::new(self.shared.clone())
+    }
+
+    /// The operator's handle: end sessions, refuse principals, on every replica.
+    pub fn admin(&self) -> admin::Admin {
+        admin::Admin::new(self.shared.clone())
     }
 
     /// Handles `initialize`: negotiates the revision and creates the session.

@@ -256,6 +256,10 @@ async fn handle_event(shared: &Arc<Shared>, event: NodeEvent) {
             shared.running.cancel_session(&session);
             shared.local_streams.close_session(&session);
         }
+        NodeEvent::Broadcast(Broadcast::PrincipalChanged(principal)) => {
+            metrics::inbox_delivery("broadcast");
+            shared.refusals.forget(&principal);
+        }
         NodeEvent::Broadcast(broadcast) => {
             metrics::inbox_delivery("broadcast");
             shared.listeners.publish(&broadcast);
@@ -276,7 +280,7 @@ async fn deliver_broadcast(shared: &Arc<Shared>, broadcast: Broadcast) {
             Some(json!({ "uri": uri })),
             Some(uri),
         ),
-        Broadcast::SessionClosed(_) => return,
+        Broadcast::SessionClosed(_) | Broadcast::PrincipalChanged(_) => return,
     };
     let message: Arc<str> = match &params {
         Some(params) => jsonrpc::encode_notification(method, params),

@@ -177,6 +177,8 @@ pub enum Broadcast {
     },
     /// The session was deleted or expired: close its streams.
     SessionClosed(SessionId),
+    /// An operator refused this principal, or lifted its refusal: forget what was read of it.
+    PrincipalChanged(String),
 }
 
 /// What can go wrong in a host.
@@ -239,6 +241,11 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes a session and its streams; returns whether it existed. Every node is told.
     async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError>;
+
+    /// The sessions of `principal` on every node, for an operator who ends them all. A session
+    /// that expired while idle may still be listed until the host notices: deleting it is
+    /// harmless.
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<SessionId>, HostError>;
 }
 
 /// The ordered, bounded, resumable log of each stream of a session.

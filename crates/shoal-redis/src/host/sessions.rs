@@ -235,6 +235,27 @@ impl SessionStore for RedisHost {
         }
     }
 
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<SessionId>, HostError> {
+        let set = self.inner.keys.principal_sessions(principal);
+        let members = self
+            .inner
+            .on_key(
+                "sessions_of",
+                "ZRANGE",
+                &set,
+                vec![Value::from(0), Value::from(-1)],
+            )
+            .await?;
+        // A member that is not a session id was never written by a Shoal: skipped.
+        Ok(codec::array(members)?
+            .into_iter()
+            .map(codec::text)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter_map(|member| member.parse::<SessionId>().ok())
+            .collect())
+    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError> {
         let inner = &self.inner;
         inner.records.forget(id);

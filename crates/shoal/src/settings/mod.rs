@@ -19,8 +19,8 @@ use shoal_core::ids::NodeId;
 use shoal_transport::TransportConfig;
 
 pub use sources::{
-    ENV_AUTH_TOKENS, ENV_CONFIG, ENV_LOG, ENV_REQUEST_STATE_KEYS, Origin, Reader, SettingError,
-    SettingsErrors, Sources, flag_of, variable_of,
+    ENV_ADMIN_TOKEN, ENV_AUTH_TOKENS, ENV_CONFIG, ENV_LOG, ENV_REQUEST_STATE_KEYS, Origin, Reader,
+    SettingError, SettingsErrors, Sources, flag_of, variable_of,
 };
 
 /// Address of the MCP endpoint by default: loopback, so that nothing is exposed unasked.
@@ -61,6 +61,8 @@ pub struct Settings {
     pub auth: AuthConfig,
     /// Multi round-trip requests' `requestState` (2026-07-28).
     pub request_state: RequestStateSettings,
+    /// The operator API's token (`SHOAL_ADMIN_TOKEN`); without one the API is not served.
+    pub admin_token: Option<crate::operator::AdminToken>,
     /// What happens on SIGTERM.
     pub shutdown: ShutdownSettings,
     /// This process's node id (the configured prefix, or the host name, plus a random suffix).
@@ -196,6 +198,7 @@ impl Default for Settings {
             connections: ConnectionSettings::default(),
             auth: AuthConfig::None,
             request_state: RequestStateSettings::default(),
+            admin_token: None,
             shutdown: ShutdownSettings::default(),
             node_id: NodeId::with_random_suffix(&hostname()),
             unauthenticated_exposed: false,
@@ -304,6 +307,16 @@ fn read_settings(reader: &mut Reader<'_>) -> Option<Settings> {
     });
     let mut warnings = Vec::new();
     let request_state = request_state::read(reader, host.as_ref(), &mut warnings);
+    let admin_token = match reader.variable(ENV_ADMIN_TOKEN).map(str::to_owned) {
+        None => None,
+        Some(token) => match crate::operator::AdminToken::new(&token) {
+            Ok(token) => Some(token),
+            Err(error) => {
+                reader.fail(format!("{ENV_ADMIN_TOKEN}: {error}"));
+                None
+            }
+        },
+    };
     let auth = auth::read(reader, &public_url, &mut warnings);
     let allow_unauthenticated = reader.switch("allow_unauthenticated");
     let auth = auth?;
@@ -339,6 +352,7 @@ fn read_settings(reader: &mut Reader<'_>) -> Option<Settings> {
         connections,
         auth,
         request_state,
+        admin_token,
         shutdown,
         node_id,
         unauthenticated_exposed,

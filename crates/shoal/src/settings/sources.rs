@@ -24,11 +24,19 @@ pub const ENV_CONFIG: &str = "SHOAL_CONFIG";
 pub const ENV_AUTH_TOKENS: &str = "SHOAL_AUTH_TOKENS";
 /// The key ring of multi round-trip requests' `requestState` (a secret: no flag, no file key).
 pub const ENV_REQUEST_STATE_KEYS: &str = "SHOAL_REQUEST_STATE_KEYS";
+/// The operator API's token (a secret: no flag, no file key).
+pub const ENV_ADMIN_TOKEN: &str = "SHOAL_ADMIN_TOKEN";
 /// The log filter (read by the binary's telemetry, not a setting of the facade).
 pub const ENV_LOG: &str = "SHOAL_LOG";
 
 /// Variables that are not knobs of the file: read elsewhere, never "unknown".
-const NOT_KNOBS: [&str; 4] = [ENV_CONFIG, ENV_AUTH_TOKENS, ENV_REQUEST_STATE_KEYS, ENV_LOG];
+const NOT_KNOBS: [&str; 5] = [
+    ENV_CONFIG,
+    ENV_AUTH_TOKENS,
+    ENV_REQUEST_STATE_KEYS,
+    ENV_ADMIN_TOKEN,
+    ENV_LOG,
+];
 
 /// The layers' names, as figment's metadata carries them.
 const FLAGS: &str = "flags";

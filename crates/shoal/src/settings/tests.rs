@@ -492,3 +492,23 @@ fn the_request_state_key_ring_comes_from_the_environment_or_a_file_never_echoed(
     let listed = errors(&Sources::empty().flag("request_state_keys_file", keys.to_str().unwrap()));
     assert!(listed[0].contains("entry 1 is not ID:KEY"), "{listed:#?}");
 }
+
+#[test]
+fn the_operator_token_comes_from_its_variable_alone_and_is_never_printed() {
+    let settings = vars(&[("SHOAL_ADMIN_TOKEN", "op-secret-7")])
+        .resolve()
+        .unwrap();
+    assert!(settings.admin_token.is_some());
+    assert!(
+        !format!("{settings:?}").contains("op-secret-7"),
+        "{settings:?}"
+    );
+    assert!(Sources::empty().resolve().unwrap().admin_token.is_none());
+    let listed = errors(&vars(&[("SHOAL_ADMIN_TOKEN", "two words")]));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].starts_with("SHOAL_ADMIN_TOKEN: "), "{listed:?}");
+    assert!(
+        !listed[0].contains("two words"),
+        "the token is not echoed: {listed:?}"
+    );
+}

@@ -359,6 +359,15 @@ impl SessionStore for MemoryHost {
         Ok(())
     }
 
+    async fn sessions_of(&self, principal: &str) -> Result<Vec<SessionId>, HostError> {
+        let sessions = lock(&self.inner.sessions);
+        Ok(sessions
+            .by_principal
+            .get(principal)
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
     async fn delete_session(&self, id: &SessionId) -> Result<bool, HostError> {
         let removed = lock(&self.inner.sessions).remove(id);
         let existed = removed.is_some();

@@ -437,6 +437,25 @@ pub async fn sessions_per_principal(host: &dyn SessionHost) {
     );
 }
 
+/// A principal's sessions are listed, whoever else has sessions, and no longer once deleted.
+pub async fn sessions_of_a_principal(host: &dyn SessionHost) {
+    let mut dave = fill(host, "dave", 3, 0).await;
+    fill(host, "erin", 2, 0).await;
+    host.create_session(&record_of(None), 0).await.unwrap();
+    let mut listed = host.sessions_of("dave").await.unwrap();
+    listed.sort();
+    dave.sort();
+    assert_eq!(listed, dave);
+    assert!(host.delete_session(&dave[0]).await.unwrap());
+    let mut listed = host.sessions_of("dave").await.unwrap();
+    listed.sort();
+    assert_eq!(listed, dave[1..]);
+    assert_eq!(
+        host.sessions_of("nobody").await.unwrap(),
+        Vec::<SessionId>::new()
+    );
+}
+
 /// Expiry frees a principal's slot: `host` must expire idle sessions after `idle_timeout`.
 /// Not part of [`run_all`]: it needs a host with a short idle timeout, and waits it out.
 pub async fn expiry_frees_a_principal_slot(host: &dyn SessionHost, idle_timeout: Duration) {
@@ -473,6 +492,7 @@ where
     isolation(&make()).await;
     inbox_and_broadcast(&make()).await;
     sessions_per_principal(&make()).await;
+    sessions_of_a_principal(&make()).await;
     kv_put_get_delete(&make()).await;
     kv_expiry(&make()).await;
     kv_take_is_single_use(&make()).await;
