@@ -212,8 +212,15 @@ fn listen(state: &AppState, stream: ListenStream, slot: Option<Slot>) -> Respons
         let frame = tokio::select! {
             biased;
             () = open.drain.cancelled() => {
+                // What already arrived goes out before the end, so the client misses nothing
+                // raised before the drain.
                 open.done = true;
-                shoal_wire::sse::data(&open.stream.end())
+                let mut frames = bytes::BytesMut::new();
+                for message in open.stream.ready() {
+                    frames.extend_from_slice(&shoal_wire::sse::data(&message));
+                }
+                frames.extend_from_slice(&shoal_wire::sse::data(&open.stream.end()));
+                frames.freeze()
             }
             message = open.stream.next() => shoal_wire::sse::data(&message?),
             () = tokio::time::sleep(open.keep_alive) => Bytes::from_static(KEEP_ALIVE),

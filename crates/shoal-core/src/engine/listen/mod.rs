@@ -204,6 +204,22 @@ impl ListenStream {
         }
     }
 
+    /// The messages already received and not yet taken, without waiting: what a stream that
+    /// is about to end still owes its client.
+    pub fn ready(&mut self) -> Vec<String> {
+        let mut ready: Vec<String> = self.ack.take().into_iter().collect();
+        ready.extend(self.owed.drain(..).rev());
+        loop {
+            match self.changes.try_recv() {
+                Ok(change) => ready.extend(self.message(&change)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    ready.extend(self.everything_watched().into_iter().rev());
+                }
+                Err(_) => return ready,
+            }
+        }
+    }
+
     /// The response that ends the subscription gracefully (server shutdown, say).
     pub fn end(&self) -> String {
         jsonrpc::encode_result(

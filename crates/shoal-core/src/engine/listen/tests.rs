@@ -208,3 +208,26 @@ async fn a_listen_without_a_usable_filter_is_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_stream_that_ends_hands_over_what_already_arrived() {
+    let engine = engine();
+    let mut stream = open(&engine, 5, json!({ "toolsListChanged": true })).await;
+    next(&mut stream).await;
+    engine.notifier().tools_list_changed().await.unwrap();
+    // The node loop hands the broadcast over asynchronously.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let ready = loop {
+        let ready = stream.ready();
+        if !ready.is_empty() || tokio::time::Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    assert!(
+        ready[0].contains("notifications/tools/list_changed"),
+        "{ready:?}"
+    );
+    assert!(stream.ready().is_empty(), "handed over once");
+}
