@@ -109,9 +109,26 @@ pub struct Verdict {
     pub violations: Vec<String>,
 }
 
+/// Figures another judge reached (the listen and multi round-trip scenarios judge their own
+/// load), added to the [`Verdict`]'s so that the results table shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Judged {
+    /// Requests acknowledged.
+    pub requests: usize,
+    /// Events (messages) checked.
+    pub events_checked: usize,
+    /// Owed events never delivered.
+    pub lost: usize,
+    /// Events delivered more than once.
+    pub duplicated: usize,
+    /// Calls whose result was delivered exactly once.
+    pub results_once: usize,
+}
+
 #[derive(Debug, Default)]
 struct State {
     started: Option<Instant>,
+    judged: Judged,
     sessions: usize,
     sessions_ended: usize,
     resumes: usize,
@@ -356,6 +373,18 @@ impl Checker {
         }
     }
 
+    /// Adds figures another judge reached; its violations come through
+    /// [`Checker::violation`].
+    pub fn add_judged(&self, judged: Judged) {
+        let mut state = self.state();
+        let total = &mut state.judged;
+        total.requests += judged.requests;
+        total.events_checked += judged.events_checked;
+        total.lost += judged.lost;
+        total.duplicated += judged.duplicated;
+        total.results_once += judged.results_once;
+    }
+
     /// A rule broken that only the caller can see (a 400 where none was due, say).
     pub fn violation(&self, detail: impl Into<String>) {
         self.state().violations.push(detail.into());
@@ -434,6 +463,11 @@ impl Checker {
     pub fn report(&self, sessions_survive: bool) -> Verdict {
         let state = self.state();
         let mut verdict = Verdict {
+            requests: state.judged.requests,
+            events_checked: state.judged.events_checked,
+            lost: state.judged.lost,
+            duplicated: state.judged.duplicated,
+            results_once: state.judged.results_once,
             sessions: state.sessions,
             sessions_ended: state.sessions_ended,
             resumes: state.resumes,

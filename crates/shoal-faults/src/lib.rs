@@ -16,10 +16,16 @@
 //! - [`workload`]: [`Workload`], the steady load (clients with a session, a standalone stream
 //!   resumed on break, `count` calls read through their SSE reply and resumed, numbered
 //!   `announce` calls).
+//! - [`listen_workload`] and [`listen_checker`]: the stateless-era (2026-07-28) load of the
+//!   `listen_*` scenarios (listeners that listen again whenever their stream ends, numbered
+//!   resource updates) and its judge (every update raised while a stream was open arrives on it
+//!   exactly once). [`mrtr_kill9`] holds its own multi round-trip clients and judge. Their
+//!   figures reach the table through [`Checker::add_judged`].
 //! - [`Scenario`], [`all`], [`run`]: the list of scenarios and the runner that runs some, each
 //!   bounded in time, and collects one [`ScenarioOutcome`] row per scenario.
 //! - One file per scenario: [`baseline`], [`kill9`],
-//!   [`rolling_restart`], [`late_resume`], and the Redis faults (`redis_*`).
+//!   [`rolling_restart`], [`late_resume`], the Redis faults (`redis_*`), and the stateless
+//!   era's [`listen_rolling_restart`], [`listen_kill9`] and [`mrtr_kill9`].
 //! - [`known_issue`]: scenarios known to fail, and why; their rows stay in the table but do
 //!   not fail the run.
 //!
@@ -61,6 +67,11 @@ pub mod baseline;
 pub mod checker;
 pub mod kill9;
 pub mod late_resume;
+pub mod listen_checker;
+pub mod listen_kill9;
+pub mod listen_rolling_restart;
+pub mod listen_workload;
+pub mod mrtr_kill9;
 pub mod redis_cluster_failover;
 pub mod redis_drop;
 pub mod redis_latency;
@@ -199,6 +210,9 @@ pub fn all() -> Vec<Scenario> {
         redis_restart_empty::scenario(),
         redis_cluster_failover::scenario(),
         redis_cluster_failover::hard_scenario(),
+        listen_rolling_restart::scenario(),
+        listen_kill9::scenario(),
+        mrtr_kill9::scenario(),
     ]
 }
 

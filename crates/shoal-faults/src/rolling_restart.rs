@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use shoal_testkit::cluster::ShoalCluster;
+
 use crate::{Env, Faults, Ran, RunFuture, Scenario, Workload, WorkloadConfig};
 
 /// This module's scenario: its name (what `--scenario` takes), what it proves, and how it
@@ -31,9 +33,29 @@ async fn run(env: Env) -> Ran {
     let mut notes = Vec::new();
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let note = roll(&mut cluster, &env, &mut faults, started).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let load = load.stop().await;
+    notes.push(note);
+    Ran {
+        load,
+        faults,
+        notes,
+    }
+}
+
+/// SIGTERMs replica 0, waits for its exit, restarts it and waits until it is ready, then the
+/// next one: at least one whole round, then as many replicas as `env.duration` since `started`
+/// allows. Counts each in `faults`; an exit other than success is a violation. Returns the
+/// note: how many restarts, the slowest exit.
+pub(crate) async fn roll(
+    cluster: &mut ShoalCluster,
+    env: &Env,
+    faults: &mut Faults,
+    started: Instant,
+) -> String {
     let mut i = 0;
     let mut slowest_exit = Duration::ZERO;
-    // At least one whole round, then as many replicas as the duration allows.
     while i < cluster.len() || started.elapsed() < env.duration {
         let replica = i % cluster.len();
         let stopping = Instant::now();
@@ -49,14 +71,5 @@ async fn run(env: Env) -> Ran {
         cluster.restart(replica).await;
         i += 1;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let load = load.stop().await;
-    notes.push(format!(
-        "{i} restarts; slowest exit after SIGTERM {slowest_exit:.1?}"
-    ));
-    Ran {
-        load,
-        faults,
-        notes,
-    }
+    format!("{i} restarts; slowest exit after SIGTERM {slowest_exit:.1?}")
 }

@@ -33,6 +33,7 @@ use shoal_testkit::SseStream;
 use shoal_testkit::client::{
     CLIENT_VERSION, LAST_EVENT_ID, PROTOCOL_VERSION, SESSION_ID, media_type,
 };
+use shoal_testkit::proxy::Served;
 
 /// Bound on the answer (the status line and headers) to one request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +43,8 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CALL_GRACE: Duration = Duration::from_secs(15);
 /// How long [`Workload::stop`] waits for acknowledged announces still on their way.
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The query parameter of [`Http::post_modern`] that names a request in the proxy's log.
+pub(crate) const TAG_QUERY: &str = "fault";
 /// First and largest pause between two attempts of a refused request.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_millis(1000);
@@ -218,7 +221,30 @@ impl Http {
         session: Option<&Session>,
         message: &Value,
     ) -> Result<(Answer, HeaderMap), Refused> {
-        let mut headers = Self::headers(session);
+        self.post_to(&self.url, Self::headers(session), message)
+            .await
+    }
+
+    /// POSTs a stateless-era (2026-07-28) request with its `Mcp-*` headers and no session, to
+    /// the endpoint with `?fault=<tag>` appended: the proxy's request log
+    /// ([`RoundRobinProxy::served`](shoal_testkit::proxy::RoundRobinProxy::served)) then says
+    /// which replica served this one (the server ignores the query).
+    pub(crate) async fn post_modern(
+        &self,
+        tag: &str,
+        message: &Value,
+    ) -> Result<(Answer, HeaderMap), Refused> {
+        let url = format!("{}?{TAG_QUERY}={tag}", self.url);
+        self.post_to(&url, shoal_testkit::modern::headers(message), message)
+            .await
+    }
+
+    async fn post_to(
+        &self,
+        url: &str,
+        mut headers: HeaderMap,
+        message: &Value,
+    ) -> Result<(Answer, HeaderMap), Refused> {
         headers.insert(
             ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),
@@ -226,7 +252,7 @@ impl Http {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let request = self
             .http
-            .post(&self.url)
+            .post(url)
             .headers(headers)
             .body(message.to_string());
         self.send(request).await
@@ -293,6 +319,14 @@ impl Http {
             _ => Err(Refused::Unexpected(status, body)),
         }
     }
+}
+
+/// The `?fault=` tag of a request in the proxy's log.
+pub(crate) fn tag_of(served: &Served) -> Option<&str> {
+    let query = served.path.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(TAG_QUERY)?.strip_prefix('='))
 }
 
 /// The next backoff after `delay`.
