@@ -78,7 +78,8 @@ async fn read_to_eof(stream: &mut TcpStream) -> (usize, bool) {
 /// The tokens of [`every_limit_refuses_with_its_status_body_and_a_session_era_code`]: one
 /// principal per limit that counts per session or per principal, so that none uses another's.
 const LIMIT_TOKENS: &str = "misc=tok-misc,streams=tok-streams,inflight=tok-inflight,\
-                            sessions=tok-sessions,rate=tok-rate";
+                            sessions=tok-sessions,rate=tok-rate,stateless=tok-stateless,\
+                            listens=tok-listens";
 /// That test's `--rate-limit-burst` (of 20 an hour: nothing refills while it runs).
 const BURST: u64 = 20;
 
@@ -107,6 +108,9 @@ struct Refusal {
     message: String,
     /// `data.max` of a count or rate limit (whose code is `LIMIT_EXCEEDED`).
     max: Option<u64>,
+    /// The id the error names: the request's in the stateless era (its body was read), none
+    /// in the session era (refused before).
+    id: Option<Value>,
 }
 
 impl Refusal {
@@ -119,6 +123,7 @@ impl Refusal {
             code,
             message,
             max: None,
+            id: None,
         }
     }
 
@@ -131,6 +136,15 @@ impl Refusal {
             code,
             message,
             max,
+            id: None,
+        }
+    }
+
+    /// The same refusal, naming the request `id`.
+    fn naming(self, id: i64) -> Self {
+        Refusal {
+            id: Some(json!(id)),
+            ..self
         }
     }
 }
@@ -220,6 +234,49 @@ async fn refuse_by(server: &Server, limit: &str) -> Refusal {
             );
             Refusal::count(raw, BURST, expected)
         }
+        "in_flight_per_principal" => {
+            // The stateless era has no sessions: a principal's requests are counted. `count`
+            // with a progress token streams, holding the one slot until its reply ends.
+            let client = client_of(server, "stateless");
+            let mut count = shoal_testkit::modern::request(
+                70,
+                "tools/call",
+                json!({ "name": "count", "arguments": { "to": 50, "interval_ms": 100 } }),
+            );
+            count["params"]["_meta"]["progressToken"] = json!("p");
+            let mut held = client.post_modern(&count).await.into_stream();
+            held.expect_event().await;
+            let echo = shoal_testkit::modern::request(
+                71,
+                "tools/call",
+                json!({ "name": "echo", "arguments": { "text": "hi" } }),
+            );
+            let raw = client
+                .post_raw(echo.clone(), |h| {
+                    h.extend(shoal_testkit::modern::headers(&echo))
+                })
+                .await;
+            drop(held);
+            let expected = "too many requests in flight for this principal on this replica (max 1)";
+            Refusal::count(raw, 1, expected.to_owned()).naming(71)
+        }
+        "listen_streams_per_principal" => {
+            let client = client_of(server, "listens");
+            let mut first = client.listen(80, json!({ "toolsListChanged": true })).await;
+            first.expect_event().await;
+            let second = shoal_testkit::modern::request(
+                81,
+                "subscriptions/listen",
+                json!({ "notifications": {} }),
+            );
+            let raw = client
+                .post_raw(second.clone(), |h| {
+                    h.extend(shoal_testkit::modern::headers(&second))
+                })
+                .await;
+            let expected = "too many listen streams for this principal on this replica (max 1)";
+            Refusal::count(raw, 1, expected.to_owned()).naming(81)
+        }
         other => panic!("no case for the limit {other}: add one here"),
     }
 }
@@ -262,14 +319,11 @@ async fn every_limit_refuses_with_its_status_body_and_a_session_era_code() {
             code,
             message,
             max,
+            id,
         } = refuse_by(&server, limit).await;
         let error = raw.assert_rpc_error(status, i64::from(code), &message);
         assert_eq!(error["message"], message, "{limit}: {raw}");
-        assert_eq!(
-            raw.json().get("id"),
-            None,
-            "{limit}: the id is unknown: {raw}"
-        );
+        assert_eq!(raw.json().get("id"), id.as_ref(), "{limit}: {raw}");
         assert!(
             session_era.contains(&code) && !codes::MODERN_ONLY.contains(&code),
             "{limit}: {raw}"
