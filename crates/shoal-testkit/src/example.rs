@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::cluster::{READY_TIMEOUT, free_ports};
+use crate::cluster::{EXIT_TIMEOUT, READY_TIMEOUT, free_ports};
 
 /// A running example binary, listening on free loopback ports it was given through
 /// `SHOAL_LISTEN` and `SHOAL_ADMIN_LISTEN`.
@@ -56,6 +56,31 @@ impl Example {
     /// `http://127.0.0.1:<admin port>`.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin)
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the program does, and waits for it to exit.
+    ///
+    /// # Panics
+    ///
+    /// When it exited already, or does not exit within [`EXIT_TIMEOUT`].
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("running `kill -TERM {pid}`: {e}"));
+        assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
+        let deadline = tokio::time::Instant::now() + EXIT_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the example") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the example did not exit within {EXIT_TIMEOUT:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_ready(&mut self, binary: &Path) {
