@@ -1,39 +1,5 @@
 //! Live sets: tool, resource and prompt providers whose entries can be shown and hidden while
-//! serving, the same on every replica.
-//!
-//! The code of every entry is registered in every replica's process, as at start; which entries
-//! are visible is shared state: one entry per live set in the host's key-value store (Redis on
-//! the Redis host), named by the user. A change ([`LiveSet::show`], [`LiveSet::hide`],
-//! [`LiveSet::set_hidden`]) swaps that entry atomically (a compare-and-swap loop, so that two
-//! replicas changing one set at once both count), then raises the matching `list_changed`
-//! through the [`Notifier`](super::Notifier): every session's GET stream and every
-//! `subscriptions/listen` stream, on every replica, hears it.
-//!
-//! Each replica caches the entry, so that lists and calls do not read the host. The cache is
-//! dropped when the matching `list_changed` broadcast reaches the replica, in the node loop and
-//! before the notification is delivered to any stream there (see
-//! [`Attachment::on_broadcast`]): a client that lists again on hearing it gets the new list
-//! from the replica it heard it from. Broadcasts are at-most-once, so the cache is also read
-//! again after [`DEFAULT_REFRESH_INTERVAL`] (see [`LiveSet::refresh_after`]): a lost broadcast
-//! leaves a replica stale for that long at most.
-//!
-//! Lists leave hidden entries out; a call, get or read of a hidden one is not found, as if it
-//! did not exist.
-//!
-//! ```
-//! use shoal_core::handler::{Handlers, LiveSet, ToolError, ToolSet, typed_tool};
-//!
-//! #[derive(serde::Deserialize, schemars::JsonSchema)]
-//! struct NoArgs {}
-//!
-//! let tools = ToolSet::new().with(typed_tool("ping", "Answers pong", |_ctx, NoArgs {}| async {
-//!     Ok::<_, ToolError>("pong".to_owned())
-//! }));
-//! // Shown by default; `live.hide("ping").await` takes it away from every replica's clients.
-//! let live = LiveSet::tools("ops-tools", tools);
-//! let handlers = Handlers::new().tools(live.clone());
-//! # let _ = handlers;
-//! ```
+//! serving, the same on every replica. [`LiveSet`] says how.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -123,7 +89,41 @@ struct Entry {
 }
 
 /// A tool, resource or prompt provider whose entries can be shown and hidden while serving, on
-/// every replica at once (see the [module docs](self)).
+/// every replica at once.
+///
+/// The code of every entry is registered in every replica's process, as at start; which entries
+/// are visible is shared state: one entry per live set in the host's key-value store (Redis on
+/// the Redis host), named by the user. A change ([`LiveSet::show`], [`LiveSet::hide`],
+/// [`LiveSet::set_hidden`]) swaps that entry atomically (a compare-and-swap loop, so that two
+/// replicas changing one set at once both count), then raises the matching `list_changed`
+/// through the [`Notifier`](super::Notifier): every session's GET stream and every
+/// `subscriptions/listen` stream, on every replica, hears it.
+///
+/// Each replica caches the entry, so that lists and calls do not read the host. The cache is
+/// dropped when the matching `list_changed` broadcast reaches the replica, in the node loop and
+/// before the notification is delivered to any stream there (see
+/// [`Attachment::on_broadcast`]): a client that lists again on hearing it gets the new list
+/// from the replica it heard it from. Broadcasts are at-most-once, so the cache is also read
+/// again after [`DEFAULT_REFRESH_INTERVAL`] (see [`LiveSet::refresh_after`]): a lost broadcast
+/// leaves a replica stale for that long at most.
+///
+/// Lists leave hidden entries out; a call, get or read of a hidden one is not found, as if it
+/// did not exist.
+///
+/// ```
+/// use shoal_core::handler::{Handlers, LiveSet, ToolError, ToolSet, typed_tool};
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct NoArgs {}
+///
+/// let tools = ToolSet::new().with(typed_tool("ping", "Answers pong", |_ctx, NoArgs {}| async {
+///     Ok::<_, ToolError>("pong".to_owned())
+/// }));
+/// // Shown by default; `live.hide("ping").await` takes it away from every replica's clients.
+/// let live = LiveSet::tools("ops-tools", tools);
+/// let handlers = Handlers::new().tools(live.clone());
+/// # let _ = handlers;
+/// ```
 ///
 /// Build one with [`LiveSet::tools`], [`LiveSet::resources`] or [`LiveSet::prompts`], hand a
 /// clone to [`Handlers`](super::Handlers), and keep one to change it. Every replica must build
