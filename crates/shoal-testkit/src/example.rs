@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::cluster::{EXIT_TIMEOUT, READY_TIMEOUT, free_ports};
+use crate::cluster::{EXIT_TIMEOUT, READY_TIMEOUT, free_ports, sigterm_and_wait};
 
 /// A running example binary, listening on free loopback ports it was given through
 /// `SHOAL_LISTEN` and `SHOAL_ADMIN_LISTEN`.
@@ -64,23 +64,9 @@ impl Example {
     ///
     /// When it exited already, or does not exit within [`EXIT_TIMEOUT`].
     pub async fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap_or_else(|e| panic!("running `kill -TERM {pid}`: {e}"));
-        assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
-        let deadline = tokio::time::Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waiting for the example") {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the example did not exit within {EXIT_TIMEOUT:?} of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        sigterm_and_wait(&mut self.child).await.unwrap_or_else(|| {
+            panic!("the example did not exit within {EXIT_TIMEOUT:?} of SIGTERM")
+        })
     }
 
     async fn wait_ready(&mut self, binary: &Path) {

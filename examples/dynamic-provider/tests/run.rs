@@ -50,23 +50,16 @@ async fn serves_the_table_of_its_database_with_the_file_and_the_variables_it_was
 
     // A row written to the database by someone else is a tool at once; the row written
     // through the tool is in the database.
-    let written = command(
-        database.port(),
-        "HSET example-dynamic-provider:replies bye ciao",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let redis = |line: &'static str| command(database.port(), line, Duration::from_secs(5));
+    let written = redis("HSET example-dynamic-provider:replies bye ciao")
+        .await
+        .unwrap();
     assert!(written.starts_with(":1"), "{written:?}");
     let listed = client.request("tools/list", json!({})).await;
     assert_eq!(names(&listed), ["define_reply", "bye", "greet"]);
-    let stored = command(
-        database.port(),
-        "HGET example-dynamic-provider:replies greet",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let stored = redis("HGET example-dynamic-provider:replies greet")
+        .await
+        .unwrap();
     assert!(stored.contains("hello"), "{stored:?}");
 
     // The file's body limit and the variable's depth took effect.
