@@ -42,17 +42,20 @@ fn names(tools: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// Both clients' lists, each from its own replica.
-async fn lists(session: &McpClient, stateless: &McpClient) -> (Vec<String>, Vec<String>) {
+/// Both clients list `expected`, each from its own replica.
+async fn assert_lists(session: &McpClient, stateless: &McpClient, expected: &[&str]) {
     let session_list = session.request("tools/list", json!({})).await;
+    assert_eq!(
+        names(&session_list["result"]["tools"]),
+        expected,
+        "session era"
+    );
     let stateless_list = stateless.modern("tools/list", json!({})).await;
-    let own = |list: &Value| -> Vec<String> {
-        names(&list["result"]["tools"])
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
-    };
-    (own(&session_list), own(&stateless_list))
+    assert_eq!(
+        names(&stateless_list["result"]["tools"]),
+        expected,
+        "stateless era"
+    );
 }
 
 /// Calls an admin tool through `admin`; its text.
@@ -111,13 +114,7 @@ async fn a_tool_disabled_through_one_replica_leaves_every_replicas_lists() {
         let session = McpClient::connect(replicas[1].mcp_url()).await;
         let stateless = McpClient::new(replicas[2].mcp_url());
         // Both replicas list (and cache) the whole catalog before the change.
-        assert_eq!(
-            lists(&session, &stateless).await,
-            (
-                all.map(String::from).to_vec(),
-                all.map(String::from).to_vec()
-            )
-        );
+        assert_lists(&session, &stateless, &all).await;
         let mut get_stream = session.get_stream(None).await;
         let mut listen = stateless
             .listen(LISTEN_ID, json!({ "toolsListChanged": true }))
@@ -134,11 +131,7 @@ async fn a_tool_disabled_through_one_replica_leaves_every_replicas_lists() {
             "shout disabled"
         );
         both_hear_the_change(&mut get_stream, &mut listen).await;
-        let expected = without_shout.map(String::from).to_vec();
-        assert_eq!(
-            lists(&session, &stateless).await,
-            (expected.clone(), expected)
-        );
+        assert_lists(&session, &stateless, &without_shout).await;
         // Hidden means gone: replica 2 does not run it.
         let call = stateless
             .post_modern(&shoal_testkit::modern::request(
@@ -162,11 +155,7 @@ async fn a_tool_disabled_through_one_replica_leaves_every_replicas_lists() {
             "shout enabled"
         );
         both_hear_the_change(&mut get_stream, &mut listen).await;
-        let expected = all.map(String::from).to_vec();
-        assert_eq!(
-            lists(&session, &stateless).await,
-            (expected.clone(), expected)
-        );
+        assert_lists(&session, &stateless, &all).await;
         let shouted = session.call_tool("shout", json!({ "text": "hi" })).await;
         assert_eq!(shouted["content"][0]["text"], "HI", "{shouted}");
     })
