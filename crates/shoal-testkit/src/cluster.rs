@@ -43,6 +43,31 @@ use crate::redis::RedisServer;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a replica has to exit after SIGTERM ([`ShoalCluster::terminate`]).
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Sends `child` SIGTERM, as an orchestrator stopping it does, and waits for it to exit:
+/// its status, or `None` after [`EXIT_TIMEOUT`].
+///
+/// # Panics
+///
+/// When the signal cannot be sent (it exited already) or the child cannot be waited for.
+pub(crate) async fn sigterm_and_wait(child: &mut Child) -> Option<ExitStatus> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap_or_else(|e| panic!("running `kill -TERM {pid}`: {e}"));
+    assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
+    let deadline = tokio::time::Instant::now() + EXIT_TIMEOUT;
+    loop {
+        let polled = child
+            .try_wait()
+            .unwrap_or_else(|e| panic!("waiting for {pid}: {e}"));
+        if polled.is_some() || tokio::time::Instant::now() >= deadline {
+            return polled;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 /// How many lines of a replica's log a failure message shows.
 const LOG_TAIL_LINES: usize = 40;
 /// How many times [`ClusterBuilder::start`] starts a replica on fresh ports when one of its
@@ -366,29 +391,16 @@ impl ShoalCluster {
             .child
             .as_mut()
             .unwrap_or_else(|| panic!("{} is not running", replica.node_id));
-        let pid = child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap_or_else(|e| panic!("running `kill -TERM {pid}`: {e}"));
-        assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
-        let deadline = tokio::time::Instant::now() + EXIT_TIMEOUT;
-        loop {
-            let polled = child
-                .try_wait()
-                .unwrap_or_else(|e| panic!("waiting for {}: {e}", replica.node_id));
-            if let Some(status) = polled {
+        match sigterm_and_wait(child).await {
+            Some(status) => {
                 replica.child = None;
-                return status;
+                status
             }
-            if tokio::time::Instant::now() >= deadline {
-                panic!(
-                    "{} did not exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}",
-                    replica.node_id,
-                    replica.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            None => panic!(
+                "{} did not exit within {EXIT_TIMEOUT:?} of SIGTERM\n{}",
+                replica.node_id,
+                replica.log_tail()
+            ),
         }
     }
 

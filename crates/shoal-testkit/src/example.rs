@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::cluster::{READY_TIMEOUT, free_ports};
+use crate::cluster::{EXIT_TIMEOUT, READY_TIMEOUT, free_ports, sigterm_and_wait};
 
 /// A running example binary, listening on free loopback ports it was given through
 /// `SHOAL_LISTEN` and `SHOAL_ADMIN_LISTEN`.
@@ -56,6 +56,17 @@ impl Example {
     /// `http://127.0.0.1:<admin port>`.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin)
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the program does, and waits for it to exit.
+    ///
+    /// # Panics
+    ///
+    /// When it exited already, or does not exit within [`EXIT_TIMEOUT`].
+    pub async fn terminate(&mut self) -> ExitStatus {
+        sigterm_and_wait(&mut self.child).await.unwrap_or_else(|| {
+            panic!("the example did not exit within {EXIT_TIMEOUT:?} of SIGTERM")
+        })
     }
 
     async fn wait_ready(&mut self, binary: &Path) {

@@ -1,15 +1,29 @@
-//! The example binary as a user runs it: configured by a TOML file named in `SHOAL_CONFIG`
-//! and by `SHOAL_*` variables, reached over HTTP by an MCP client.
+//! The example binary as a user runs it: its table in a real Redis named by
+//! `EXAMPLE_DATABASE_URL`, configured by a TOML file named in `SHOAL_CONFIG` and by `SHOAL_*`
+//! variables, reached over HTTP by an MCP client.
 
 // Test helpers fail the test by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use shoal_testkit::McpClient;
 use shoal_testkit::example::Example;
+use shoal_testkit::redis::{RedisServer, command};
+
+fn names(listed: &Value) -> Vec<&str> {
+    listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect()
+}
 
 #[tokio::test]
-async fn serves_the_table_with_the_file_and_the_variables_it_was_given() {
+async fn serves_the_table_of_its_database_with_the_file_and_the_variables_it_was_given() {
+    let database = RedisServer::start().await;
     let dir = std::env::temp_dir().join(format!("example-dynamic-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("shoal.toml");
@@ -18,6 +32,7 @@ async fn serves_the_table_with_the_file_and_the_variables_it_was_given() {
         env!("CARGO_BIN_EXE_example-dynamic-provider"),
         // The variable wins over the file's depth.
         &[
+            ("EXAMPLE_DATABASE_URL", database.url().as_str()),
             ("SHOAL_CONFIG", file.to_str().unwrap()),
             ("SHOAL_MAX_JSON_DEPTH", "6"),
         ],
@@ -29,15 +44,23 @@ async fn serves_the_table_with_the_file_and_the_variables_it_was_given() {
         .await;
     assert_eq!(defined["content"][0]["text"], "defined greet", "{defined}");
     let listed = client.request("tools/list", json!({})).await;
-    let names: Vec<&str> = listed["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|tool| tool["name"].as_str())
-        .collect();
-    assert_eq!(names, ["define_reply", "greet"]);
+    assert_eq!(names(&listed), ["define_reply", "greet"]);
     let greeted = client.call_tool("greet", json!({})).await;
     assert_eq!(greeted["content"][0]["text"], "hello", "{greeted}");
+
+    // A row written to the database by someone else is a tool at once; the row written
+    // through the tool is in the database.
+    let redis = |line: &'static str| command(database.port(), line, Duration::from_secs(5));
+    let written = redis("HSET example-dynamic-provider:replies bye ciao")
+        .await
+        .unwrap();
+    assert!(written.starts_with(":1"), "{written:?}");
+    let listed = client.request("tools/list", json!({})).await;
+    assert_eq!(names(&listed), ["define_reply", "bye", "greet"]);
+    let stored = redis("HGET example-dynamic-provider:replies greet")
+        .await
+        .unwrap();
+    assert!(stored.contains("hello"), "{stored:?}");
 
     // The file's body limit and the variable's depth took effect.
     let padding = "p".repeat(3000);

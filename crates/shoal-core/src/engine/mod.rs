@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::codes;
 use crate::error::Cause;
-use crate::handler::{Handlers, Notifier, RequestContext};
+use crate::handler::{Attachment, BroadcastHook, Handlers, Notifier, RequestContext};
 use crate::host::{HostError, ReadFrom, SharedHost, StreamEvent, Subscription};
 use crate::ids::{EventId, SessionId, StreamId};
 use crate::jsonrpc::{self, Notification, Request, RequestId, Response, RpcError};
@@ -221,6 +221,8 @@ pub(crate) struct Shared {
     pub(crate) listeners: Listeners,
     /// What this node read of principals' refusals.
     pub(crate) refusals: admin::RefusalCache,
+    /// What providers asked to run for every broadcast (see [`Attachment::on_broadcast`]).
+    pub(crate) broadcast_hooks: Vec<BroadcastHook>,
 }
 
 /// The protocol engine of one node.
@@ -230,10 +232,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over `host` serving `handlers`. Spawns the node loop, so call it inside a Tokio
-    /// runtime; the loop ends when the last clone of the engine is dropped.
+    /// An engine over `host` serving `handlers`. Attaches every provider (see
+    /// [`Attachment`]), then spawns the node loop, so call it inside a Tokio runtime; the loop
+    /// ends when the last clone of the engine is dropped.
     pub fn new(host: SharedHost, handlers: Handlers, config: EngineConfig) -> Self {
+        let attachment = Attachment::new(host.clone());
+        for provider in &handlers.tools {
+            provider.attach(&attachment);
+        }
+        for provider in &handlers.resources {
+            provider.attach(&attachment);
+        }
+        for provider in &handlers.prompts {
+            provider.attach(&attachment);
+        }
         let shared = Arc::new(Shared {
+            broadcast_hooks: attachment.into_hooks(),
             pending: Pending::new(host.node_id().clone()),
             host,
             handlers,
@@ -255,7 +269,7 @@ impl Engine {
 
     /// Announces list and resource changes to every session, on every replica.
     pub fn notifier(&self) -> Notifier {
-        Notifier::new(self.shared.clone())
+        Notifier::new(self.shared.host.clone())
     }
 
     /// The operator's handle: end sessions, refuse principals, on every replica.

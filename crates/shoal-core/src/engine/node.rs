@@ -231,6 +231,13 @@ pub(crate) fn spawn_loop(shared: &Arc<Shared>) {
 }
 
 async fn handle_event(shared: &Arc<Shared>, event: NodeEvent) {
+    if let NodeEvent::Broadcast(broadcast) = &event {
+        // Before any delivery: a provider that drops cached state here serves the new state
+        // to a client that reacts to the notification.
+        for hook in &shared.broadcast_hooks {
+            hook(broadcast);
+        }
+    }
     match event {
         NodeEvent::ClientResponse {
             session,

@@ -12,7 +12,7 @@ use crate::engine::mrtr::{InputRound, Lookup};
 use crate::engine::{Outbox, Shared};
 use crate::error::Cause;
 use crate::handler::input::{Answer, Answers, InputRequest, Inputs};
-use crate::host::{Broadcast, HostError, NodeEvent, StreamEvent};
+use crate::host::{Broadcast, HostError, NodeEvent, SharedHost, StreamEvent};
 use crate::ids::SessionId;
 use crate::jsonrpc::{self, RequestId, RpcError};
 use crate::model::{
@@ -473,28 +473,26 @@ impl RequestContext {
 
     /// Tells sessions about changes to the server's lists and resources.
     pub fn notifier(&self) -> Notifier {
-        Notifier {
-            shared: self.inner.shared.clone(),
-        }
+        Notifier::new(self.inner.shared.host.clone())
     }
 }
 
 /// Announces changes that concern many sessions, on every replica.
+///
+/// It holds the host alone, not the engine, so that a provider may keep one (a live set does)
+/// without keeping its own engine alive.
 #[derive(Clone)]
 pub struct Notifier {
-    shared: Arc<Shared>,
+    host: SharedHost,
 }
 
 impl Notifier {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Notifier { shared }
+    pub(crate) fn new(host: SharedHost) -> Self {
+        Notifier { host }
     }
 
     async fn broadcast(&self, event: Broadcast) -> Result<(), HostError> {
-        self.shared
-            .host
-            .broadcast(NodeEvent::Broadcast(event))
-            .await
+        self.host.broadcast(NodeEvent::Broadcast(event)).await
     }
 
     /// `notifications/tools/list_changed` to every session.

@@ -3,7 +3,8 @@
 //! A server is a [`Handlers`] value: tool, resource and prompt providers plus an optional
 //! completer. Static sets ([`ToolSet`], [`ResourceSet`], [`PromptSet`]) cover the common case;
 //! implement a provider trait directly for a dynamic one (tools listed from a database, say).
-//! Every handler gets a [`RequestContext`]: who is calling, progress, logging, cancellation and
+//! Wrap any provider in a [`LiveSet`] to show and hide its entries while serving, on every
+//! replica at once. Every handler gets a [`RequestContext`]: who is calling, progress, logging, cancellation and
 //! the server→client requests (`elicit`, `create_message`, `list_roots`).
 //!
 //! ```
@@ -25,18 +26,23 @@
 /// direct dependency on `async-trait`.
 pub use async_trait::async_trait;
 
+mod attachment;
 mod completion;
 mod context;
 mod input;
+mod live;
 mod prompt;
 mod resource;
 mod tool;
 
 use std::sync::Arc;
 
+pub use attachment::Attachment;
+pub(crate) use attachment::BroadcastHook;
 pub use completion::Completer;
 pub use context::{Notifier, PeerError, RequestContext};
 pub use input::{Answer, Answers, InputRequest, Inputs};
+pub use live::{DEFAULT_REFRESH_INTERVAL, LiveError, LiveSet};
 pub use prompt::{PromptProvider, PromptSet};
 pub use resource::{ResourceProvider, ResourceSet, match_template};
 pub use tool::{

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use super::{HandlerError, RequestContext};
+use super::{Attachment, HandlerError, RequestContext};
 use crate::model::{GetPromptResult, Prompt};
 use crate::session::Principal;
 
@@ -22,6 +22,9 @@ pub trait PromptProvider: Send + Sync + 'static {
         name: &str,
         arguments: Map<String, Value>,
     ) -> Result<GetPromptResult, HandlerError>;
+    /// Called once by [`Engine::new`](crate::engine::Engine::new), before any request, with
+    /// what the engine lends its providers. Does nothing unless overridden.
+    fn attach(&self, _attachment: &Attachment) {}
 }
 
 type GetFn = Arc<

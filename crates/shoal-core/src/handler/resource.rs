@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{HandlerError, RequestContext};
+use super::{Attachment, HandlerError, RequestContext};
 use crate::model::{Resource, ResourceContents, ResourceTemplate};
 use crate::session::Principal;
 
@@ -26,6 +26,9 @@ pub trait ResourceProvider: Send + Sync + 'static {
         ctx: RequestContext,
         uri: &str,
     ) -> Result<Vec<ResourceContents>, HandlerError>;
+    /// Called once by [`Engine::new`](crate::engine::Engine::new), before any request, with
+    /// what the engine lends its providers. Does nothing unless overridden.
+    fn attach(&self, _attachment: &Attachment) {}
 }
 
 type ReadFn = Arc<

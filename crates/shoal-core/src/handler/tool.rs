@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{HandlerError, RequestContext};
+use super::{Attachment, HandlerError, RequestContext};
 use crate::model::{CallToolResult, Content, JsonObject, Tool};
 use crate::session::Principal;
 
@@ -236,6 +236,9 @@ pub trait ToolProvider: Send + Sync + 'static {
         name: &str,
         arguments: JsonObject,
     ) -> Result<CallToolResult, ToolError>;
+    /// Called once by [`Engine::new`](crate::engine::Engine::new), before any request, with
+    /// what the engine lends its providers. Does nothing unless overridden.
+    fn attach(&self, _attachment: &Attachment) {}
 }
 
 /// A fixed set of tools.
