@@ -4,7 +4,7 @@
 //! # Commands
 //!
 //! - `ci`: every check, in order, stopping at the first failure: install the tools, `cargo fmt`,
-//!   `cargo clippy`, `cargo deny` (licences, bans, sources; advisories when a database is
+//!   `cargo clippy`, `cargo doc` of the library crates (no warning), `cargo deny` (licences, bans, sources; advisories when a database is
 //!   present), `cargo test`, a fuzz smoke (every `fuzz/` target for 10 s), the MCP
 //!   conformance suite at 2025-11-25 and at 2026-07-28 (each with its baseline of known
 //!   failures), both against three replicas behind a round-robin proxy (on one Redis, then on
@@ -98,6 +98,16 @@ use crate::conformance::Revision;
 use crate::steps::{StepFailed, Steps};
 use crate::tools::{Needs, Tools};
 
+/// The crates a library user depends on, whose `cargo doc` the `doc` step checks.
+const LIBRARY_CRATES: [&str; 6] = [
+    "shoal",
+    "shoal-core",
+    "shoal-transport",
+    "shoal-auth",
+    "shoal-redis",
+    "shoal-wire",
+];
+
 /// Shoal's task runner.
 #[derive(Debug, Parser)]
 #[command(name = "xtask", bin_name = "cargo xtask", version, about)]
@@ -108,7 +118,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run every CI step in order (tools, fmt, clippy, deny, chart, test, fuzz-smoke,
+    /// Run every CI step in order (tools, fmt, clippy, doc, deny, chart, test, fuzz-smoke,
     /// conformance, conformance-2026, conformance-cluster, conformance-redis-cluster,
     /// conformance-auth, clients, load-smoke, faults, observability, image); stop at the first
     /// failure.
@@ -217,6 +227,7 @@ fn main() -> ExitCode {
                 "tools",
                 "fmt",
                 "clippy",
+                "doc",
                 "deny",
                 "chart",
                 "test",
@@ -367,6 +378,14 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
             "-D",
             "warnings",
         ])))
+    })?;
+    // The library crates' API documentation is a guide: no broken link, no warning.
+    steps.run("doc", || {
+        let mut doc = repo.cargo(["doc", "--locked", "--no-deps"]);
+        for library in LIBRARY_CRATES {
+            doc.args(["-p", library]);
+        }
+        cmd::run(tools.apply(doc.env("RUSTDOCFLAGS", "-D warnings")))
     })?;
     steps.run("deny", || deny::run(repo))?;
     steps.run("chart", || chart::run(repo, &tools))?;

@@ -3,7 +3,7 @@
 //!
 //! A knob has one key (`max_body_bytes`), which names its flag (`--max-body-bytes`) and its
 //! variable (`SHOAL_MAX_BODY_BYTES`), and one default, kept by the crate whose typed config
-//! uses it ([`TransportConfig`], the hosts' session limits, [`JwtConfig`]) or, for the
+//! uses it ([`TransportConfig`], the hosts' session limits, [`JwtConfig`](shoal_auth::JwtConfig)) or, for the
 //! listeners and the drain, here. [`Sources::resolve`] reads every knob, checks each and the
 //! combinations, and reports every wrong one together: an operator fixes them in one go.
 
