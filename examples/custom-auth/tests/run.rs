@@ -113,9 +113,9 @@ async fn a_key_holders_session_and_its_refusal_cross_three_replicas() {
         let body: serde_json::Value = refused.json().await.unwrap();
         assert_eq!(body["sessions_ended"], 1, "{body}");
         let until = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        for i in 0..3 {
+        for (i, replica) in replicas.iter().enumerate() {
             loop {
-                let raw = McpClient::new(replicas[i].mcp_url())
+                let raw = McpClient::new(replica.mcp_url())
                     .with_header("x-api-key", KEY)
                     .post_raw(initialize(), |_| {})
                     .await;
@@ -140,8 +140,8 @@ async fn a_key_holders_session_and_its_refusal_cross_three_replicas() {
             .unwrap();
         assert_eq!(lifted.status(), 204);
         let until = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        for i in 0..3 {
-            let mut client = McpClient::new(replicas[i].mcp_url()).with_header("x-api-key", KEY);
+        for (i, replica) in replicas.iter().enumerate() {
+            let mut client = McpClient::new(replica.mcp_url()).with_header("x-api-key", KEY);
             loop {
                 let raw = client.post_raw(initialize(), |_| {}).await;
                 if raw.status == 200 {
