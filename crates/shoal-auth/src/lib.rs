@@ -32,6 +32,20 @@
 //! to give the transport ([`shoal_transport::TransportConfig::tool_scopes`]). The layer inserts
 //! the authenticated [`Principal`] into the request extensions and removes the token header, so
 //! the token is never forwarded; it never logs a token.
+//!
+//! # Example
+//!
+//! Static tokens, kept hashed and compared in constant time:
+//!
+//! ```
+//! use shoal_auth::StaticTokens;
+//!
+//! let mut tokens = StaticTokens::new();
+//! tokens.insert("ci", "tok-3f2a9c").unwrap();
+//! assert_eq!(tokens.verify("tok-3f2a9c"), Some("ci"));
+//! assert_eq!(tokens.verify("tok-guess"), None);
+//! assert!(!format!("{tokens:?}").contains("tok-3f2a9c"));
+//! ```
 
 #![forbid(unsafe_code)]
 

@@ -138,6 +138,23 @@
 //!   trimming is approximate (`MAXLEN ~` keeps at least `max_events_per_stream`).
 //! - Channels are classic pub/sub (`PUBLISH` reaches every node of a Cluster, over the
 //!   cluster bus); sharded `SPUBLISH` for the per-session channels is future work.
+//!
+//! # Example
+//!
+//! A host on Redis, for an engine (or for `shoal::Builder::host`):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use shoal_core::ids::NodeId;
+//! use shoal_redis::{RedisHost, RedisHostConfig};
+//!
+//! # async fn connect() -> Result<(), shoal_core::host::HostError> {
+//! let config = RedisHostConfig::new("redis://127.0.0.1:6379", NodeId::with_random_suffix("api"));
+//! let host: shoal_core::host::SharedHost = Arc::new(RedisHost::connect(config).await?);
+//! # let _ = host;
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 

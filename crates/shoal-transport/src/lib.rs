@@ -30,6 +30,29 @@
 //! binds it to the session at initialize and requires the same principal afterwards. Per-tool
 //! authorization plugs in as [`TransportConfig::tool_scopes`], checked at `tools/call`. Put a
 //! [`HostGuardLayer`] outside the auth layer, so that DNS-rebinding refusals come first.
+//!
+//! # Example
+//!
+//! The endpoint for an engine, as a router to serve or to merge into an axum app:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use shoal_core::engine::{Engine, EngineConfig};
+//! use shoal_core::handler::Handlers;
+//! use shoal_core::host::{MemoryHost, MemoryHostConfig};
+//! use shoal_core::ids::NodeId;
+//! use shoal_transport::TransportConfig;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let host = Arc::new(MemoryHost::new(NodeId::new("node-1"), MemoryHostConfig::default()));
+//! let engine = Engine::new(host, Handlers::new(), EngineConfig::default());
+//! // Cancelling `drain` ends the open SSE streams with `retry` (clients resume elsewhere).
+//! let drain = CancellationToken::new();
+//! let mcp: axum::Router = shoal_transport::router(engine, TransportConfig::default(), drain);
+//! # let _ = mcp;
+//! # });
+//! ```
 
 #![forbid(unsafe_code)]
 
