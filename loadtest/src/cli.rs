@@ -306,11 +306,10 @@ impl Options {
             });
         }
         if revision == Revision::Stateless {
-            // Both go into request headers (Mcp-Name) as they are.
+            // Tool names go into the Mcp-Name header as they are.
             for (flag, value) in [
                 ("--tool", self.tool(scenario)),
                 ("--trigger-tool", &self.trigger_tool),
-                ("--resource-uri", &self.resource_uri),
             ] {
                 if !value.bytes().all(|b| (b' '..0x7f).contains(&b)) || value.is_empty() {
                     problems.push(format!(

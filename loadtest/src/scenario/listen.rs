@@ -46,6 +46,8 @@ pub(super) async fn run(ctx: &Context) -> Result<Outcome, SetupFailed> {
     let uris: Arc<[String]> = (0..URIS)
         .map(|k| format!("{}/{k}", o.resource_uri))
         .collect();
+    let trigger = StatelessHead::tools_call(&o.trigger_tool)
+        .map_err(|error| SetupFailed::new(&error, "cannot call --trigger-tool"))?;
     let count = o.listeners;
     ctx.progress
         .say(format!("opening {count} listen stream(s)"));
@@ -78,21 +80,12 @@ pub(super) async fn run(ctx: &Context) -> Result<Outcome, SetupFailed> {
     drop(opened);
     let failed_to_open = setup.side_errors;
     if listeners.is_empty() {
-        let (kind, example) = setup
-            .examples
-            .iter()
-            .next()
-            .map(|(kind, example)| (kind.to_string(), example.clone()))
-            .unwrap_or_default();
-        return Err(SetupFailed {
-            message: format!("could not open any listen stream: {example} [{kind}]"),
-            recorder: setup,
-        });
+        return Err(SetupFailed::nothing_opened(setup, "listen stream"));
     }
 
     ctx.progress.say("measuring");
     let plan = ctx.plan(Some(o.trigger_rate));
-    let (triggers, mut recorder) = trigger_loop(ctx, &plan, &uris).await?;
+    let (triggers, mut recorder) = trigger_loop(ctx, &trigger, &plan, &uris).await;
     let measured = Instant::now().saturating_duration_since(plan.measure_start);
     // The last updates are still on their way: wait for them, as long as one operation may take.
     let sent = triggers.len() as u64;
@@ -220,12 +213,11 @@ struct Trigger {
 /// are recorded (not operations: the deliveries are).
 async fn trigger_loop(
     ctx: &Context,
+    head: &StatelessHead,
     plan: &Plan,
     uris: &[String],
-) -> Result<(Vec<Trigger>, Recorder), SetupFailed> {
+) -> (Vec<Trigger>, Recorder) {
     let o = &ctx.options;
-    let head = StatelessHead::tools_call(&o.trigger_tool)
-        .map_err(|error| SetupFailed::new(&error, "cannot call --trigger-tool"))?;
     let meta = wire::stateless_meta(&json!({}));
     let mut client = McpClient::new(ctx.targets.clone(), 0, 1);
     let mut recorder = Recorder::new(plan.measure_start);
@@ -243,7 +235,7 @@ async fn trigger_loop(
         );
         let sent = Instant::now();
         let call = async {
-            let (message, _) = client.call_stateless(&head, body, id).await?;
+            let (message, _) = client.call_stateless(head, body, id).await?;
             ToolResult::parse(result_of(&message, id)?).map(drop)
         };
         let result = tokio::time::timeout(o.timeout, call)
@@ -260,7 +252,7 @@ async fn trigger_loop(
             failed: result.is_err(),
         });
     }
-    Ok((triggers, recorder))
+    (triggers, recorder)
 }
 
 /// What the end of the run reads off a reader while it runs.
@@ -277,7 +269,7 @@ struct ListenerState {
 struct Deliveries {
     arrivals: Vec<(u64, Instant)>,
     /// Messages that should not be on the stream (another subscription's id, a URI not
-    /// subscribed to, a response before the end).
+    /// subscribed to, a message that does not parse).
     strange: Vec<Error>,
     closed: bool,
 }
@@ -320,11 +312,9 @@ async fn read(
                 continue;
             }
         };
+        // Anything else (the listen request's response when the server drains) is not an
+        // update; a stream that then ends counts as closed early.
         if message.method.as_deref() != Some(UPDATED) {
-            if message.method.is_none() {
-                // The listen request's response: the server ended the stream (draining).
-                deliveries.strange.push(Error::StreamClosed);
-            }
             continue;
         }
         let params: Option<UpdatedParams> = message

@@ -160,6 +160,20 @@ impl Context {
 // === impl SetupFailed ===
 
 impl SetupFailed {
+    /// Nothing could be opened: the message names `what` and the first failure `setup` saw.
+    fn nothing_opened(setup: Recorder, what: &str) -> Self {
+        let (kind, example) = setup
+            .examples
+            .iter()
+            .next()
+            .map(|(kind, example)| (kind.to_string(), example.clone()))
+            .unwrap_or_default();
+        Self {
+            message: format!("could not open any {what}: {example} [{kind}]"),
+            recorder: setup,
+        }
+    }
+
     fn new(error: &Error, what: &str) -> Self {
         let mut recorder = Recorder::new(tokio::time::Instant::now());
         recorder.record_side_error(error);

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use super::load::Summary;
 use super::measure::{
     Calls, Churn, CrossReplica, Era, IdleStreams, Listen, Long, Mrtr, RedisCost, mib, ratio,
 };
@@ -532,13 +533,21 @@ fn mrtr_table(results: &Results) -> Option<Table> {
 
 fn listen_table(results: &Results) -> Option<Table> {
     let listen = results.listen.as_ref()?;
-    let s = &listen.summary;
-    let mut table = Table::new(
+    Some(delivery_table(
         "subscriptions/listen delivery: streams round robin over 3 replicas, resource updates \
          triggered on each replica in turn; latency trigger POST → update on each stream",
+        "deliveries/s",
+        &listen.summary,
+    ))
+}
+
+/// One row of a delivery run: streams, rate, latency and faults.
+fn delivery_table(title: &str, rate: &str, s: &Summary) -> Table {
+    let mut table = Table::new(
+        title,
         &[
             "streams",
-            "deliveries/s",
+            rate,
             "p50 ms",
             "p99 ms",
             "max ms",
@@ -558,7 +567,7 @@ fn listen_table(results: &Results) -> Option<Table> {
         s.error_count().to_string(),
         s.event_faults.to_string(),
     ]);
-    Some(table)
+    table
 }
 
 fn redis_table(results: &Results) -> Option<Table> {
@@ -646,33 +655,12 @@ fn idle_streams_table(results: &Results) -> Option<Table> {
 
 fn cross_replica_table(results: &Results) -> Option<Table> {
     let cross = results.cross_replica.as_ref()?;
-    let s = &cross.summary;
-    let mut table = Table::new(
+    Some(delivery_table(
         "Cross-replica delivery: 3 replicas behind rr-proxy, standalone GET streams and \
          `announce` POSTs spread round robin over them; latency POST → notification",
-        &[
-            "streams",
-            "events/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "gaps/dups/reorders",
-        ],
-    );
-    table.row(vec![
-        s.streams_open.to_string(),
-        format!("{:.0}", s.throughput),
-        format!("{:.2}", s.p50_ms),
-        format!("{:.2}", s.p99_ms),
-        s.raw
-            .pointer("/latency_ms/max")
-            .and_then(Value::as_f64)
-            .map_or_else(|| "—".to_owned(), |max| format!("{max:.2}")),
-        s.error_count().to_string(),
-        s.event_faults.to_string(),
-    ]);
-    Some(table)
+        "events/s",
+        &cross.summary,
+    ))
 }
 
 fn churn_table(results: &Results) -> Option<Table> {
