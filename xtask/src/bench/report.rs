@@ -357,28 +357,30 @@ pub(crate) fn mrtr_line(mrtr: &Mrtr) -> String {
 }
 
 pub(crate) fn listen_line(listen: &Listen) -> String {
-    let s = &listen.summary;
-    format!(
-        "listen delivery across 3 replicas: {} streams open ({} failed), {:.0} deliveries/s, \
-         p50 {:.2} ms, p99 {:.2} ms, errors {}, gaps/duplicates/reorders {}; Redis per update: \
-         {:.2} commands, {:.2} round trips",
-        s.streams_open,
-        s.streams_failed,
-        s.throughput,
-        s.p50_ms,
-        s.p99_ms,
-        s.errors_text(),
-        s.event_faults,
-        listen.redis.commands_per_op(),
-        listen.redis.round_trips_per_op()
+    delivery_line(
+        "listen delivery across 3 replicas",
+        ("deliveries", "update"),
+        &listen.summary,
+        &listen.redis,
     )
 }
 
 pub(crate) fn cross_replica_line(cross: &CrossReplica) -> String {
-    let s = &cross.summary;
+    delivery_line(
+        "cross-replica delivery",
+        ("events", "event"),
+        &cross.summary,
+        &cross.redis,
+    )
+}
+
+/// One line after a delivery run; `(rate, unit)` name what is counted per second and what
+/// the Redis cost is per.
+fn delivery_line(what: &str, (rate, unit): (&str, &str), s: &Summary, redis: &RedisCost) -> String {
     format!(
-        "cross-replica delivery: {} streams open ({} failed), {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, \
-         errors {}, gaps/duplicates/reorders {}; Redis per event: {:.2} commands, {:.2} round trips",
+        "{what}: {} streams open ({} failed), {:.0} {rate}/s, p50 {:.2} ms, p99 {:.2} ms, \
+         errors {}, gaps/duplicates/reorders {}; Redis per {unit}: {:.2} commands, {:.2} round \
+         trips",
         s.streams_open,
         s.streams_failed,
         s.throughput,
@@ -386,8 +388,8 @@ pub(crate) fn cross_replica_line(cross: &CrossReplica) -> String {
         s.p99_ms,
         s.errors_text(),
         s.event_faults,
-        cross.redis.commands_per_op(),
-        cross.redis.round_trips_per_op()
+        redis.commands_per_op(),
+        redis.round_trips_per_op()
     )
 }
 
