@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:8080/mcp";
 /// The measured phase when neither `--duration` nor `--requests` is given.
 pub(crate) const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// `--tool` of calls and churn when none is given.
+const DEFAULT_TOOL: &str = "echo";
+/// `--tool` of mrtr when none is given: it asks the user once.
+const DEFAULT_MRTR_TOOL: &str = "ask_user";
 /// Environment variable of `--token`.
 const ENV_TOKEN: &str = "SHOAL_LOAD_TOKEN";
 
@@ -47,6 +51,23 @@ pub(crate) enum Scenario {
     Roundtrip,
     /// `count` with progress, the stream dropped midway and resumed with Last-Event-ID.
     Resume,
+    /// 2026-07-28: `subscriptions/listen` streams over the replicas; one operation = one
+    /// resource update (--trigger-tool) delivered on one stream.
+    Listen,
+    /// 2026-07-28: a `tools/call` answered `input_required`, retried with the answers on the
+    /// next URL until complete (one operation = every round of one call).
+    Mrtr,
+}
+
+/// The MCP revision the generator speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Revision {
+    /// Sessions: initialize, Mcp-Session-Id, DELETE.
+    #[value(name = "2025-11-25")]
+    Sessions,
+    /// The stateless era: no session, every request carries its `_meta` and MCP headers.
+    #[value(name = "2026-07-28")]
+    Stateless,
 }
 
 impl Scenario {
@@ -58,6 +79,27 @@ impl Scenario {
             Self::Streams => "streams",
             Self::Roundtrip => "roundtrip",
             Self::Resume => "resume",
+            Self::Listen => "listen",
+            Self::Mrtr => "mrtr",
+        }
+    }
+
+    /// The revision it speaks when `--revision` is not given.
+    fn default_revision(self) -> Revision {
+        match self {
+            Self::Listen | Self::Mrtr => Revision::Stateless,
+            _ => Revision::Sessions,
+        }
+    }
+
+    /// Whether it can speak `revision`.
+    fn speaks(self, revision: Revision) -> bool {
+        match self {
+            Self::Calls => true,
+            Self::Listen | Self::Mrtr => revision == Revision::Stateless,
+            Self::Churn | Self::Streams | Self::Roundtrip | Self::Resume => {
+                revision == Revision::Sessions
+            }
         }
     }
 }
@@ -113,14 +155,21 @@ pub(crate) struct Options {
     #[arg(long, value_name = "PER_SEC", global = true)]
     pub(crate) rate: Option<f64>,
 
-    /// The tool to call (calls, churn).
-    #[arg(long, value_name = "NAME", global = true, default_value = "echo")]
-    pub(crate) tool: String,
+    /// The MCP revision: 2025-11-25 (sessions) or 2026-07-28 (stateless: no session, each
+    /// request carries its own `_meta` and MCP headers) [default: 2026-07-28 for listen and
+    /// mrtr, which have no 2025-11-25 form; 2025-11-25 otherwise]. calls speaks both; churn,
+    /// streams, roundtrip and resume only 2025-11-25.
+    #[arg(long, value_name = "REVISION", global = true)]
+    pub(crate) revision: Option<Revision>,
 
-    /// The tool's arguments, a JSON object (calls, churn). With tool `echo`, the reply's text
-    /// must equal `text`.
-    #[arg(long, value_name = "JSON", global = true, default_value = r#"{"text":"hello"}"#, value_parser = parse_arguments)]
-    pub(crate) arguments: Map<String, Value>,
+    /// The tool to call (calls, churn, mrtr) [default: echo; mrtr: ask_user].
+    #[arg(long, value_name = "NAME", global = true)]
+    tool: Option<String>,
+
+    /// The tool's arguments, a JSON object (calls, churn, mrtr). With tool `echo`, the reply's
+    /// text must equal `text` [default: {"text":"hello"}; mrtr: {"question":"..."}].
+    #[arg(long, value_name = "JSON", global = true, value_parser = parse_arguments)]
+    arguments: Option<Map<String, Value>>,
 
     /// Tool calls per session lifecycle (churn).
     #[arg(long, value_name = "K", global = true, default_value_t = 3)]
@@ -147,6 +196,30 @@ pub(crate) struct Options {
     /// (streams).
     #[arg(long, value_name = "PATH", global = true)]
     pub(crate) ready_file: Option<PathBuf>,
+
+    /// `subscriptions/listen` streams to open, round robin over the URLs and held open
+    /// (listen).
+    #[arg(long, value_name = "N", global = true, default_value_t = 100)]
+    pub(crate) listeners: usize,
+
+    /// Resource updates per second, sent one at a time on the URLs in turn (listen).
+    #[arg(long, value_name = "PER_SEC", global = true, default_value_t = 20.0)]
+    pub(crate) trigger_rate: f64,
+
+    /// The tool that announces `notifications/resources/updated` for its argument `uri` on
+    /// every replica (listen).
+    #[arg(
+        long,
+        value_name = "NAME",
+        global = true,
+        default_value = "test_trigger_resource_update"
+    )]
+    pub(crate) trigger_tool: String,
+
+    /// The resources the listen streams subscribe to: `URI/0` to `URI/3`; update k is of
+    /// `URI/(k mod 4)`, so that deliveries swapped on a stream show (listen).
+    #[arg(long, value_name = "URI", global = true, default_value = "load://tick")]
+    pub(crate) resource_uri: String,
 
     /// `to` of tool `count` (resume).
     #[arg(long, value_name = "N", global = true, default_value_t = 10)]
@@ -217,7 +290,47 @@ impl Options {
         {
             problems.push(format!("--rate must be a positive number, got {rate}"));
         }
+        let revision = self.revision(scenario);
+        if !scenario.speaks(revision) {
+            problems.push(match revision {
+                Revision::Sessions => format!(
+                    "{} is a 2026-07-28 scenario (the 2025-11-25 revision has no such \
+                     request): drop --revision 2025-11-25",
+                    scenario.name()
+                ),
+                Revision::Stateless => format!(
+                    "{} needs sessions, which 2026-07-28 does not have: use --revision \
+                     2025-11-25 (calls, listen and mrtr speak 2026-07-28)",
+                    scenario.name()
+                ),
+            });
+        }
+        if revision == Revision::Stateless {
+            // Tool names go into the Mcp-Name header as they are.
+            for (flag, value) in [
+                ("--tool", self.tool(scenario)),
+                ("--trigger-tool", &self.trigger_tool),
+            ] {
+                if !value.bytes().all(|b| (b' '..0x7f).contains(&b)) || value.is_empty() {
+                    problems.push(format!(
+                        "{flag} {value:?}: with 2026-07-28 it goes into a header: printable \
+                         ASCII only"
+                    ));
+                }
+            }
+        }
         match scenario {
+            Scenario::Listen => {
+                if self.listeners == 0 {
+                    problems.push("--listeners must be at least 1".to_owned());
+                }
+                if !(self.trigger_rate.is_finite() && self.trigger_rate > 0.0) {
+                    problems.push(format!(
+                        "--trigger-rate must be a positive number, got {}",
+                        self.trigger_rate
+                    ));
+                }
+            }
             Scenario::Streams => {
                 if self.streams == 0 {
                     problems.push("--streams must be at least 1".to_owned());
@@ -240,6 +353,37 @@ impl Options {
             Ok(())
         } else {
             Err(problems.join("\n"))
+        }
+    }
+
+    /// The revision `scenario` runs with.
+    pub(crate) fn revision(&self, scenario: Scenario) -> Revision {
+        self.revision.unwrap_or_else(|| scenario.default_revision())
+    }
+
+    /// The tool `scenario` calls.
+    pub(crate) fn tool(&self, scenario: Scenario) -> &str {
+        match (&self.tool, scenario) {
+            (Some(tool), _) => tool,
+            (None, Scenario::Mrtr) => DEFAULT_MRTR_TOOL,
+            (None, _) => DEFAULT_TOOL,
+        }
+    }
+
+    /// The arguments of the tool `scenario` calls.
+    pub(crate) fn arguments(&self, scenario: Scenario) -> Map<String, Value> {
+        match (&self.arguments, scenario) {
+            (Some(arguments), _) => arguments.clone(),
+            (None, Scenario::Mrtr) => {
+                let mut arguments = Map::new();
+                arguments.insert("question".into(), "What is your name?".into());
+                arguments
+            }
+            (None, _) => {
+                let mut arguments = Map::new();
+                arguments.insert("text".into(), "hello".into());
+                arguments
+            }
         }
     }
 
@@ -282,11 +426,17 @@ mod tests {
         assert_eq!(o.measure_for(), Some(Duration::from_secs(10)));
         assert_eq!(o.warmup, Duration::from_secs(1));
         assert_eq!((o.concurrency, o.sessions, o.calls_per_session), (50, 1, 3));
-        assert_eq!(o.tool, "echo");
+        assert_eq!(o.tool(Scenario::Churn), "echo");
         assert_eq!(
-            Value::Object(o.arguments.clone()),
+            Value::Object(o.arguments(Scenario::Churn)),
             serde_json::json!({"text": "hello"})
         );
+        assert_eq!(o.revision(Scenario::Churn), Revision::Sessions);
+        assert_eq!(o.tool(Scenario::Mrtr), "ask_user");
+        assert_eq!(o.revision(Scenario::Mrtr), Revision::Stateless);
+        assert_eq!(o.revision(Scenario::Listen), Revision::Stateless);
+        assert_eq!((o.listeners, o.trigger_rate), (100, 20.0));
+        assert_eq!(o.trigger_tool, "test_trigger_resource_update");
         assert_eq!((o.streams, o.announce_rate), (100, 20.0));
         assert_eq!((o.count_to, o.interval_ms), (10, 2));
         assert_eq!(o.timeout, Duration::from_secs(10));
@@ -327,5 +477,23 @@ mod tests {
         let problems = cli.options.validate(cli.scenario).unwrap_err();
         assert_eq!(problems.lines().count(), 3, "{problems}");
         assert!(problems.contains("--count-to"), "{problems}");
+    }
+
+    #[test]
+    fn listen_and_mrtr_refuse_the_session_era_and_session_scenarios_the_stateless_one() {
+        for scenario in ["listen", "mrtr"] {
+            let cli = parse(&[scenario, "--revision", "2025-11-25"]);
+            let problems = cli.options.validate(cli.scenario).unwrap_err();
+            assert!(problems.contains("is a 2026-07-28 scenario"), "{problems}");
+            let cli = parse(&[scenario]);
+            assert_eq!(cli.options.validate(cli.scenario), Ok(()));
+        }
+        let cli = parse(&["churn", "--revision", "2026-07-28"]);
+        let problems = cli.options.validate(cli.scenario).unwrap_err();
+        assert!(problems.contains("needs sessions"), "{problems}");
+        let cli = parse(&["calls", "--revision", "2026-07-28", "--tool", "bad\ntool"]);
+        let problems = cli.options.validate(cli.scenario).unwrap_err();
+        assert!(problems.contains("printable ASCII"), "{problems}");
+        assert!(Cli::try_parse_from(["shoal-load", "calls", "--revision", "2024-01-01"]).is_err());
     }
 }

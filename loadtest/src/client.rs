@@ -29,6 +29,27 @@ pub(crate) struct Session {
     pub(crate) version: HeaderValue,
 }
 
+/// The headers of a 2026-07-28 request besides `MCP-Protocol-Version` (no session).
+#[derive(Debug, Clone)]
+pub(crate) struct StatelessHead {
+    /// `Mcp-Method`: the body's method.
+    pub(crate) method: &'static str,
+    /// `Mcp-Name`: the tool, prompt or URI, for the methods that name one.
+    pub(crate) name: Option<HeaderValue>,
+}
+
+impl StatelessHead {
+    /// The head of a `tools/call` of `tool`; an error when the name cannot be a header.
+    pub(crate) fn tools_call(tool: &str) -> Result<Self, Error> {
+        let name = HeaderValue::try_from(tool)
+            .map_err(|_| Error::protocol(format!("tool name {tool:?} cannot be a header")))?;
+        Ok(Self {
+            method: "tools/call",
+            name: Some(name),
+        })
+    }
+}
+
 /// The reply to a POSTed request.
 #[derive(Debug)]
 pub(crate) enum Reply {
@@ -110,6 +131,36 @@ impl McpClient {
     pub(crate) async fn post(&mut self, session: &Session, body: Bytes) -> Result<Reply, Error> {
         let (response, lease) = self.send(Method::POST, Some(session), None, body).await?;
         self.reply(response, lease).await
+    }
+
+    /// POSTs a 2026-07-28 request: no session, the revision and `head` in headers.
+    pub(crate) async fn post_stateless(
+        &mut self,
+        head: &StatelessHead,
+        body: Bytes,
+    ) -> Result<Reply, Error> {
+        let version = HeaderValue::from_static(wire::STATELESS_VERSION);
+        let head = Head {
+            method: Method::POST,
+            session: None,
+            version: Some(&version),
+            last_event_id: None,
+            mcp_method: Some(head.method),
+            mcp_name: head.name.as_ref(),
+        };
+        let (response, lease) = self.http.send(&head, &body).await?;
+        self.reply(response, lease).await
+    }
+
+    /// [`Self::call`] of a 2026-07-28 request.
+    pub(crate) async fn call_stateless(
+        &mut self,
+        head: &StatelessHead,
+        body: Bytes,
+        id: u64,
+    ) -> Result<(Bytes, Instant), Error> {
+        let reply = self.post_stateless(head, body).await?;
+        self.response(reply, id).await
     }
 
     /// POSTs request `id` and waits for its response, skipping whatever comes before it on an
@@ -222,6 +273,8 @@ impl McpClient {
             session: session.and_then(|s| s.id.as_ref()),
             version: session.map(|s| &s.version),
             last_event_id,
+            mcp_method: None,
+            mcp_name: None,
         };
         self.http.send(&head, &body).await
     }

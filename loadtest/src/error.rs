@@ -59,14 +59,14 @@ pub(crate) enum Error {
     Sequence(SequenceError),
 }
 
-/// What was wrong with a sequence of progress notifications.
+/// What was wrong with a sequence of notifications (progress, or listen deliveries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SequenceError {
-    #[error("{missing} progress notification(s) never arrived")]
+    #[error("{missing} notification(s) never arrived")]
     Gap { missing: u64 },
-    #[error("{repeated} progress notification(s) arrived twice")]
+    #[error("{repeated} notification(s) arrived twice")]
     Duplicate { repeated: u64 },
-    #[error("{late} progress notification(s) arrived after a later one")]
+    #[error("{late} notification(s) arrived after a later one")]
     OutOfOrder { late: u64 },
 }
 

@@ -81,6 +81,9 @@ pub(crate) struct Head<'a> {
     pub(crate) session: Option<&'a HeaderValue>,
     pub(crate) version: Option<&'a HeaderValue>,
     pub(crate) last_event_id: Option<&'a HeaderValue>,
+    /// 2026-07-28: `Mcp-Method`, and `Mcp-Name` (tool, prompt or URI) where the method has one.
+    pub(crate) mcp_method: Option<&'a str>,
+    pub(crate) mcp_name: Option<&'a HeaderValue>,
 }
 
 /// What a response's `Content-Type` says.
@@ -405,6 +408,12 @@ impl Http {
         }
         if let Some(last_event_id) = head.last_event_id {
             header(b"Last-Event-ID", last_event_id.as_bytes());
+        }
+        if let Some(method) = head.mcp_method {
+            header(b"Mcp-Method", method.as_bytes());
+        }
+        if let Some(name) = head.mcp_name {
+            header(b"Mcp-Name", name.as_bytes());
         }
         if !body.is_empty() || head.method == Method::POST {
             header(b"Content-Type", b"application/json");
@@ -912,6 +921,8 @@ mod tests {
             session: None,
             version: None,
             last_event_id: None,
+            mcp_method: None,
+            mcp_name: None,
         }
     }
 
@@ -1033,6 +1044,23 @@ mod tests {
             "{request}"
         );
         assert!(request.ends_with("Last-Event-ID: s.3\r\n\r\n"), "{request}");
+        let version = HeaderValue::from_static("2026-07-28");
+        let name = HeaderValue::from_static("echo");
+        let stateless = Head {
+            version: Some(&version),
+            mcp_method: Some("tools/call"),
+            mcp_name: Some(&name),
+            ..post()
+        };
+        http.write_request(0, &stateless, b"{}");
+        let request = String::from_utf8(http.out.clone()).unwrap();
+        assert!(
+            request.contains(
+                "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n"
+            ),
+            "{request}"
+        );
+        assert!(!request.contains("Mcp-Session-Id"), "{request}");
     }
 
     #[tokio::test]

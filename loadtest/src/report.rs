@@ -44,9 +44,20 @@ pub(crate) struct Summary {
     pub(crate) error_examples: BTreeMap<String, String>,
     /// What else the reader should know (a server that refuses DELETE, say).
     pub(crate) notes: Vec<String>,
+    /// mrtr: the requests its operations took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mrtr: Option<Rounds>,
     /// Why nothing was measured, when setup failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) setup_error: Option<String>,
+}
+
+/// The rounds (requests) of multi round-trip operations.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Rounds {
+    pub(crate) rounds: u64,
+    /// Over every operation, failed ones included.
+    pub(crate) rounds_per_operation: f64,
 }
 
 // === impl Summary ===
@@ -68,6 +79,14 @@ impl Summary {
             sessions: outcome.sessions,
             streams: outcome.streams,
             notes: outcome.notes.clone(),
+            mrtr: (scenario == Scenario::Mrtr).then(|| Rounds {
+                rounds: recorder.events.rounds,
+                rounds_per_operation: if operations > 0 {
+                    recorder.events.rounds as f64 / operations as f64
+                } else {
+                    0.0
+                },
+            }),
             ..Self::from_recorder(scenario, options, recorder)
         }
     }
@@ -96,6 +115,7 @@ impl Summary {
             timeline: recorder.timeline(),
             error_examples: by_key(&recorder.examples),
             notes: Vec::new(),
+            mrtr: None,
             setup_error: None,
         }
     }
@@ -150,14 +170,20 @@ impl Summary {
             "latency p99.9 / max / mean".to_owned(),
             format!("{:.3} / {:.3} / {:.3} ms", l.p999, l.max, l.mean),
         ));
-        if self.scenario == Scenario::Streams.name() {
+        if let Some(mrtr) = &self.mrtr {
+            rows.push((
+                "rounds / per operation".to_owned(),
+                format!("{} / {:.2}", mrtr.rounds, mrtr.rounds_per_operation),
+            ));
+        }
+        if [Scenario::Streams.name(), Scenario::Listen.name()].contains(&self.scenario) {
             rows.push((
                 "streams open / failed".to_owned(),
                 format!("{} / {}", self.streams.open, self.streams.failed),
             ));
         }
         let e = &self.events;
-        if *e != EventCounts::default() {
+        if (EventCounts { rounds: 0, ..*e }) != EventCounts::default() {
             rows.push((
                 "events received".to_owned(),
                 format!(

@@ -53,10 +53,10 @@ pub(crate) struct Plan {
 
 /// One operation a worker may run.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
+pub(crate) struct Slot {
     /// Open loop: when it is due.
-    due: Option<Instant>,
-    measured: bool,
+    pub(crate) due: Option<Instant>,
+    pub(crate) measured: bool,
 }
 
 /// Counts of the measured operations so far, for the progress bar.
@@ -97,7 +97,8 @@ impl Plan {
         self.claimed.load(Ordering::Relaxed)
     }
 
-    fn next_slot(&self) -> Option<Slot> {
+    /// The next operation to run, or `None` when the plan is done (or stopped).
+    pub(crate) fn next_slot(&self) -> Option<Slot> {
         if self.stopped.load(Ordering::Relaxed) {
             return None;
         }

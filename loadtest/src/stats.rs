@@ -26,6 +26,9 @@ pub(crate) struct EventCounts {
     pub(crate) duplicates: u64,
     /// Progress values that arrived after a greater one.
     pub(crate) out_of_order: u64,
+    /// Requests of multi round-trip operations (mrtr): reported apart, as `mrtr.rounds`.
+    #[serde(skip)]
+    pub(crate) rounds: u64,
 }
 
 /// One second of the measured phase.
@@ -115,6 +118,7 @@ impl Recorder {
         self.events.gaps += events.gaps;
         self.events.duplicates += events.duplicates;
         self.events.out_of_order += events.out_of_order;
+        self.events.rounds += events.rounds;
     }
 
     /// Adds another recorder's measurements (same origin).

@@ -13,8 +13,10 @@ use serde_json::{Map, Value, json};
 
 use crate::error::Error;
 
-/// The protocol revision the client asks for.
+/// The protocol revision the client asks for at initialize.
 pub(crate) const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The stateless revision: no initialize, each request claims it in its `_meta`.
+pub(crate) const STATELESS_VERSION: &str = "2026-07-28";
 
 /// One JSON-RPC message: request, notification or response.
 #[derive(Debug, Deserialize)]
@@ -203,6 +205,19 @@ pub(crate) fn initialize_params(capabilities: &Value) -> Value {
     })
 }
 
+/// The `_meta` of a 2026-07-28 request: the version, capabilities and client info that
+/// `initialize` carried in the session era.
+pub(crate) fn stateless_meta(capabilities: &Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": STATELESS_VERSION,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {
+            "name": "shoal-load",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+    })
+}
+
 /// A `tools/call` body serialized once; each request only appends its id.
 #[derive(Debug, Clone)]
 pub(crate) struct CallTemplate {
@@ -212,7 +227,19 @@ pub(crate) struct CallTemplate {
 
 impl CallTemplate {
     pub(crate) fn new(tool: &str, arguments: &Map<String, Value>) -> Self {
-        let params = json!({ "name": tool, "arguments": arguments });
+        Self::with_params(&json!({ "name": tool, "arguments": arguments }))
+    }
+
+    /// A 2026-07-28 call: the params carry the request's `_meta`.
+    pub(crate) fn stateless(tool: &str, arguments: &Map<String, Value>) -> Self {
+        Self::with_params(&json!({
+            "name": tool,
+            "arguments": arguments,
+            "_meta": stateless_meta(&json!({})),
+        }))
+    }
+
+    fn with_params(params: &Value) -> Self {
         let prefix = format!(r#"{{"jsonrpc":"2.0","method":"tools/call","params":{params},"id":"#);
         Self {
             prefix: prefix.into_bytes(),
@@ -247,6 +274,28 @@ mod tests {
                 "params": { "name": "echo", "arguments": arguments },
             })
         );
+    }
+
+    #[test]
+    fn a_stateless_call_claims_the_revision_in_its_meta() {
+        let arguments = json!({ "text": "hi" });
+        let template = CallTemplate::stateless("echo", arguments.as_object().unwrap());
+        let body: Value = serde_json::from_slice(&template.body(3)).unwrap();
+        let meta = &body["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientCapabilities"],
+            json!({})
+        );
+        assert_eq!(
+            meta["io.modelcontextprotocol/clientInfo"]["name"],
+            "shoal-load"
+        );
+        assert_eq!(body["params"]["arguments"], arguments);
+        assert_eq!(body["id"], 3);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Every scenario of the built `shoal-load` against a real `shoal serve`: one replica with the
 //! memory host, and two replicas sharing a real Redis (round robin across both URLs, so
 //! answers and resumptions land on the other replica); and `https://` through a TLS terminator
-//! whose certificate comes from a private CA. Short runs with `--fail-on-error`: what is
+//! whose certificate comes from a private CA. The 2026-07-28 modes: stateless calls, and listen
+//! and mrtr across two replicas on Redis. Short runs with `--fail-on-error`: what is
 //! asserted is correctness and the JSON contract, never speed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -283,6 +284,108 @@ async fn every_scenario_passes_across_two_replicas_on_redis() {
         let summary = passes(scenario, &[&a.url, &b.url]).await;
         assert_scenario_counters(scenario, &summary, 20);
         assert_eq!(summary["urls"], serde_json::json!([a.url, b.url]));
+    }
+}
+
+/// Two replicas on one Redis with the conformance tools (the listen trigger) beside the demo
+/// ones, sharing a request-state key ring so that a multi round-trip retry succeeds on the
+/// other replica.
+async fn two_stateless_replicas(name: &str) -> (RedisServer, Shoal, Shoal, PathBuf) {
+    let redis = RedisServer::start().await;
+    let redis_url = redis.url();
+    let dir = std::env::temp_dir().join(format!("shoal-load-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("request-state-keys");
+    // 32 zero bytes: a test key, both replicas the same.
+    std::fs::write(&keys, "test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+    let keys_path = keys.to_str().unwrap();
+    let mut replicas = Vec::new();
+    for node in ["a", "b"] {
+        let node_id = format!("{name}-{node}");
+        replicas.push(
+            Shoal::start(&[
+                "--tools",
+                "conformance",
+                "--session-host",
+                &redis_url,
+                "--node-id",
+                &node_id,
+                "--request-state-keys-file",
+                keys_path,
+            ])
+            .await,
+        );
+    }
+    let b = replicas.pop().unwrap();
+    let a = replicas.pop().unwrap();
+    (redis, a, b, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stateless_calls_pass_on_the_memory_host_without_sessions() {
+    let shoal = Shoal::start(&[]).await;
+    let run = passes_with("calls", &[&shoal.url], &["--revision", "2026-07-28"], &[]).await;
+    let s = &run.summary;
+    assert_eq!(s["sessions"], 0, "{s}");
+    assert!(
+        s["notes"][0].as_str().unwrap().contains("2026-07-28"),
+        "{s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_delivers_every_update_to_streams_on_both_replicas() {
+    let (_redis, a, b, dir) = two_stateless_replicas("listen").await;
+    let run = passes_with(
+        "listen",
+        &[&a.url, &b.url],
+        &["--listeners", "10", "--trigger-rate", "40"],
+        &[],
+    )
+    .await;
+    let s = &run.summary;
+    assert_eq!(s["streams"]["open"], 10, "{s}");
+    assert_eq!(s["streams"]["failed"], 0, "{s}");
+    // Every measured update reached all 10 streams (warmup updates are received, not counted).
+    let operations = s["operations"].as_u64().unwrap();
+    assert_eq!(operations % 10, 0, "{s}");
+    assert!(
+        s["events"]["received"].as_u64().unwrap() >= operations,
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mrtr_answers_input_required_across_both_replicas() {
+    let (_redis, a, b, dir) = two_stateless_replicas("mrtr").await;
+    let run = passes_with("mrtr", &[&a.url, &b.url], &[], &[]).await;
+    let s = &run.summary;
+    assert_eq!(s["sessions"], 0, "{s}");
+    // ask_user asks once: a first round and one retry, on the other replica.
+    assert_eq!(s["mrtr"]["rounds_per_operation"], 2.0, "{s}");
+    assert_eq!(
+        s["mrtr"]["rounds"].as_u64().unwrap(),
+        2 * s["operations"].as_u64().unwrap(),
+        "{s}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listen_and_mrtr_refuse_the_session_era() {
+    for scenario in ["listen", "mrtr"] {
+        let output = tokio::process::Command::new(LOAD)
+            .args([scenario, "--revision", "2025-11-25"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{scenario} is a 2026-07-28 scenario")),
+            "{stderr}"
+        );
     }
 }
 

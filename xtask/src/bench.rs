@@ -3,7 +3,8 @@
 //!
 //! The targets ([`targets::Target`]): the loopback ceiling (`bench/axum-echo`, a stateless
 //! axum JSON echo), the official Rust SDK (`bench/rmcp-echo`, stateful), the official
-//! TypeScript SDK (`bench/ts-sdk-echo`, stateful), Shoal on the memory host, Shoal on a Redis
+//! TypeScript SDK (`bench/ts-sdk-echo`, stateful), the TypeScript SDK 2.x
+//! (`bench/ts2-sdk-echo`, both eras on one endpoint), Shoal on the memory host, Shoal on a Redis
 //! host, and three Shoal replicas on one Redis behind `rr-proxy`. Every server sets
 //! TCP_NODELAY on accepted sockets, as any deployment would.
 //!
@@ -15,6 +16,11 @@
 //!   the harness's own left out) and round trips (the replicas'
 //!   `shoal_redis_command_duration_seconds_count`) per `tools/call`, both sides of each ratio
 //!   counted by the servers over the same window;
+//! - the stateless era (2026-07-28): stateless `tools/call echo` on Shoal memory, Redis and 3
+//!   replicas and on the TypeScript SDK 2.x (with Redis commands and round trips per call:
+//!   the goal is none); multi round-trip calls (`ask_user`, answered and retried on the next
+//!   replica) through 3 replicas, with Redis per round; and `subscriptions/listen` delivery:
+//!   100 listen streams over the 3 replicas, resource updates triggered on each in turn;
 //! - cross-replica delivery: 100 standalone streams held through `rr-proxy` while `announce`
 //!   POSTs land on other replicas; latency POST → notification, and Redis cost per event;
 //! - memory per idle standalone stream (10,000 held by one process) of the axum SSE baseline,
@@ -50,12 +56,20 @@ use crate::cmd;
 use crate::process;
 use crate::tools::Tools;
 
-use self::measure::{Calls, Churn, CrossReplica, IdleStreams, Long};
+use self::measure::{Calls, Churn, CrossReplica, Era, IdleStreams, Listen, Long, Mrtr};
 use self::probe::Machine;
 use self::targets::{Binaries, Target};
 
-/// The TypeScript anchor's package, relative to the workspace root.
+/// The TypeScript anchors' packages, relative to the workspace root.
 const TS_DIR: &str = "bench/ts-sdk-echo";
+const TS2_DIR: &str = "bench/ts2-sdk-echo";
+/// The targets of the stateless `tools/call` runs.
+const STATELESS_TARGETS: [Target; 4] = [
+    Target::Ts2Sdk,
+    Target::ShoalMemory,
+    Target::ShoalRedis,
+    Target::ShoalCluster,
+];
 /// The long runs' points: calls in one session, and sessions created and deleted.
 const LONG_CALLS: (u64, u64) = (100_000, 1_000_000);
 const LONG_SESSIONS: (u64, u64) = (10_000, 100_000);
@@ -105,6 +119,10 @@ impl Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Measurement {
     Calls(Target),
+    /// 2026-07-28 `tools/call`, no session.
+    StatelessCalls(Target),
+    Mrtr,
+    Listen,
     CrossReplica,
     IdleStreams(Target),
     Churn,
@@ -116,7 +134,8 @@ impl Measurement {
     /// Every measurement, in the order they run.
     fn all() -> Vec<Self> {
         let mut all: Vec<Self> = Target::ALL.into_iter().map(Self::Calls).collect();
-        all.push(Self::CrossReplica);
+        all.extend(STATELESS_TARGETS.map(Self::StatelessCalls));
+        all.extend([Self::Mrtr, Self::Listen, Self::CrossReplica]);
         for target in [Target::Axum, Target::ShoalMemory, Target::ShoalRedis] {
             all.push(Self::IdleStreams(target));
         }
@@ -124,10 +143,14 @@ impl Measurement {
         all
     }
 
-    /// Its name, e.g. `calls/shoal-redis`, `idle-streams/axum`, `churn`.
+    /// Its name, e.g. `calls/shoal-redis`, `stateless-calls/shoal-memory`, `idle-streams/axum`,
+    /// `churn`.
     fn name(self) -> String {
         match self {
             Self::Calls(target) => format!("calls/{target}"),
+            Self::StatelessCalls(target) => format!("stateless-calls/{target}"),
+            Self::Mrtr => "mrtr".to_owned(),
+            Self::Listen => "listen".to_owned(),
             Self::CrossReplica => "cross-replica".to_owned(),
             Self::IdleStreams(target) => format!("idle-streams/{target}"),
             Self::Churn => "churn".to_owned(),
@@ -137,13 +160,31 @@ impl Measurement {
     }
 
     /// Whether `--only SELECTOR` picks it: its whole name, its group (`calls`,
-    /// `idle-streams`, `long`), or a target's name (its throughput run).
+    /// `stateless-calls`, `idle-streams`, `long`, `stateless`: every 2026-07-28 measurement),
+    /// or a target's name (its throughput runs).
     fn selected_by(self, selector: &str) -> bool {
         let name = self.name();
         name == selector
             || name.split('/').next() == Some(selector)
             || (selector == "long" && self.is_long())
-            || matches!(self, Self::Calls(target) if target.name() == selector)
+            || (selector == "stateless" && self.is_stateless())
+            || matches!(
+                self,
+                Self::Calls(target) | Self::StatelessCalls(target) if target.name() == selector
+            )
+    }
+
+    fn is_stateless(self) -> bool {
+        matches!(self, Self::StatelessCalls(_) | Self::Mrtr | Self::Listen)
+    }
+
+    /// The target and era of a throughput run.
+    fn throughput(self) -> Option<(Target, Era)> {
+        match self {
+            Self::Calls(target) => Some((target, Era::Sessions)),
+            Self::StatelessCalls(target) => Some((target, Era::Stateless)),
+            _ => None,
+        }
     }
 
     fn is_long(self) -> bool {
@@ -154,7 +195,10 @@ impl Measurement {
 /// Everything one run measured.
 #[derive(Debug, Default)]
 pub(crate) struct Results {
+    /// Throughput runs of both eras (each [`Calls`] says which).
     pub(crate) calls: Vec<Calls>,
+    pub(crate) mrtr: Option<Mrtr>,
+    pub(crate) listen: Option<Listen>,
     pub(crate) cross_replica: Option<CrossReplica>,
     pub(crate) idle_streams: Vec<IdleStreams>,
     pub(crate) churn: Option<Churn>,
@@ -175,8 +219,8 @@ fn plan(options: &Options) -> Result<Vec<Measurement>> {
     if !unknown.is_empty() {
         let names: Vec<String> = all.iter().map(|m| m.name()).collect();
         bail!(
-            "--only {}: no such measurement; choose from {}, the groups calls, idle-streams, \
-             long, or a target: {}",
+            "--only {}: no such measurement; choose from {}, the groups calls, \
+             stateless-calls, idle-streams, long, stateless, or a target: {}",
             unknown
                 .iter()
                 .map(|s| s.as_str())
@@ -196,18 +240,21 @@ fn plan(options: &Options) -> Result<Vec<Measurement>> {
 /// The throughput runs: every target once per round, in turn, so that a slow spell of the
 /// shared machine falls on all of them rather than on one; each target keeps its median run.
 fn throughput_rounds(
-    targets: &[Target],
+    targets: &[Measurement],
     bins: &Binaries,
     settings: &Settings,
     results: &mut Results,
 ) {
     let mut runs: Vec<Vec<Calls>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 1..=settings.rounds {
-        for (target, runs) in targets.iter().zip(&mut runs) {
-            let name = format!("calls/{target}");
+        for (measurement, runs) in targets.iter().zip(&mut runs) {
+            let Some((target, era)) = measurement.throughput() else {
+                continue;
+            };
+            let name = measurement.name();
             println!();
             println!("--- {name} (round {round} of {})", settings.rounds);
-            match measure::calls(*target, bins, settings) {
+            match measure::calls(target, era, bins, settings) {
                 Ok(calls) => {
                     println!("{}", report::calls_line(&calls));
                     runs.push(calls);
@@ -226,8 +273,12 @@ fn throughput_rounds(
             .map(|run| format!("{:.0}", run.summary.throughput))
             .collect();
         let median = runs.swap_remove(runs.len() / 2);
+        let group = match median.era {
+            Era::Sessions => "calls",
+            Era::Stateless => "stateless-calls",
+        };
         println!(
-            "calls/{}: median {:.0} req/s of {}",
+            "{group}/{}: median {:.0} req/s of {}",
             median.target,
             median.summary.throughput,
             all.join(", ")
@@ -260,7 +311,7 @@ pub(crate) fn check(options: &Options) -> Result<()> {
 }
 
 /// Builds the release binaries of every target and `shoal-load`, and installs the
-/// TypeScript anchor's packages.
+/// TypeScript anchors' packages.
 pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<Binaries> {
     cmd::run(tools.apply(&mut repo.cargo([
         "build",
@@ -288,7 +339,10 @@ pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<Binaries> {
         "bench-rmcp-echo",
     ])))?;
     let ts_dir = repo.root().join(TS_DIR);
-    cmd::run(&mut tools.npm(&ts_dir, &["ci", "--no-audit", "--no-fund"]))?;
+    let ts2_dir = repo.root().join(TS2_DIR);
+    for dir in [&ts_dir, &ts2_dir] {
+        cmd::run(&mut tools.npm(dir, &["ci", "--no-audit", "--no-fund"]))?;
+    }
     let release = repo.target().join("release");
     let binary = |name: &str| -> Result<PathBuf> {
         let path = release.join(name);
@@ -306,6 +360,7 @@ pub(crate) fn build(repo: &Repo, tools: &Tools) -> Result<Binaries> {
         redis_server: process::redis_server()?,
         node: tools.node().to_path_buf(),
         ts_server: ts_dir.join("server.mjs"),
+        ts2_server: ts2_dir.join("server.mjs"),
     })
 }
 
@@ -337,23 +392,29 @@ pub(crate) fn run(repo: &Repo, bins: &Binaries, options: &Options) -> Result<()>
 
     let plan = plan(options)?;
     let mut results = Results::default();
-    let targets: Vec<Target> = plan
+    let targets: Vec<Measurement> = plan
         .iter()
-        .filter_map(|m| match m {
-            Measurement::Calls(target) => Some(*target),
-            _ => None,
-        })
+        .copied()
+        .filter(|m| m.throughput().is_some())
         .collect();
     throughput_rounds(&targets, bins, &settings, &mut results);
     for measurement in plan {
-        if matches!(measurement, Measurement::Calls(_)) {
+        if measurement.throughput().is_some() {
             continue;
         }
         let name = measurement.name();
         println!();
         println!("--- {name}");
         let outcome = match measurement {
-            Measurement::Calls(_) => Ok(()),
+            Measurement::Calls(_) | Measurement::StatelessCalls(_) => Ok(()),
+            Measurement::Mrtr => measure::mrtr(bins, &settings).map(|mrtr| {
+                println!("{}", report::mrtr_line(&mrtr));
+                results.mrtr = Some(mrtr);
+            }),
+            Measurement::Listen => measure::listen(bins, &settings).map(|listen| {
+                println!("{}", report::listen_line(&listen));
+                results.listen = Some(listen);
+            }),
             Measurement::CrossReplica => measure::cross_replica(bins, &settings).map(|cross| {
                 println!("{}", report::cross_replica_line(&cross));
                 results.cross_replica = Some(cross);
@@ -440,7 +501,7 @@ mod tests {
     #[test]
     fn plans_everything_by_default() {
         let all = names(&options(&[], false));
-        assert_eq!(all.len(), 13);
+        assert_eq!(all.len(), 20);
         assert_eq!(all[0], "calls/axum");
         assert!(all.contains(&"long-churn".to_owned()));
     }
@@ -448,7 +509,7 @@ mod tests {
     #[test]
     fn skip_long_drops_the_long_runs() {
         let short = names(&options(&[], true));
-        assert_eq!(short.len(), 11);
+        assert_eq!(short.len(), 18);
         assert!(!short.iter().any(|n| n.starts_with("long")));
     }
 
@@ -456,7 +517,7 @@ mod tests {
     fn only_takes_names_groups_and_targets() {
         assert_eq!(
             names(&options(&["shoal-redis", "churn"], false)),
-            ["calls/shoal-redis", "churn"]
+            ["calls/shoal-redis", "stateless-calls/shoal-redis", "churn"]
         );
         assert_eq!(
             names(&options(&["idle-streams"], false)),
@@ -473,6 +534,21 @@ mod tests {
         assert_eq!(
             names(&options(&["idle-streams/axum"], false)),
             ["idle-streams/axum"]
+        );
+        assert_eq!(
+            names(&options(&["stateless"], false)),
+            [
+                "stateless-calls/ts2-sdk",
+                "stateless-calls/shoal-memory",
+                "stateless-calls/shoal-redis",
+                "stateless-calls/shoal-cluster",
+                "mrtr",
+                "listen"
+            ]
+        );
+        assert_eq!(
+            names(&options(&["ts2-sdk"], false)),
+            ["calls/ts2-sdk", "stateless-calls/ts2-sdk"]
         );
     }
 

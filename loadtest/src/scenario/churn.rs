@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::{Context, Outcome, SetupFailed, StreamCounts, ToolCall};
+use crate::cli::Scenario;
 use crate::client::{Deleted, McpClient};
 use crate::error::Error;
 use crate::run::{self, Operation};
@@ -18,7 +19,10 @@ use crate::stats::EventCounts;
 
 pub(super) async fn run(ctx: &Context) -> Result<Outcome, SetupFailed> {
     let o = &ctx.options;
-    let call = Arc::new(ToolCall::new(o));
+    let call = Arc::new(
+        ToolCall::new(o, Scenario::Churn)
+            .map_err(|error| SetupFailed::new(&error, "cannot call --tool"))?,
+    );
     let seen = Arc::new(Seen::default());
     let operations = ctx
         .clients()
@@ -70,7 +74,7 @@ impl Operation for Lifecycle {
     async fn run(&mut self, _: Instant, _: &mut EventCounts) -> Result<Option<Duration>, Error> {
         let session = self.client.initialize(&json!({})).await?;
         for _ in 0..self.calls {
-            self.call.call(&mut self.client, &session).await?;
+            self.call.call(&mut self.client, Some(&session)).await?;
         }
         if session.id.is_none() {
             self.seen.stateless.store(true, Ordering::Relaxed);

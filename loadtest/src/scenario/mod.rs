@@ -6,6 +6,8 @@
 //! - [`streams`]: idle GET streams, and announcements delivered on them.
 //! - [`roundtrip`]: a tool call answered through elicitation.
 //! - [`resume`]: a progress stream dropped midway and resumed with `Last-Event-ID`.
+//! - [`listen`] (2026-07-28): resource updates delivered to `subscriptions/listen` streams.
+//! - [`mrtr`] (2026-07-28): a tool call answered `input_required`, retried with the answers.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -14,8 +16,8 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use crate::cli::{Options, Scenario};
-use crate::client::{McpClient, Session};
+use crate::cli::{Options, Revision, Scenario};
+use crate::client::{McpClient, Session, StatelessHead};
 use crate::error::Error;
 use crate::http::Targets;
 use crate::progress::Progress;
@@ -25,6 +27,8 @@ use crate::wire::{self, CallTemplate, ToolResult};
 
 mod calls;
 mod churn;
+mod listen;
+mod mrtr;
 mod resume;
 mod roundtrip;
 mod streams;
@@ -80,6 +84,8 @@ pub(crate) async fn run(scenario: Scenario, ctx: &Context) -> Result<Outcome, Se
         Scenario::Streams => streams::run(ctx).await,
         Scenario::Roundtrip => roundtrip::run(ctx).await,
         Scenario::Resume => resume::run(ctx).await,
+        Scenario::Listen => listen::run(ctx).await,
+        Scenario::Mrtr => mrtr::run(ctx).await,
     };
     ctx.progress.finish();
     outcome
@@ -154,6 +160,20 @@ impl Context {
 // === impl SetupFailed ===
 
 impl SetupFailed {
+    /// Nothing could be opened: the message names `what` and the first failure `setup` saw.
+    fn nothing_opened(setup: Recorder, what: &str) -> Self {
+        let (kind, example) = setup
+            .examples
+            .iter()
+            .next()
+            .map(|(kind, example)| (kind.to_string(), example.clone()))
+            .unwrap_or_default();
+        Self {
+            message: format!("could not open any {what}: {example} [{kind}]"),
+            recorder: setup,
+        }
+    }
+
     fn new(error: &Error, what: &str) -> Self {
         let mut recorder = Recorder::new(tokio::time::Instant::now());
         recorder.record_side_error(error);
@@ -170,28 +190,46 @@ struct ToolCall {
     template: CallTemplate,
     /// With tool `echo`: the text the reply must have.
     echo_text: Option<String>,
+    /// 2026-07-28: the request's headers (and the template carries its `_meta`).
+    stateless: Option<StatelessHead>,
 }
 
 impl ToolCall {
-    fn new(options: &Options) -> Self {
-        let echo_text = (options.tool == "echo")
-            .then(|| options.arguments.get("text").and_then(Value::as_str))
+    fn new(options: &Options, scenario: Scenario) -> Result<Self, Error> {
+        let tool = options.tool(scenario);
+        let arguments = options.arguments(scenario);
+        let echo_text = (tool == "echo")
+            .then(|| arguments.get("text").and_then(Value::as_str))
             .flatten()
             .map(str::to_owned);
-        Self {
-            template: CallTemplate::new(&options.tool, &options.arguments),
+        let (template, stateless) = match options.revision(scenario) {
+            Revision::Sessions => (CallTemplate::new(tool, &arguments), None),
+            Revision::Stateless => (
+                CallTemplate::stateless(tool, &arguments),
+                Some(StatelessHead::tools_call(tool)?),
+            ),
+        };
+        Ok(Self {
+            template,
             echo_text,
-        }
+            stateless,
+        })
     }
 
-    /// Calls the tool; returns when the response was read.
+    /// Calls the tool, on `session` or (2026-07-28) on none; returns when the response was
+    /// read.
     async fn call(
         &self,
         client: &mut McpClient,
-        session: &Session,
+        session: Option<&Session>,
     ) -> Result<tokio::time::Instant, Error> {
         let id = client.next_id();
-        let (message, read) = client.call(session, self.template.body(id), id).await?;
+        let body = self.template.body(id);
+        let (message, read) = match (&self.stateless, session) {
+            (Some(head), _) => client.call_stateless(head, body, id).await?,
+            (None, Some(session)) => client.call(session, body, id).await?,
+            (None, None) => return Err(Error::protocol("a session-era call without a session")),
+        };
         let result = ToolResult::parse(crate::client::result_of(&message, id)?)?;
         if let Some(expected) = &self.echo_text {
             result.expect_text(|| format!("{expected:?}"), |text| text == expected)?;

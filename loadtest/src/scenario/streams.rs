@@ -53,16 +53,7 @@ pub(super) async fn run(ctx: &Context) -> Result<Outcome, SetupFailed> {
     drop(opened);
     let failed_to_open = setup.side_errors;
     if listeners.is_empty() {
-        let (kind, example) = setup
-            .examples
-            .iter()
-            .next()
-            .map(|(kind, example)| (kind.to_string(), example.clone()))
-            .unwrap_or_default();
-        return Err(SetupFailed {
-            message: format!("could not open any stream: {example} [{kind}]"),
-            recorder: setup,
-        });
+        return Err(SetupFailed::nothing_opened(setup, "stream"));
     }
     if let Some(path) = &o.ready_file
         && let Err(error) = std::fs::write(path, listeners.len().to_string())

@@ -30,6 +30,14 @@ const SETTLE: Duration = Duration::from_secs(2);
 const OPEN_FILES_MARGIN: u64 = 1024;
 /// Most keys listed when looking for leaks.
 const KEY_SCAN_LIMIT: usize = 200_000;
+/// Listen streams of the listen run (round robin over the 3 replicas), and the resource
+/// updates per second sent to them.
+const LISTENERS: u32 = 100;
+const LISTEN_TRIGGER_RATE: u32 = 50;
+/// The tool that announces a resource update (`--tools conformance`).
+const TRIGGER_TOOL: &str = "test_trigger_resource_update";
+/// The tool of the mrtr run: it asks the user once, so each call takes two rounds.
+const MRTR_TOOL: &str = "ask_user";
 /// How often the long runs poll the replica's counters.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -80,10 +88,30 @@ impl Counters {
     }
 }
 
+/// The protocol era a measurement speaks (`shoal-load --revision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Era {
+    /// 2025-11-25: sessions.
+    Sessions,
+    /// 2026-07-28: stateless requests, no session.
+    Stateless,
+}
+
+impl Era {
+    /// `shoal-load --revision`.
+    pub(crate) fn revision(self) -> &'static str {
+        match self {
+            Self::Sessions => "2025-11-25",
+            Self::Stateless => "2026-07-28",
+        }
+    }
+}
+
 /// `tools/call` throughput of one target.
 #[derive(Debug, Clone)]
 pub(crate) struct Calls {
     pub(crate) target: Target,
+    pub(crate) era: Era,
     pub(crate) summary: Summary,
     /// Resident memory of the server(s) after the run.
     pub(crate) rss_kib: u64,
@@ -95,6 +123,25 @@ pub(crate) struct Calls {
 pub(crate) struct CrossReplica {
     pub(crate) summary: Summary,
     /// Per announcement, in a steady-state window.
+    pub(crate) redis: RedisCost,
+}
+
+/// Stateless `tools/call`s answered `input_required` and retried with the answers on the next
+/// replica, until complete.
+#[derive(Debug, Clone)]
+pub(crate) struct Mrtr {
+    pub(crate) summary: Summary,
+    /// Rounds (requests) per completed call, from `shoal-load`.
+    pub(crate) rounds_per_call: f64,
+    /// Per round: every round is one `tools/call` the replicas count.
+    pub(crate) redis: RedisCost,
+}
+
+/// Resource updates delivered to `subscriptions/listen` streams spread over the replicas.
+#[derive(Debug, Clone)]
+pub(crate) struct Listen {
+    pub(crate) summary: Summary,
+    /// Per update (one trigger call, delivered to every stream).
     pub(crate) redis: RedisCost,
 }
 
@@ -165,9 +212,18 @@ impl Long {
     }
 }
 
-/// Closed-loop `tools/call echo` on one session against `target`.
-pub(crate) fn calls(target: Target, bins: &Binaries, settings: &Settings) -> Result<Calls> {
-    let log_dir = settings.log_dir.join(target.name());
+/// Closed-loop `tools/call echo` against `target`: on one session, or (stateless) on none.
+pub(crate) fn calls(
+    target: Target,
+    era: Era,
+    bins: &Binaries,
+    settings: &Settings,
+) -> Result<Calls> {
+    let name = match era {
+        Era::Sessions => target.name().to_owned(),
+        Era::Stateless => format!("stateless-{target}"),
+    };
+    let log_dir = settings.log_dir.join(&name);
     let mut deployment = Deployment::start(target, bins, &log_dir, Limits::default())?;
     let mut redis = match target.uses_redis() {
         true => Some(deployment.redis()?),
@@ -180,10 +236,11 @@ pub(crate) fn calls(target: Target, bins: &Binaries, settings: &Settings) -> Res
     let summary = Load::new(
         &bins.shoal_load,
         "calls",
-        &format!("calls-{target}"),
+        &format!("calls-{name}"),
         &log_dir,
     )
     .urls(&[&deployment.url])
+    .opt("revision", era.revision())
     .opt("duration", &settings.duration_text)
     .opt("concurrency", settings.concurrency.to_string())
     .opt("sessions", settings.sessions.to_string())
@@ -200,6 +257,7 @@ pub(crate) fn calls(target: Target, bins: &Binaries, settings: &Settings) -> Res
     };
     Ok(Calls {
         target,
+        era,
         summary,
         rss_kib,
         redis,
@@ -242,6 +300,71 @@ pub(crate) fn cross_replica(bins: &Binaries, settings: &Settings) -> Result<Cros
     })
 }
 
+/// Multi round-trip calls of `ask_user` over the 3 replicas, client-side round robin (each
+/// retry lands on the next replica); Redis counted per round over the whole run.
+pub(crate) fn mrtr(bins: &Binaries, settings: &Settings) -> Result<Mrtr> {
+    let log_dir = settings.log_dir.join("mrtr");
+    let deployment = Deployment::start(Target::ShoalCluster, bins, &log_dir, Limits::default())?;
+    let mut redis = deployment.redis()?;
+    let before = Counters::read(&deployment, &mut redis, Some(MRTR_TOOL))?;
+    let summary = Load::new(&bins.shoal_load, "mrtr", "mrtr", &log_dir)
+        .urls(deployment.replica_urls())
+        .opt("tool", MRTR_TOOL)
+        .opt("duration", &settings.duration_text)
+        .opt("concurrency", settings.concurrency.to_string())
+        .opt("warmup", CALLS_WARMUP)
+        .run()
+        .with_context(|| deployment.log_tails())?;
+    let after = Counters::read(&deployment, &mut redis, Some(MRTR_TOOL))?;
+    let rounds_per_call = summary
+        .raw
+        .pointer("/mrtr/rounds_per_operation")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(f64::NAN);
+    Ok(Mrtr {
+        summary,
+        rounds_per_call,
+        redis: before.until(after),
+    })
+}
+
+/// Listen streams spread over the 3 replicas, resource updates triggered on each replica in
+/// turn; Redis counted per update in a steady-state window.
+pub(crate) fn listen(bins: &Binaries, settings: &Settings) -> Result<Listen> {
+    let log_dir = settings.log_dir.join("listen");
+    let limits = Limits {
+        conformance_tools: true,
+        ..Limits::default()
+    };
+    let deployment = Deployment::start(Target::ShoalCluster, bins, &log_dir, limits)?;
+    let mut redis = deployment.redis()?;
+    let running = Load::new(&bins.shoal_load, "listen", "listen", &log_dir)
+        .urls(deployment.replica_urls())
+        .opt("listeners", LISTENERS.to_string())
+        .opt("trigger-rate", LISTEN_TRIGGER_RATE.to_string())
+        .opt("trigger-tool", TRIGGER_TOOL)
+        .opt("duration", &settings.duration_text)
+        .opt(
+            "warmup",
+            humantime::format_duration(STREAMS_WARMUP).to_string(),
+        )
+        .opt("concurrency", settings.concurrency.to_string())
+        .spawn()?;
+    // The streams open within the warmup at this size; the window starts after it, so that
+    // neither opening nor teardown counts.
+    let started = Instant::now();
+    thread::sleep(STREAMS_WARMUP + Duration::from_millis(500));
+    let before = Counters::read(&deployment, &mut redis, Some(TRIGGER_TOOL))?;
+    let end = STREAMS_WARMUP + settings.duration;
+    thread::sleep(end.saturating_sub(started.elapsed() + Duration::from_millis(500)));
+    let after = Counters::read(&deployment, &mut redis, Some(TRIGGER_TOOL))?;
+    let summary = running.wait().with_context(|| deployment.log_tails())?;
+    Ok(Listen {
+        summary,
+        redis: before.until(after),
+    })
+}
+
 /// `streams` idle standalone streams held by `target`: memory before and while holding them.
 pub(crate) fn idle_streams(
     target: Target,
@@ -262,7 +385,10 @@ pub(crate) fn idle_streams(
             "the open-files hard limit is {hard}: holding {streams} streams instead of {wanted}"
         );
     }
-    let limits = Limits { open_files };
+    let limits = Limits {
+        open_files,
+        ..Limits::default()
+    };
     let deployment = Deployment::start(target, bins, &log_dir, limits)?;
     let mut redis = match target.uses_redis() {
         true => Some(deployment.redis()?),

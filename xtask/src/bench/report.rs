@@ -6,10 +6,19 @@
 
 use serde_json::{Value, json};
 
-use super::measure::{Calls, Churn, CrossReplica, IdleStreams, Long, mib, ratio};
+use super::load::Summary;
+use super::measure::{
+    Calls, Churn, CrossReplica, Era, IdleStreams, Listen, Long, Mrtr, RedisCost, mib, ratio,
+};
 use super::probe::Machine;
 use super::targets::Target;
 use super::{Results, Settings};
+
+/// Redis commands per stateless `tools/call` still counted as none: the replicas' background
+/// work, spread over the calls of the window.
+const STATELESS_BACKGROUND: f64 = 0.01;
+/// How the report states that goal.
+const STATELESS_GOAL: &str = "0 (background < 0.01/call)";
 
 /// A target's goal: how the measured value must compare.
 #[derive(Debug, Clone, Copy)]
@@ -175,6 +184,9 @@ impl Report {
         );
         let mut tables = Vec::new();
         tables.extend(calls_table(results, settings));
+        tables.extend(stateless_calls_table(results, settings));
+        tables.extend(mrtr_table(results));
+        tables.extend(listen_table(results));
         tables.extend(redis_table(results));
         tables.extend(idle_streams_table(results));
         tables.extend(cross_replica_table(results));
@@ -195,7 +207,19 @@ impl Report {
                 "idle_streams": settings.idle_streams,
                 "rounds": settings.rounds,
             },
-            "calls": results.calls.iter().map(calls_json).collect::<Vec<_>>(),
+            "calls": era_calls(results, Era::Sessions).map(calls_json).collect::<Vec<_>>(),
+            "stateless_calls": era_calls(results, Era::Stateless)
+                .map(calls_json)
+                .collect::<Vec<_>>(),
+            "mrtr": results.mrtr.as_ref().map(|m| json!({
+                "rounds_per_call": m.rounds_per_call,
+                "redis": cost_json(&m.redis, "rounds"),
+                "shoal_load": m.summary.raw,
+            })),
+            "listen": results.listen.as_ref().map(|l| json!({
+                "redis": cost_json(&l.redis, "updates"),
+                "shoal_load": l.summary.raw,
+            })),
             "cross_replica": results.cross_replica.as_ref().map(|c| json!({
                 "commands_per_event": c.redis.commands_per_op(),
                 "round_trips_per_event": c.redis.round_trips_per_op(),
@@ -298,8 +322,9 @@ impl Report {
 pub(crate) fn calls_line(calls: &Calls) -> String {
     let s = &calls.summary;
     let mut line = format!(
-        "{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, RSS {}, errors {}",
+        "{} ({}): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, RSS {}, errors {}",
         calls.target.label(),
+        calls.era.revision(),
         s.throughput,
         s.p50_ms,
         s.p99_ms,
@@ -316,11 +341,46 @@ pub(crate) fn calls_line(calls: &Calls) -> String {
     line
 }
 
-pub(crate) fn cross_replica_line(cross: &CrossReplica) -> String {
-    let s = &cross.summary;
+pub(crate) fn mrtr_line(mrtr: &Mrtr) -> String {
+    let s = &mrtr.summary;
     format!(
-        "cross-replica delivery: {} streams open ({} failed), {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, \
-         errors {}, gaps/duplicates/reorders {}; Redis per event: {:.2} commands, {:.2} round trips",
+        "mrtr through 3 replicas: {:.0} calls/s, {:.2} rounds per call, p50 {:.2} ms, p99 {:.2} ms, \
+         errors {}; Redis per round: {:.2} commands, {:.2} round trips",
+        s.throughput,
+        mrtr.rounds_per_call,
+        s.p50_ms,
+        s.p99_ms,
+        s.errors_text(),
+        mrtr.redis.commands_per_op(),
+        mrtr.redis.round_trips_per_op()
+    )
+}
+
+pub(crate) fn listen_line(listen: &Listen) -> String {
+    delivery_line(
+        "listen delivery across 3 replicas",
+        ("deliveries", "update"),
+        &listen.summary,
+        &listen.redis,
+    )
+}
+
+pub(crate) fn cross_replica_line(cross: &CrossReplica) -> String {
+    delivery_line(
+        "cross-replica delivery",
+        ("events", "event"),
+        &cross.summary,
+        &cross.redis,
+    )
+}
+
+/// One line after a delivery run; `(rate, unit)` name what is counted per second and what
+/// the Redis cost is per.
+fn delivery_line(what: &str, (rate, unit): (&str, &str), s: &Summary, redis: &RedisCost) -> String {
+    format!(
+        "{what}: {} streams open ({} failed), {:.0} {rate}/s, p50 {:.2} ms, p99 {:.2} ms, \
+         errors {}, gaps/duplicates/reorders {}; Redis per {unit}: {:.2} commands, {:.2} round \
+         trips",
         s.streams_open,
         s.streams_failed,
         s.throughput,
@@ -328,8 +388,8 @@ pub(crate) fn cross_replica_line(cross: &CrossReplica) -> String {
         s.p99_ms,
         s.errors_text(),
         s.event_faults,
-        cross.redis.commands_per_op(),
-        cross.redis.round_trips_per_op()
+        redis.commands_per_op(),
+        redis.round_trips_per_op()
     )
 }
 
@@ -393,7 +453,7 @@ fn calls_table(results: &Results, settings: &Settings) -> Option<Table> {
     );
     let axum = throughput_of(results, Target::Axum);
     let rmcp = throughput_of(results, Target::Rmcp);
-    for calls in &results.calls {
+    for calls in era_calls(results, Era::Sessions) {
         let s = &calls.summary;
         let rss = match calls.target {
             Target::ShoalCluster => format!("{} (3 replicas)", mib(calls.rss_kib)),
@@ -413,20 +473,144 @@ fn calls_table(results: &Results, settings: &Settings) -> Option<Table> {
     (!table.rows.is_empty()).then_some(table)
 }
 
+fn stateless_calls_table(results: &Results, settings: &Settings) -> Option<Table> {
+    let mut table = Table::new(
+        format!(
+            "Stateless tools/call echo (2026-07-28, no session), concurrency {}, {} per target \
+             (the 3 replicas through rr-proxy)",
+            settings.concurrency, settings.duration_text
+        ),
+        &[
+            "target",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "× TS SDK 2.x",
+            "× its 2025-11-25",
+            "RSS",
+            "errors",
+        ],
+    );
+    let ts2 = era_calls(results, Era::Stateless)
+        .find(|c| c.target == Target::Ts2Sdk)
+        .map(|c| c.summary.throughput);
+    for calls in era_calls(results, Era::Stateless) {
+        let s = &calls.summary;
+        let sessions = throughput_of(results, calls.target);
+        table.row(vec![
+            calls.target.label().to_owned(),
+            format!("{:.0}", s.throughput),
+            format!("{:.2}", s.p50_ms),
+            format!("{:.2}", s.p99_ms),
+            times(ts2.map(|t| ratio(s.throughput, t))),
+            times(sessions.map(|t| ratio(s.throughput, t))),
+            mib(calls.rss_kib),
+            s.error_count().to_string(),
+        ]);
+    }
+    (!table.rows.is_empty()).then_some(table)
+}
+
+fn mrtr_table(results: &Results) -> Option<Table> {
+    let mrtr = results.mrtr.as_ref()?;
+    let s = &mrtr.summary;
+    let mut table = Table::new(
+        "Multi round-trip tools/call (ask_user: input_required, answered and retried on the next \
+         replica), 3 replicas on one Redis, client-side round robin",
+        &[
+            "calls/s",
+            "rounds/call",
+            "p50 ms",
+            "p99 ms",
+            "Redis commands/round",
+            "round trips/round",
+            "errors",
+        ],
+    );
+    table.row(vec![
+        format!("{:.0}", s.throughput),
+        format!("{:.2}", mrtr.rounds_per_call),
+        format!("{:.2}", s.p50_ms),
+        format!("{:.2}", s.p99_ms),
+        format!("{:.2}", mrtr.redis.commands_per_op()),
+        format!("{:.2}", mrtr.redis.round_trips_per_op()),
+        s.error_count().to_string(),
+    ]);
+    Some(table)
+}
+
+fn listen_table(results: &Results) -> Option<Table> {
+    let listen = results.listen.as_ref()?;
+    Some(delivery_table(
+        "subscriptions/listen delivery: streams round robin over 3 replicas, resource updates \
+         triggered on each replica in turn; latency trigger POST → update on each stream",
+        "deliveries/s",
+        &listen.summary,
+    ))
+}
+
+/// One row of a delivery run: streams, rate, latency and faults.
+fn delivery_table(title: &str, rate: &str, s: &Summary) -> Table {
+    let mut table = Table::new(
+        title,
+        &[
+            "streams",
+            rate,
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "gaps/dups/reorders",
+        ],
+    );
+    table.row(vec![
+        s.streams_open.to_string(),
+        format!("{:.0}", s.throughput),
+        format!("{:.2}", s.p50_ms),
+        format!("{:.2}", s.p99_ms),
+        s.raw
+            .pointer("/latency_ms/max")
+            .and_then(Value::as_f64)
+            .map_or_else(|| "—".to_owned(), |max| format!("{max:.2}")),
+        s.error_count().to_string(),
+        s.event_faults.to_string(),
+    ]);
+    table
+}
+
 fn redis_table(results: &Results) -> Option<Table> {
     let mut table = Table::new(
         "Redis cost (server-side counts over the same window)",
         &["workload", "operations", "commands/op", "round trips/op"],
     );
+    let mut row = |workload: String, cost: &RedisCost| {
+        table.row(vec![
+            workload,
+            format!("{:.0}", cost.operations),
+            per_op(cost.commands_per_op()),
+            per_op(cost.round_trips_per_op()),
+        ]);
+    };
     for calls in &results.calls {
         if let Some(cost) = &calls.redis {
-            table.row(vec![
-                format!("tools/call, {}", calls.target.label()),
-                format!("{:.0}", cost.operations),
-                format!("{:.2}", cost.commands_per_op()),
-                format!("{:.2}", cost.round_trips_per_op()),
-            ]);
+            let workload = match calls.era {
+                Era::Sessions => "tools/call",
+                Era::Stateless => "stateless tools/call",
+            };
+            row(format!("{workload}, {}", calls.target.label()), cost);
         }
+    }
+    if let Some(mrtr) = &results.mrtr {
+        row(
+            "multi round-trip round (ask_user), 3 replicas".to_owned(),
+            &mrtr.redis,
+        );
+    }
+    if let Some(listen) = &results.listen {
+        row(
+            "resource update → listen streams, 3 replicas".to_owned(),
+            &listen.redis,
+        );
     }
     if let Some(cross) = &results.cross_replica {
         table.row(vec![
@@ -479,33 +663,12 @@ fn idle_streams_table(results: &Results) -> Option<Table> {
 
 fn cross_replica_table(results: &Results) -> Option<Table> {
     let cross = results.cross_replica.as_ref()?;
-    let s = &cross.summary;
-    let mut table = Table::new(
+    Some(delivery_table(
         "Cross-replica delivery: 3 replicas behind rr-proxy, standalone GET streams and \
          `announce` POSTs spread round robin over them; latency POST → notification",
-        &[
-            "streams",
-            "events/s",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "gaps/dups/reorders",
-        ],
-    );
-    table.row(vec![
-        s.streams_open.to_string(),
-        format!("{:.0}", s.throughput),
-        format!("{:.2}", s.p50_ms),
-        format!("{:.2}", s.p99_ms),
-        s.raw
-            .pointer("/latency_ms/max")
-            .and_then(Value::as_f64)
-            .map_or_else(|| "—".to_owned(), |max| format!("{max:.2}")),
-        s.error_count().to_string(),
-        s.event_faults.to_string(),
-    ]);
-    Some(table)
+        "events/s",
+        &cross.summary,
+    ))
 }
 
 fn churn_table(results: &Results) -> Option<Table> {
@@ -566,7 +729,25 @@ fn long_table(results: &Results) -> Option<Table> {
 }
 
 fn verdicts(results: &Results) -> Vec<Verdict> {
-    let calls = |target| results.calls.iter().find(|c| c.target == target);
+    let calls = |target| era_calls(results, Era::Sessions).find(|c| c.target == target);
+    // The replicas' own background work (node heartbeats) runs whatever the load: a few
+    // commands in the whole window. A call that used Redis would cost at least one each, so
+    // "none per call" is judged as fewer than one per hundred calls, the counts shown.
+    let stateless_cost = |target| {
+        era_calls(results, Era::Stateless)
+            .find(|c| c.target == target)
+            .and_then(|c| c.redis)
+            .map(|cost| {
+                let per_call = cost.commands_per_op();
+                (
+                    format!(
+                        "{per_call:.5} ({} commands in {:.0} calls)",
+                        cost.commands, cost.operations
+                    ),
+                    Goal::AtMost(STATELESS_BACKGROUND).met(per_call),
+                )
+            })
+    };
     let throughput = |target| throughput_of(results, target);
     let memory = throughput(Target::ShoalMemory);
     let vs = |other| Some(ratio(memory?, throughput(other)?));
@@ -675,6 +856,30 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
             Goal::AtMost(4.0),
             |v| format!("{v:.2}"),
         ),
+        Verdict::new(
+            "Redis commands per stateless tools/call, Redis host",
+            STATELESS_GOAL,
+        )
+        .set(stateless_cost(Target::ShoalRedis)),
+        Verdict::new(
+            "Redis commands per stateless tools/call, 3 replicas",
+            STATELESS_GOAL,
+        )
+        .set(stateless_cost(Target::ShoalCluster)),
+        Verdict::new(
+            "Redis round trips per multi round-trip round, 3 replicas",
+            "≤ 2",
+        )
+        .check(
+            results.mrtr.as_ref().map(|m| m.redis.round_trips_per_op()),
+            Goal::AtMost(2.0),
+            |v| format!("{v:.2}"),
+        ),
+        Verdict::new("Listen delivery p99 across 3 replicas", "≤ 5 ms").check(
+            results.listen.as_ref().map(|l| l.summary.p99_ms),
+            Goal::AtMost(5.0),
+            |v| format!("{v:.2} ms"),
+        ),
         Verdict::new("Cross-replica event delivery p99", "≤ 5 ms").check(
             results.cross_replica.as_ref().map(|c| c.summary.p99_ms),
             Goal::AtMost(5.0),
@@ -726,18 +931,34 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
     ]
 }
 
+/// The session-era throughput of `target`.
 fn throughput_of(results: &Results, target: Target) -> Option<f64> {
-    results
-        .calls
-        .iter()
+    era_calls(results, Era::Sessions)
         .find(|c| c.target == target)
         .map(|c| c.summary.throughput)
+}
+
+/// The throughput runs of one era.
+fn era_calls(results: &Results, era: Era) -> impl Iterator<Item = &Calls> {
+    results.calls.iter().filter(move |c| c.era == era)
+}
+
+/// A Redis cost in the results file, its operations called `unit`.
+fn cost_json(cost: &RedisCost, unit: &str) -> Value {
+    json!({
+        unit: cost.operations,
+        "commands": cost.commands,
+        "round_trips": cost.round_trips,
+        "commands_per_op": cost.commands_per_op(),
+        "round_trips_per_op": cost.round_trips_per_op(),
+    })
 }
 
 fn calls_json(calls: &Calls) -> Value {
     json!({
         "target": calls.target.name(),
         "label": calls.target.label(),
+        "revision": calls.era.revision(),
         "throughput_per_sec": calls.summary.throughput,
         "p50_ms": calls.summary.p50_ms,
         "p99_ms": calls.summary.p99_ms,
@@ -763,6 +984,16 @@ fn long_json(long: &Long) -> Value {
         "growth": long.growth(),
         "shoal_load": long.summary.raw,
     })
+}
+
+/// A cost per operation: two decimals, or five for a small one that is not zero (background
+/// work spread over many operations must not read as none).
+fn per_op(value: f64) -> String {
+    if value > 0.0 && value < 0.005 {
+        format!("{value:.5}")
+    } else {
+        format!("{value:.2}")
+    }
 }
 
 /// `1.23×`, or `—` when unknown.
@@ -810,9 +1041,45 @@ mod tests {
     }
 
     #[test]
+    fn stateless_calls_pass_with_background_commands_only() {
+        let summary = Summary::parse(r#"{"operations":1000,"throughput_per_sec":100.0}"#).unwrap();
+        let run = |commands| Calls {
+            target: Target::ShoalRedis,
+            era: Era::Stateless,
+            summary: summary.clone(),
+            rss_kib: 1024,
+            redis: Some(RedisCost {
+                operations: 100_000.0,
+                commands,
+                round_trips: commands as f64,
+            }),
+        };
+        let status = |commands| {
+            let results = Results {
+                calls: vec![run(commands)],
+                ..Results::default()
+            };
+            let verdicts = verdicts(&results);
+            let verdict = verdicts
+                .iter()
+                .find(|v| v.what == "Redis commands per stateless tools/call, Redis host")
+                .unwrap();
+            (verdict.status(), verdict.measured.clone().unwrap().0)
+        };
+        assert_eq!(
+            status(7),
+            ("PASS", "0.00007 (7 commands in 100000 calls)".to_owned())
+        );
+        assert_eq!(status(100_000).0, "MISS");
+        assert_eq!(per_op(0.00007), "0.00007");
+        assert_eq!(per_op(0.0), "0.00");
+        assert_eq!(per_op(0.5), "0.50");
+    }
+
+    #[test]
     fn unmeasured_targets_are_not_run() {
         let verdicts = verdicts(&Results::default());
-        assert_eq!(verdicts.len(), 15);
+        assert_eq!(verdicts.len(), 19);
         assert!(verdicts.iter().all(|v| v.status() == "not run"));
     }
 }

@@ -1,6 +1,7 @@
 //! The CI's `load-smoke` step: every `shoal-load` scenario for a few seconds against one
-//! `shoal serve` on its own `redis-server`, failing on any error, gap, duplicate or
-//! reordering. It proves the load generator and the server agree, not how fast they are:
+//! `shoal serve` (demo and conformance tools) on its own `redis-server`, in both eras (calls
+//! also stateless; listen and mrtr are 2026-07-28 only), failing on any error, gap, duplicate
+//! or reordering. It proves the load generator and the server agree, not how fast they are:
 //! both are debug builds here.
 
 use std::path::PathBuf;
@@ -15,12 +16,24 @@ use crate::process;
 use crate::server;
 use crate::tools::Tools;
 
-/// Every scenario, in the order they run.
-const SCENARIOS: [&str; 5] = ["calls", "churn", "streams", "roundtrip", "resume"];
+/// `--NAME VALUE` options of one run beyond the common ones.
+type Extra = &'static [(&'static str, &'static str)];
+
+/// Every run: (label, scenario, extra options), in the order they run.
+const RUNS: [(&str, &str, Extra); 8] = [
+    ("calls", "calls", &[]),
+    ("churn", "churn", &[]),
+    ("streams", "streams", &[("streams", STREAMS)]),
+    ("roundtrip", "roundtrip", &[]),
+    ("resume", "resume", &[]),
+    ("calls-2026", "calls", &[("revision", "2026-07-28")]),
+    ("listen", "listen", &[("listeners", STREAMS)]),
+    ("mrtr", "mrtr", &[]),
+];
 /// How long each scenario runs, and with how many workers.
 const DURATION: &str = "10s";
 const CONCURRENCY: &str = "8";
-/// Streams of the `streams` scenario.
+/// Streams of the `streams` scenario, and listen streams of `listen`.
 const STREAMS: &str = "50";
 
 /// Builds `shoal` and `shoal-load`, starts Redis and one replica, and runs every scenario.
@@ -51,26 +64,32 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
         rmcp_echo: PathBuf::new(),
         node: tools.node().to_path_buf(),
         ts_server: PathBuf::new(),
+        ts2_server: PathBuf::new(),
     };
     let log_dir = repo.target().join("xtask").join("load-smoke");
-    let deployment = Deployment::start(Target::ShoalRedis, &bins, &log_dir, Limits::default())?;
+    // The conformance tools: listen's trigger.
+    let limits = Limits {
+        conformance_tools: true,
+        ..Limits::default()
+    };
+    let deployment = Deployment::start(Target::ShoalRedis, &bins, &log_dir, limits)?;
 
     let mut failed = Vec::new();
-    for scenario in SCENARIOS {
-        let mut load = Load::new(&bins.shoal_load, scenario, scenario, &log_dir)
+    for (label, scenario, extra) in RUNS {
+        let mut load = Load::new(&bins.shoal_load, scenario, label, &log_dir)
             .urls(&[&deployment.url])
             .opt("duration", DURATION)
             .opt("warmup", "0s")
             .opt("concurrency", CONCURRENCY)
             .flag("fail-on-error");
-        if scenario == "streams" {
-            load = load.opt("streams", STREAMS);
+        for (name, value) in extra {
+            load = load.opt(name, value);
         }
         match load.run() {
-            Ok(summary) => println!("{}", line(scenario, &summary)),
+            Ok(summary) => println!("{}", line(label, &summary)),
             Err(error) => {
-                eprintln!("{scenario:<9} FAILED: {error:#}");
-                failed.push(scenario);
+                eprintln!("{label:<10} FAILED: {error:#}");
+                failed.push(label);
             }
         }
     }
@@ -84,7 +103,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
 /// `calls     ops 12345  ops/s 1234.5  p99 1.23 ms  errors none`.
 fn line(scenario: &str, summary: &Summary) -> String {
     format!(
-        "{scenario:<9} ops {:>7}  ops/s {:>8.1}  p99 {:>7.2} ms  errors {}",
+        "{scenario:<10} ops {:>7}  ops/s {:>8.1}  p99 {:>7.2} ms  errors {}",
         summary.operations,
         summary.throughput,
         summary.p99_ms,

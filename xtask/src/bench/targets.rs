@@ -16,6 +16,10 @@ use crate::server::{free_ports, http_get_status, post_initialize};
 
 /// How many replicas the cluster target runs.
 const REPLICAS: usize = 3;
+/// The request-state key ring of every replica (`ID:KEY`, 32 zero bytes in base64): one key
+/// shared by all, so that a multi round-trip retry succeeds on any replica, as in a deployment
+/// that shares a Secret. A constant is enough on loopback: nothing here is secret.
+const REQUEST_STATE_KEYS: &str = "bench:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 /// Connect timeout of the proxy's readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -31,6 +35,8 @@ pub(crate) struct Binaries {
     pub(crate) node: PathBuf,
     /// `bench/ts-sdk-echo/server.mjs`.
     pub(crate) ts_server: PathBuf,
+    /// `bench/ts2-sdk-echo/server.mjs`.
+    pub(crate) ts2_server: PathBuf,
 }
 
 /// A server under test.
@@ -42,6 +48,8 @@ pub(crate) enum Target {
     Rmcp,
     /// `bench/ts-sdk-echo`: the official TypeScript SDK.
     TsSdk,
+    /// `bench/ts2-sdk-echo`: the official TypeScript SDK 2.x, both eras on one endpoint.
+    Ts2Sdk,
     /// One `shoal serve` with the memory host.
     ShoalMemory,
     /// One `shoal serve` on its own `redis-server`.
@@ -51,10 +59,11 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    pub(crate) const ALL: [Self; 6] = [
+    pub(crate) const ALL: [Self; 7] = [
         Self::Axum,
         Self::Rmcp,
         Self::TsSdk,
+        Self::Ts2Sdk,
         Self::ShoalMemory,
         Self::ShoalRedis,
         Self::ShoalCluster,
@@ -66,6 +75,7 @@ impl Target {
             Self::Axum => "axum",
             Self::Rmcp => "rmcp",
             Self::TsSdk => "ts-sdk",
+            Self::Ts2Sdk => "ts2-sdk",
             Self::ShoalMemory => "shoal-memory",
             Self::ShoalRedis => "shoal-redis",
             Self::ShoalCluster => "shoal-cluster",
@@ -78,6 +88,7 @@ impl Target {
             Self::Axum => "axum JSON echo (ceiling)",
             Self::Rmcp => "rmcp 3.9 (official Rust SDK)",
             Self::TsSdk => "TypeScript SDK 1.32.2",
+            Self::Ts2Sdk => "TypeScript SDK 2.4.0 (server 2.4.0, node 2.1.2)",
             Self::ShoalMemory => "Shoal, memory host",
             Self::ShoalRedis => "Shoal, Redis host",
             Self::ShoalCluster => "Shoal, 3 replicas + rr-proxy",
@@ -114,11 +125,13 @@ pub(crate) struct Deployment {
     pub(crate) redis: Option<SocketAddr>,
 }
 
-/// Per-process settings the idle-streams measurement needs.
+/// Per-process settings some measurements need.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Limits {
     /// Raise the servers' open-files soft limit to this (through `sh -c 'ulimit -n'`).
     pub(crate) open_files: Option<u64>,
+    /// Shoal serves the conformance tools beside the demo ones (the listen trigger).
+    pub(crate) conformance_tools: bool,
 }
 
 // === impl Deployment ===
@@ -149,13 +162,17 @@ impl Deployment {
             Target::Rmcp => {
                 this.start_anchor("rmcp-echo", command(&bins.rmcp_echo, limits), log_dir)?
             }
-            Target::TsSdk => {
+            Target::TsSdk | Target::Ts2Sdk => {
+                let (name, script) = match target {
+                    Target::TsSdk => ("ts-sdk-echo", &bins.ts_server),
+                    _ => ("ts2-sdk-echo", &bins.ts2_server),
+                };
                 let mut node = command(&bins.node, limits);
-                node.arg(&bins.ts_server);
-                if let Some(dir) = bins.ts_server.parent() {
+                node.arg(script);
+                if let Some(dir) = script.parent() {
                     node.current_dir(dir);
                 }
-                this.start_anchor("ts-sdk-echo", node, log_dir)?;
+                this.start_anchor(name, node, log_dir)?;
             }
             Target::ShoalMemory => {
                 this.start_replica(bins, "memory", 0, log_dir, limits)?;
@@ -178,10 +195,10 @@ impl Deployment {
         Ok(this)
     }
 
-    /// An anchor server: `--listen ADDR` (the TypeScript one takes it as its argument).
+    /// An anchor server: `--listen ADDR` (the TypeScript ones take it as their argument).
     fn start_anchor(&mut self, name: &str, mut command: Command, log_dir: &Path) -> Result<()> {
         let [listen] = free_ports()?;
-        if self.target == Target::TsSdk {
+        if matches!(self.target, Target::TsSdk | Target::Ts2Sdk) {
             command.arg(listen.to_string());
         } else {
             command.arg("--listen").arg(listen.to_string());
@@ -216,7 +233,8 @@ impl Deployment {
         Ok(format!("redis://{addr}"))
     }
 
-    /// `shoal serve --tools demo` on `session_host`; returns its admin address.
+    /// `shoal serve --tools demo` (and `conformance` when `limits` asks) on `session_host`,
+    /// with the shared request-state key ring; returns its admin address.
     fn start_replica(
         &mut self,
         bins: &Binaries,
@@ -227,14 +245,20 @@ impl Deployment {
     ) -> Result<SocketAddr> {
         let [listen, admin] = free_ports()?;
         let node_id = format!("bench-{index}");
+        let tools = if limits.conformance_tools {
+            "demo,conformance"
+        } else {
+            "demo"
+        };
         let mut shoal = command(&bins.shoal, limits);
         shoal
             .arg("serve")
             .args(["--listen", &listen.to_string()])
             .args(["--admin-listen", &admin.to_string()])
-            .args(["--tools", "demo"])
+            .args(["--tools", tools])
             .args(["--session-host", session_host])
-            .args(["--node-id", &node_id]);
+            .args(["--node-id", &node_id])
+            .env("SHOAL_REQUEST_STATE_KEYS", REQUEST_STATE_KEYS);
         let name = format!("shoal-{index}");
         let mut process = Process::spawn(&name, &mut shoal, log_dir)?;
         process::wait_until(&mut process, || {
@@ -273,6 +297,11 @@ impl Deployment {
         process::wait_until(&mut self.processes[last], || {
             matches!(post_initialize(addr, addr), Ok((200, _)))
         })
+    }
+
+    /// Each replica's own URL (one for a single server), for client-side round robin.
+    pub(crate) fn replica_urls(&self) -> &[String] {
+        &self.replica_urls
     }
 
     /// The summed resident memory of the MCP server processes, in KiB.
