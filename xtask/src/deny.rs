@@ -15,7 +15,7 @@
 //!   `--frozen`: never fetched. A missing snapshot fails the step: a check that silently
 //!   skips is no check. The snapshot's commit and date are printed.
 //!
-//! `bench/ts-sdk-echo` (npm) is not covered.
+//! `bench/ts-sdk-echo` and `bench/ts2-sdk-echo` (npm) are not covered.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -28,7 +28,7 @@
 //!   (the `faults` step of `ci`).
 //! - `bench [--duration 10s] [--concurrency 50] [--sessions 1] [--idle-streams 10000]
 //!   [--only NAME]... [--skip-long] [--rounds 3]`: release builds of Shoal and the anchors in `bench/` (axum echo, rmcp,
-//!   the TypeScript SDK), each driven by `shoal-load` in turn; prints throughput, Redis cost,
+//!   the TypeScript SDK 1.x and 2.x), each driven by `shoal-load` in turn; prints throughput, Redis cost,
 //!   memory per stream, churn and long-run tables and each target with PASS/MISS, and writes
 //!   `target/bench/results.{json,md}`.
 //! - `fuzz [--seconds 60] [--target NAME] [--sanitizer address|none]`: every cargo-fuzz target
@@ -155,7 +155,7 @@ enum Task {
         #[arg(long, value_name = "NAME")]
         scenario: Vec<String>,
     },
-    /// Benchmark Shoal against the anchors in `bench/` (axum echo, rmcp, TypeScript SDK), one
+    /// Benchmark Shoal against the anchors in `bench/` (axum echo, rmcp, TypeScript SDK 1.x and 2.x), one
     /// at a time with the same `shoal-load` settings; print the tables and the targets with
     /// PASS/MISS and write target/bench/results.{json,md} (see `xtask/src/bench.rs`).
     Bench {
