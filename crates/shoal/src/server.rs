@@ -93,6 +93,13 @@ impl Builder {
         self
     }
 
+    /// Serves the operator API (end sessions, refuse principals) on the admin router behind
+    /// `token`, as `SHOAL_ADMIN_TOKEN` does for `shoal serve`.
+    pub fn admin_token(mut self, token: crate::operator::AdminToken) -> Builder {
+        self.settings.admin_token = Some(token);
+        self
+    }
+
     /// The endpoint's path (default `/mcp`).
     pub fn path(mut self, path: impl Into<String>) -> Builder {
         self.settings.transport.path = path.into();
