@@ -10,7 +10,7 @@
 //! been read to its end, or drops it, which closes it (that is also how a scenario "breaks"
 //! a stream).
 //!
-//! One file (about 1,060 lines, 260 of them tests): connection pool, request writer and response
+//! One file (about 1,080 lines, 260 of them tests): connection pool, request writer and response
 //! parser share the connection's buffers, and splitting them would widen those internals.
 //!
 //! What it speaks: requests with `Content-Length`; responses framed by `Content-Length`,

@@ -1,6 +1,6 @@
 //! [`Checker`]: records what every client of a fault scenario sent and received, and judges it.
 //!
-//! One file on purpose (about 860 lines, 150 of them its unit tests): the rules below and the
+//! One file on purpose (about 890 lines, 150 of them its unit tests): the rules below and the
 //! bookkeeping that applies them must be read together to trust a "pass".
 //!
 //! Loss is defined from what the server acknowledged, never from what a client merely sent:
