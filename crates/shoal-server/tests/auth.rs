@@ -70,6 +70,15 @@ fn free_ports() -> [SocketAddr; 2] {
     [first.local_addr().unwrap(), second.local_addr().unwrap()]
 }
 
+/// How one start of `shoal serve` ended.
+enum Started {
+    Ready,
+    /// The admin port was taken: another one will do.
+    AdminPortTaken,
+    /// The endpoint's port was taken: its public URL changes with it.
+    ListenPortTaken,
+}
+
 impl Shoal {
     /// Where the next server will listen: its public URL is the resource tokens are for.
     fn reserve() -> [SocketAddr; 2] {
@@ -77,14 +86,15 @@ impl Shoal {
     }
 
     /// Starts `shoal serve --auth jwt --issuer <issuer> ARGS` on `ports` (from
-    /// [`Shoal::reserve`]) and waits for `/readyz`.
-    async fn start_jwt(ports: [SocketAddr; 2], issuer: &str, args: &[&str]) -> Shoal {
+    /// [`Shoal::reserve`]) and waits for `/readyz`; `None` when the endpoint's port was taken
+    /// before `shoal` could bind it.
+    async fn start_jwt(ports: [SocketAddr; 2], issuer: &str, args: &[&str]) -> Option<Shoal> {
         let mut all = vec!["--auth", "jwt", "--issuer", issuer];
         all.extend_from_slice(args);
         Self::start(ports, &all).await
     }
 
-    async fn start(ports: [SocketAddr; 2], args: &[&str]) -> Shoal {
+    async fn start(ports: [SocketAddr; 2], args: &[&str]) -> Option<Shoal> {
         let [listen, admin] = ports;
         let log = std::env::temp_dir().join(format!(
             "shoal-auth-{}-{}.log",
@@ -99,10 +109,12 @@ impl Shoal {
         };
         for attempt in 1..=PORT_ATTEMPTS {
             shoal.spawn(args);
-            if shoal.wait_ready().await {
-                return shoal;
+            match shoal.wait_ready().await {
+                Started::Ready => return Some(shoal),
+                // The public URL is what tokens are for: the caller starts over on new ports.
+                Started::ListenPortTaken => return None,
+                Started::AdminPortTaken => {}
             }
-            // Only the admin port may change: the public URL is what tokens are for.
             assert!(
                 attempt < PORT_ATTEMPTS,
                 "shoal found its ports taken {PORT_ATTEMPTS} times\n{}",
@@ -124,6 +136,8 @@ impl Shoal {
             .args(["--tools", "demo"])
             .args(args)
             .env("RUST_LOG", "info")
+            // The error of a failed start is the log's last line, not buried under a backtrace.
+            .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -132,8 +146,8 @@ impl Shoal {
         self.child = Some(child);
     }
 
-    /// True once `/readyz` is 200; false when the process exited because a port was taken.
-    async fn wait_ready(&mut self) -> bool {
+    /// Ready once `/readyz` is 200; or which port was taken when the process exited for it.
+    async fn wait_ready(&mut self) -> Started {
         let http = http();
         let url = format!("http://{}/readyz", self.admin);
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
@@ -142,10 +156,13 @@ impl Shoal {
                 self.child = None;
                 // `shoal serve` fails with "binding <addr>: Address already in use".
                 let log = fs::read_to_string(&self.log).unwrap_or_default();
-                if log.contains(&format!("binding {}", self.admin))
-                    && log.contains("Address already in use")
-                {
-                    return false;
+                if log.contains("Address already in use") {
+                    if log.contains(&format!("binding {}", self.admin)) {
+                        return Started::AdminPortTaken;
+                    }
+                    if log.contains(&format!("binding {}", self.listen)) {
+                        return Started::ListenPortTaken;
+                    }
                 }
                 panic!(
                     "shoal serve exited before it was ready ({status}); does it accept `--auth \
@@ -154,7 +171,7 @@ impl Shoal {
                 );
             }
             let last = match http.get(&url).send().await {
-                Ok(response) if response.status() == StatusCode::OK => return true,
+                Ok(response) if response.status() == StatusCode::OK => return Started::Ready,
                 Ok(response) => format!("HTTP {}", response.status()),
                 Err(error) => error.to_string(),
             };
@@ -227,10 +244,16 @@ async fn provider_for(ports: [SocketAddr; 2]) -> OidcProvider {
 
 /// A provider and a `shoal serve --auth jwt` trusting it, with `args`.
 async fn provider_and_shoal(args: &[&str]) -> (OidcProvider, Shoal) {
-    let ports = Shoal::reserve();
-    let provider = provider_for(ports).await;
-    let shoal = Shoal::start_jwt(ports, provider.issuer(), args).await;
-    (provider, shoal)
+    for _ in 0..PORT_ATTEMPTS {
+        let ports = Shoal::reserve();
+        let provider = provider_for(ports).await;
+        if let Some(shoal) = Shoal::start_jwt(ports, provider.issuer(), args).await {
+            return (provider, shoal);
+        }
+        // The endpoint's port was taken before `shoal` bound it: the public URL (the tokens'
+        // audience, which the provider knows) changes with it, so both start over.
+    }
+    panic!("shoal found its endpoint's port taken {PORT_ATTEMPTS} times");
 }
 
 // --- requests and challenges -------------------------------------------------------------
