@@ -42,3 +42,11 @@ impl FixedKeyValidator {
         self.validator.validate(token).await
     }
 }
+
+/// The client side of the OAuth authorization server (registration, the redirect URI policy,
+/// client metadata documents), for the `oauth_client_metadata` fuzz target and
+/// `tests/cimd.rs`, which cannot reach the crate-private module otherwise.
+pub mod oauth {
+    pub use crate::server::cimd::*;
+    pub use crate::server::client::*;
+}

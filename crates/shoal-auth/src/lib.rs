@@ -59,6 +59,7 @@ pub mod fuzzing;
 mod jwks;
 mod jwt;
 mod metadata;
+mod server;
 mod static_tokens;
 mod token;
 

@@ -1,0 +1,5 @@
+// Until the endpoints use it.
+#![allow(dead_code)]
+
+pub(crate) mod cimd;
+pub(crate) mod client;
