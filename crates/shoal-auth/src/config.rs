@@ -31,6 +31,9 @@ pub enum AuthConfig {
     Static(StaticConfig),
     /// JWT access tokens of an external authorization server.
     Jwt(JwtConfig),
+    /// Shoal is the authorization server for its own endpoint, users logging in at an
+    /// upstream OpenID Connect provider.
+    OAuth(OAuthConfig),
 }
 
 /// The static token mode: the token table and where the token is presented.
@@ -89,6 +92,112 @@ impl JwtConfig {
             mirror_authorization_server_metadata: false,
             resource_name: None,
         }
+    }
+}
+
+/// Access tokens live this long unless configured.
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+/// A grant (and its refresh token) lives this long after its last refresh unless configured.
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// A dynamically registered client is kept this long unless configured.
+pub const DEFAULT_CLIENT_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+/// Registrations accepted per source address and minute unless configured.
+pub const DEFAULT_REGISTRATIONS_PER_MINUTE: u32 = 10;
+
+/// Shoal as the OAuth 2.1 authorization server of its own endpoint (`--auth oauth`): clients
+/// register (dynamically or by a Client ID Metadata Document), users log in at the upstream
+/// OpenID Connect provider and consent here, and Shoal issues its own RFC 9068 access tokens.
+/// Everything it remembers lives in the session host's key-value store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthConfig {
+    /// Who users are: the upstream OpenID Connect provider and Shoal's registration there.
+    pub upstream: UpstreamConfig,
+    /// Scopes every request needs.
+    pub required_scopes: Vec<String>,
+    /// Scopes a `tools/call` of each tool needs.
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// The signing keys as PKCS#8 PEM blocks (EC P-256), the signing one first; the others
+    /// stay published until the tokens they signed have expired. `None`: one key is generated
+    /// and kept in the session host, shared by every replica.
+    pub signing_keys_pem: Option<String>,
+    /// Lifetime of an access token.
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token (each refresh starts it again); zero issues none.
+    pub refresh_token_ttl: Duration,
+    /// Accept Dynamic Client Registration (RFC 7591).
+    pub dynamic_registration: bool,
+    /// How long a dynamically registered client is kept.
+    pub client_ttl: Duration,
+    /// Registrations accepted per source address and minute.
+    pub registrations_per_minute: u32,
+    /// Allowed redirect URI patterns; `None`: loopback, https and private-use schemes.
+    pub redirect_uri_patterns: Option<Vec<String>>,
+    /// Accept Client ID Metadata Documents.
+    pub client_metadata_documents: bool,
+    /// Let Client ID Metadata Documents be fetched from private and loopback addresses, and
+    /// over plain http (for tests and closed networks only).
+    pub client_metadata_private_targets: bool,
+    /// `resource_name` of the Protected Resource Metadata, also shown on the consent page.
+    pub resource_name: Option<String>,
+}
+
+impl OAuthConfig {
+    /// A configuration with the defaults for everything but the upstream provider.
+    pub fn new(upstream: UpstreamConfig) -> OAuthConfig {
+        OAuthConfig {
+            upstream,
+            required_scopes: Vec::new(),
+            tool_scopes: BTreeMap::new(),
+            signing_keys_pem: None,
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            dynamic_registration: true,
+            client_ttl: DEFAULT_CLIENT_TTL,
+            registrations_per_minute: DEFAULT_REGISTRATIONS_PER_MINUTE,
+            redirect_uri_patterns: None,
+            client_metadata_documents: true,
+            client_metadata_private_targets: false,
+            resource_name: None,
+        }
+    }
+
+    /// Every scope a client may ask for: the required and per-tool ones, in order.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in self
+            .required_scopes
+            .iter()
+            .chain(self.tool_scopes.values().flatten())
+        {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        scopes
+    }
+}
+
+/// The upstream OpenID Connect provider users log in at, and Shoal's client there.
+#[derive(Clone, PartialEq)]
+pub struct UpstreamConfig {
+    /// Its issuer, discovered by OpenID Connect / RFC 8414 metadata.
+    pub issuer: String,
+    /// Shoal's client id there.
+    pub client_id: String,
+    /// Shoal's client secret there.
+    pub client_secret: String,
+    /// The scopes asked of it (`openid` is always added).
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .finish()
     }
 }
 

@@ -77,4 +77,13 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
+    /// The signing keys of `--auth oauth` cannot be used.
+    #[error("the OAuth signing keys: {0}")]
+    SigningKeys(String),
+    /// The session host did not answer while starting.
+    #[error("the session host: {0}")]
+    Host(String),
+    /// `--auth oauth` settings that do not fit together.
+    #[error("--auth oauth: {0}")]
+    OAuthConfig(String),
 }

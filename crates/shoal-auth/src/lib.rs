@@ -67,13 +67,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Router;
+use shoal_core::host::KeyValue;
 use shoal_core::session::Principal;
 use shoal_transport::auth::{
     Anonymous, AuthLayer, Authenticator, Challenge, Challenger, ToolScopeCheck,
 };
 
 pub use authenticator::StaticTokenAuthenticator;
-pub use config::{AuthConfig, JwtConfig, StaticConfig};
+pub use config::{AuthConfig, JwtConfig, OAuthConfig, StaticConfig, UpstreamConfig};
 pub use error::Error;
 pub use static_tokens::StaticTokens;
 
@@ -102,6 +103,23 @@ impl Auth {
         config: AuthConfig,
         public_url: &str,
         endpoint_path: &str,
+    ) -> Result<Auth, Error> {
+        Auth::start_with_store(config, public_url, endpoint_path, None).await
+    }
+
+    /// [`Auth::start`] with the session host's key-value store, where the built-in
+    /// authorization server (oauth mode) keeps its clients, codes and grants: `None` is
+    /// refused in oauth mode and unused otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`Auth::start`]; in oauth mode also unusable signing keys or redirect patterns, an
+    /// upstream provider that cannot be discovered, or no store.
+    pub async fn start_with_store(
+        config: AuthConfig,
+        public_url: &str,
+        endpoint_path: &str,
+        store: Option<Arc<dyn KeyValue>>,
     ) -> Result<Auth, Error> {
         let resource = Resource::parse(public_url)?;
         if !endpoint_path.starts_with('/') {
@@ -142,19 +160,46 @@ impl Auth {
                     None
                 };
                 let routes = metadata::router(prm, &resource.metadata_paths(endpoint_path), mirror);
-                let tool_scopes: Option<Arc<dyn ToolScopeCheck>> = if config.tool_scopes.is_empty()
-                {
-                    None
-                } else {
-                    Some(Arc::new(ToolScopes {
-                        scopes: config.tool_scopes.clone(),
-                        challenger: challenger.clone(),
-                    }))
-                };
+                let tool_scopes = ToolScopes::check(&config.tool_scopes, &challenger);
                 let authenticator =
                     JwtAuthenticator::new(started.validator, challenger, config.required_scopes);
                 Ok(Auth {
                     authenticator: Arc::new(authenticator),
+                    routes,
+                    tool_scopes,
+                })
+            }
+            AuthConfig::OAuth(config) => {
+                let store = store.ok_or_else(|| {
+                    Error::OAuthConfig(
+                        "the authorization server needs the session host's key-value store".into(),
+                    )
+                })?;
+                // The issuer is the public origin: its metadata is at the origin's well-known
+                // paths, beside the Protected Resource Metadata.
+                let issuer = resource.origin.clone();
+                let challenger = Challenger {
+                    resource_metadata: Some(resource.metadata_url()),
+                    scope: config.required_scopes.clone(),
+                };
+                let tool_scopes = ToolScopes::check(&config.tool_scopes, &challenger);
+                let prm = metadata::protected_resource(
+                    &resource.canonical,
+                    &issuer,
+                    config.scopes(),
+                    config.resource_name.as_deref(),
+                );
+                let server = server::AuthorizationServer::start(
+                    config,
+                    issuer,
+                    resource.canonical.clone(),
+                    store,
+                )
+                .await?;
+                let routes = metadata::router(prm, &resource.metadata_paths(endpoint_path), None)
+                    .merge(server.routes());
+                Ok(Auth {
+                    authenticator: Arc::new(server.authenticator(challenger)?),
                     routes,
                     tool_scopes,
                 })
@@ -232,6 +277,22 @@ impl Resource {
 struct ToolScopes {
     scopes: std::collections::BTreeMap<String, Vec<String>>,
     challenger: Challenger,
+}
+
+impl ToolScopes {
+    /// The check of `scopes`, if any tool has scopes.
+    fn check(
+        scopes: &std::collections::BTreeMap<String, Vec<String>>,
+        challenger: &Challenger,
+    ) -> Option<Arc<dyn ToolScopeCheck>> {
+        if scopes.is_empty() {
+            return None;
+        }
+        Some(Arc::new(ToolScopes {
+            scopes: scopes.clone(),
+            challenger: challenger.clone(),
+        }))
+    }
 }
 
 impl ToolScopeCheck for ToolScopes {

@@ -161,8 +161,9 @@ pub struct ServeArgs {
     pub allow_unauthenticated: bool,
 
     /// Authentication: `none`, `static` (tokens from --auth-tokens-file and/or the
-    /// SHOAL_AUTH_TOKENS variable) or `jwt` (access tokens of --issuer) [default: none].
-    #[arg(long, value_name = "none|static|jwt")]
+    /// SHOAL_AUTH_TOKENS variable), `jwt` (access tokens of --issuer) or `oauth` (Shoal is the
+    /// authorization server, users log in at --upstream-issuer) [default: none].
+    #[arg(long, value_name = "none|static|jwt|oauth")]
     pub auth: Option<String>,
 
     /// static: file of `principal-name token` lines (`#` starts a comment; keep it readable by
@@ -191,11 +192,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub jwks_url: Option<String>,
 
-    /// jwt: scopes every request needs, comma-separated (403 insufficient_scope otherwise).
+    /// jwt, oauth: scopes every request needs, comma-separated (403 insufficient_scope otherwise).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub required_scopes: Option<Vec<String>>,
 
-    /// jwt: scopes a tools/call of one tool needs, `TOOL=SCOPE[ SCOPE...]`; repeat the flag
+    /// jwt, oauth: scopes a tools/call of one tool needs, `TOOL=SCOPE[ SCOPE...]`; repeat the flag
     /// for several tools (the environment variable separates them with `;`). Adds to the
     /// config file's `[tool_scopes]` table (`echo = ["mcp:echo"]`), replacing a tool's entry.
     #[arg(long = "tool-scope", value_name = "TOOL=SCOPES", value_delimiter = ';')]
@@ -228,9 +229,68 @@ pub struct ServeArgs {
     #[arg(long)]
     pub mirror_authorization_server_metadata: bool,
 
-    /// jwt: `resource_name` in the Protected Resource Metadata.
+    /// jwt, oauth: `resource_name` in the Protected Resource Metadata (oauth: also on the
+    /// consent page).
     #[arg(long, value_name = "NAME")]
     pub resource_name: Option<String>,
+
+    /// oauth: the OpenID Connect provider users log in at (its issuer URL). Shoal is then the
+    /// authorization server of its own endpoint: clients register (dynamically or by a client
+    /// metadata document), users sign in upstream and consent, Shoal issues the tokens. Its
+    /// client secret there comes from SHOAL_UPSTREAM_CLIENT_SECRET or a file.
+    #[arg(long, value_name = "URL")]
+    pub upstream_issuer: Option<String>,
+
+    /// oauth: Shoal's client id at the upstream provider (its redirect URI there is
+    /// `<public origin>/oauth/callback`).
+    #[arg(long, value_name = "ID")]
+    pub upstream_client_id: Option<String>,
+
+    /// oauth: a file holding Shoal's client secret at the upstream provider.
+    #[arg(long, value_name = "PATH")]
+    pub upstream_client_secret_file: Option<String>,
+
+    /// oauth: scopes asked of the upstream provider, comma-separated (openid is always
+    /// added) [default: openid,email,profile].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub upstream_scopes: Option<Vec<String>>,
+
+    /// oauth: PKCS#8 PEM file of EC P-256 keys that sign access tokens, the signing one
+    /// first; keep a replaced key after it until its tokens expired [default: one key,
+    /// generated once and kept in the session host].
+    #[arg(long, value_name = "PATH")]
+    pub signing_keys_file: Option<String>,
+
+    /// oauth: lifetime of an access token [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    pub access_token_ttl: Option<String>,
+
+    /// oauth: lifetime of a refresh token, renewed by each use; 0 issues none [default: 30d].
+    #[arg(long, value_name = "DURATION")]
+    pub refresh_token_ttl: Option<String>,
+
+    /// oauth: accept Dynamic Client Registration (RFC 7591) at /oauth/register [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub dynamic_registration: Option<bool>,
+
+    /// oauth: registrations accepted per source address and minute [default: 10].
+    #[arg(long, value_name = "N")]
+    pub registrations_per_minute: Option<u32>,
+
+    /// oauth: allowed redirect URI patterns, comma-separated, replacing the defaults
+    /// (loopback http on any port, any https URL, private-use schemes); see docs/oauth.md.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub redirect_uri_patterns: Option<Vec<String>>,
+
+    /// oauth: accept Client ID Metadata Documents (client ids that are https URLs)
+    /// [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub client_metadata_documents: Option<bool>,
+
+    /// oauth: fetch client metadata documents from private and loopback addresses and over
+    /// plain http too (tests and closed networks only).
+    #[arg(long)]
+    pub client_metadata_private_targets: bool,
 
     /// Log format: text or json [default: text]. The filter comes from SHOAL_LOG or RUST_LOG.
     #[arg(long, value_name = "FORMAT")]

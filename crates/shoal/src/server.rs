@@ -148,10 +148,16 @@ impl Builder {
             Some(authenticator) => (AuthLayer::new(authenticator), Router::new()),
             None => {
                 // The metadata and challenges name the path the endpoint really has.
-                let auth =
-                    Auth::start(settings.auth.clone(), &settings.public_url, &transport.path)
-                        .await
-                        .map_err(Error::Auth)?;
+                // The built-in authorization server keeps its state in the session host.
+                let store: Arc<dyn shoal_core::host::KeyValue> = host.clone();
+                let auth = Auth::start_with_store(
+                    settings.auth.clone(),
+                    &settings.public_url,
+                    &transport.path,
+                    Some(store),
+                )
+                .await
+                .map_err(Error::Auth)?;
                 transport.tool_scopes = auth.tool_scopes();
                 (auth.layer(), auth.routes())
             }
@@ -474,5 +480,6 @@ fn auth_mode(auth: &shoal_auth::AuthConfig) -> &'static str {
         shoal_auth::AuthConfig::None => "none",
         shoal_auth::AuthConfig::Static(_) => "static",
         shoal_auth::AuthConfig::Jwt(_) => "jwt",
+        shoal_auth::AuthConfig::OAuth(_) => "oauth",
     }
 }

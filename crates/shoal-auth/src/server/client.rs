@@ -780,8 +780,8 @@ pub(crate) fn parse_metadata(
         Some(names) => {
             let mut grants = Vec::new();
             for name in names {
-                let grant =
-                    GrantType::parse(name).ok_or_else(|| RegistrationError::GrantType(quote(name)))?;
+                let grant = GrantType::parse(name)
+                    .ok_or_else(|| RegistrationError::GrantType(quote(name)))?;
                 if !grants.contains(&grant) {
                     grants.push(grant);
                 }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use figment::value::Value;
 use shoal_auth::config as auth_config;
-use shoal_auth::{AuthConfig, JwtConfig, StaticConfig, StaticTokens};
+use shoal_auth::{AuthConfig, JwtConfig, OAuthConfig, StaticConfig, StaticTokens, UpstreamConfig};
 
-use super::sources::{ENV_AUTH_TOKENS, Reader};
+use super::sources::{ENV_AUTH_TOKENS, ENV_UPSTREAM_CLIENT_SECRET, Reader};
 
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,7 @@ enum Mode {
     None,
     Static,
     Jwt,
+    OAuth,
 }
 
 /// Reads every auth knob; `None` when one is wrong (the reader holds why).
@@ -27,10 +28,11 @@ pub(super) fn read(
         None | Some("none") => Some(Mode::None),
         Some("static") => Some(Mode::Static),
         Some("jwt") => Some(Mode::Jwt),
+        Some("oauth") => Some(Mode::OAuth),
         Some(other) => {
             reader.refuse(
                 "auth",
-                format!("must be none, static or jwt (got {other:?})"),
+                format!("must be none, static, jwt or oauth (got {other:?})"),
             );
             None
         }
@@ -55,22 +57,29 @@ pub(super) fn read(
         }
     }
 
+    let oauth = read_oauth(reader);
+
     let mode = mode?;
-    if mode != Mode::Jwt {
-        if issuer.is_some() {
-            reader.refuse("issuer", "is for --auth jwt; pass --auth jwt".to_owned());
-        }
+    if mode != Mode::Jwt && issuer.is_some() {
+        reader.refuse("issuer", "is for --auth jwt; pass --auth jwt".to_owned());
+    }
+    if !matches!(mode, Mode::Jwt | Mode::OAuth) {
         if !required_scopes.is_empty() {
             reader.refuse(
                 "required_scopes",
-                "needs --auth jwt (static tokens have no scopes)".to_owned(),
+                "needs --auth jwt or oauth (static tokens have no scopes)".to_owned(),
             );
         }
         if tool_scopes.values().any(|scopes| !scopes.is_empty()) {
             reader.refuse(
                 "tool_scopes",
-                "needs --auth jwt (static tokens have no scopes)".to_owned(),
+                "needs --auth jwt or oauth (static tokens have no scopes)".to_owned(),
             );
+        }
+    }
+    if mode != Mode::OAuth {
+        for key in oauth.set_keys() {
+            reader.refuse(key, "is for --auth oauth; pass --auth oauth".to_owned());
         }
     }
     if mode != Mode::Static && tokens_file.is_some() {
@@ -159,7 +168,202 @@ pub(super) fn read(
             }
             Some(AuthConfig::Jwt(config))
         }
+        Mode::OAuth => {
+            let mut config = oauth.into_config(reader, warnings)?;
+            config.required_scopes = required_scopes;
+            config.tool_scopes = tool_scopes;
+            config.resource_name = resource_name;
+            Some(AuthConfig::OAuth(config))
+        }
     }
+}
+
+/// The oauth mode's knobs, as given.
+struct OAuthKnobs {
+    upstream_issuer: Option<String>,
+    upstream_client_id: Option<String>,
+    upstream_client_secret_file: Option<String>,
+    upstream_scopes: Option<Vec<String>>,
+    signing_keys_file: Option<String>,
+    access_token_ttl: Option<std::time::Duration>,
+    refresh_token_ttl: Option<std::time::Duration>,
+    dynamic_registration: Option<bool>,
+    registrations_per_minute: Option<u32>,
+    redirect_uri_patterns: Option<Vec<String>>,
+    client_metadata_documents: Option<bool>,
+    client_metadata_private_targets: bool,
+    /// The upstream client secret from the environment (not a knob: a secret).
+    secret_variable: Option<String>,
+}
+
+fn read_oauth(reader: &mut Reader<'_>) -> OAuthKnobs {
+    OAuthKnobs {
+        upstream_issuer: reader.text("upstream_issuer"),
+        upstream_client_id: reader.text("upstream_client_id"),
+        upstream_client_secret_file: reader.text("upstream_client_secret_file"),
+        upstream_scopes: reader.list("upstream_scopes", ','),
+        signing_keys_file: reader.text("signing_keys_file"),
+        access_token_ttl: reader.duration("access_token_ttl"),
+        refresh_token_ttl: reader.duration("refresh_token_ttl"),
+        dynamic_registration: reader.get("dynamic_registration"),
+        registrations_per_minute: reader.get("registrations_per_minute"),
+        redirect_uri_patterns: reader.list("redirect_uri_patterns", ','),
+        client_metadata_documents: reader.get("client_metadata_documents"),
+        client_metadata_private_targets: reader.switch("client_metadata_private_targets"),
+        secret_variable: reader
+            .variable(ENV_UPSTREAM_CLIENT_SECRET)
+            .map(str::to_owned),
+    }
+}
+
+impl OAuthKnobs {
+    /// The knobs that were set (refused outside oauth mode).
+    fn set_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut note = |set: bool, key| {
+            if set {
+                keys.push(key);
+            }
+        };
+        note(self.upstream_issuer.is_some(), "upstream_issuer");
+        note(self.upstream_client_id.is_some(), "upstream_client_id");
+        note(
+            self.upstream_client_secret_file.is_some(),
+            "upstream_client_secret_file",
+        );
+        note(self.upstream_scopes.is_some(), "upstream_scopes");
+        note(self.signing_keys_file.is_some(), "signing_keys_file");
+        note(self.access_token_ttl.is_some(), "access_token_ttl");
+        note(self.refresh_token_ttl.is_some(), "refresh_token_ttl");
+        note(self.dynamic_registration.is_some(), "dynamic_registration");
+        note(
+            self.registrations_per_minute.is_some(),
+            "registrations_per_minute",
+        );
+        note(
+            self.redirect_uri_patterns.is_some(),
+            "redirect_uri_patterns",
+        );
+        note(
+            self.client_metadata_documents.is_some(),
+            "client_metadata_documents",
+        );
+        note(
+            self.client_metadata_private_targets,
+            "client_metadata_private_targets",
+        );
+        keys
+    }
+
+    fn into_config(
+        self,
+        reader: &mut Reader<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Option<OAuthConfig> {
+        let issuer = self.upstream_issuer.or_else(|| {
+            reader.fail(
+                "--auth oauth needs --upstream-issuer (the OpenID provider users log in at)".into(),
+            );
+            None
+        });
+        let client_id = self.upstream_client_id.or_else(|| {
+            reader.fail(
+                "--auth oauth needs --upstream-client-id (Shoal's client at the OpenID provider)"
+                    .into(),
+            );
+            None
+        });
+        let secret = match (&self.upstream_client_secret_file, self.secret_variable) {
+            (Some(_), Some(_)) => {
+                reader.fail(format!(
+                    "the upstream client secret is given twice: --upstream-client-secret-file and {ENV_UPSTREAM_CLIENT_SECRET}"
+                ));
+                None
+            }
+            (None, Some(secret)) => Some(secret),
+            (Some(path), None) => match read_secret_file(path, warnings) {
+                Ok(secret) => Some(secret),
+                Err(error) => {
+                    reader.refuse("upstream_client_secret_file", error);
+                    None
+                }
+            },
+            (None, None) => {
+                reader.fail(format!(
+                    "--auth oauth needs the upstream client secret: --upstream-client-secret-file or {ENV_UPSTREAM_CLIENT_SECRET}"
+                ));
+                None
+            }
+        };
+        let signing_keys_pem = match &self.signing_keys_file {
+            None => None,
+            Some(path) => match read_secret_file(path, warnings) {
+                Ok(pem) => Some(pem),
+                Err(error) => {
+                    reader.refuse("signing_keys_file", error);
+                    return None;
+                }
+            },
+        };
+        let mut config = OAuthConfig::new(UpstreamConfig {
+            issuer: issuer?,
+            client_id: client_id?,
+            client_secret: secret?,
+            scopes: self
+                .upstream_scopes
+                .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]),
+        });
+        config.signing_keys_pem = signing_keys_pem;
+        match self.access_token_ttl {
+            Some(ttl) if ttl < std::time::Duration::from_secs(60) => {
+                reader.refuse("access_token_ttl", "must be at least 1m".into())
+            }
+            Some(ttl) => config.access_token_ttl = ttl,
+            None => {}
+        }
+        if let Some(ttl) = self.refresh_token_ttl {
+            config.refresh_token_ttl = ttl;
+        }
+        if let Some(on) = self.dynamic_registration {
+            config.dynamic_registration = on;
+        }
+        match self.registrations_per_minute {
+            Some(0) => reader.refuse(
+                "registrations_per_minute",
+                "must be at least 1 (turn registration off with --dynamic-registration false)"
+                    .into(),
+            ),
+            Some(limit) => config.registrations_per_minute = limit,
+            None => {}
+        }
+        config.redirect_uri_patterns = self.redirect_uri_patterns;
+        if let Some(on) = self.client_metadata_documents {
+            config.client_metadata_documents = on;
+        }
+        config.client_metadata_private_targets = self.client_metadata_private_targets;
+        Some(config)
+    }
+}
+
+/// A secret file's text, trimmed; a world-readable file is used with a warning.
+fn read_secret_file(path: &str, warnings: &mut Vec<String>) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot be read: {e}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o004 != 0
+        {
+            warnings.push(format!(
+                "the secret file {path} is readable by every user; chmod 600 it"
+            ));
+        }
+    }
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(text)
 }
 
 /// Scopes per tool: a table in the file (`echo = ["mcp:echo"]`), `TOOL=SCOPE SCOPE` entries

@@ -19,8 +19,9 @@ use shoal_core::ids::NodeId;
 use shoal_transport::TransportConfig;
 
 pub use sources::{
-    ENV_ADMIN_TOKEN, ENV_AUTH_TOKENS, ENV_CONFIG, ENV_LOG, ENV_REQUEST_STATE_KEYS, Origin, Reader,
-    SettingError, SettingsErrors, Sources, flag_of, variable_of,
+    ENV_ADMIN_TOKEN, ENV_AUTH_TOKENS, ENV_CONFIG, ENV_LOG, ENV_REQUEST_STATE_KEYS,
+    ENV_UPSTREAM_CLIENT_SECRET, Origin, Reader, SettingError, SettingsErrors, Sources, flag_of,
+    variable_of,
 };
 
 /// Address of the MCP endpoint by default: loopback, so that nothing is exposed unasked.
@@ -335,9 +336,17 @@ fn read_settings(reader: &mut Reader<'_>) -> Option<Settings> {
     // The default public URL names the listen address: on a non-loopback one (a pod IP,
     // 0.0.0.0) the OAuth metadata and challenges would publish an internal address that no
     // client can use as the resource (nor as the token audience).
-    if matches!(auth, AuthConfig::Jwt(_)) && !listen.ip().is_loopback() && !public_url_given {
+    let oauth_mode = match auth {
+        AuthConfig::Jwt(_) => Some("jwt"),
+        AuthConfig::OAuth(_) => Some("oauth"),
+        _ => None,
+    };
+    if let Some(mode) = oauth_mode
+        && !listen.ip().is_loopback()
+        && !public_url_given
+    {
         reader.fail(format!(
-            "--auth jwt on the non-loopback address {listen} needs --public-url: the URL \
+            "--auth {mode} on the non-loopback address {listen} needs --public-url: the URL \
                  clients use is the OAuth resource, and the listen address would leak into the \
                  metadata"
         ));

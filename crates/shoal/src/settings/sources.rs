@@ -28,10 +28,13 @@ pub const ENV_REQUEST_STATE_KEYS: &str = "SHOAL_REQUEST_STATE_KEYS";
 pub const ENV_ADMIN_TOKEN: &str = "SHOAL_ADMIN_TOKEN";
 /// The log filter (read by the binary's telemetry, not a setting of the facade).
 pub const ENV_LOG: &str = "SHOAL_LOG";
+/// The `--auth oauth` upstream client secret (a secret: never a flag).
+pub const ENV_UPSTREAM_CLIENT_SECRET: &str = "SHOAL_UPSTREAM_CLIENT_SECRET";
 
 /// Variables that are not knobs of the file: read elsewhere, never "unknown".
-const NOT_KNOBS: [&str; 5] = [
+const NOT_KNOBS: [&str; 6] = [
     ENV_CONFIG,
+    ENV_UPSTREAM_CLIENT_SECRET,
     ENV_AUTH_TOKENS,
     ENV_REQUEST_STATE_KEYS,
     ENV_ADMIN_TOKEN,
