@@ -308,9 +308,9 @@ function loginPage(uid, params) {
 // else --resource (the default resource of every request).
 async function grantEverything(details, accountId) {
   const { params } = details;
-  const grant = details.grantId
-    ? await provider.Grant.find(details.grantId)
-    : new provider.Grant({ accountId, clientId: params.client_id });
+  // A grant of the session's is extended; a revoked one (a code used twice) is gone.
+  const grant = (details.grantId && await provider.Grant.find(details.grantId))
+    || new provider.Grant({ accountId, clientId: params.client_id });
   const requested = String(params.scope ?? '').split(' ').filter(Boolean);
   const known = requested.filter((scope) => OIDC_SCOPES.includes(scope) || SCOPES.includes(scope));
   grant.addOIDCScope(known.join(' '));
@@ -331,6 +331,8 @@ async function interaction(req, res, path) {
   }
   if (details.uid !== uid) return text(res, 400, 'this login page belongs to another login');
   if (req.method === 'GET' && action === undefined) {
+    const { prompt } = details;
+    console.error(`interaction ${uid}: ${prompt.name} (${prompt.reasons.join(', ')})`);
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
     return res.end(loginPage(uid, details.params));
   }
