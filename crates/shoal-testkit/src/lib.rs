@@ -22,6 +22,11 @@
 //! - [`tls::PrivateCa`] / [`tls::TlsTerminator`]: a throwaway CA; `https://` before a server.
 //! - [`cluster::ShoalCluster`]: `shoal serve` replicas on one [`redis::RedisServer`] behind
 //!   that proxy, to kill, stop and restart one by one.
+//! - [`oidc::OidcProvider`]: a real OpenID provider (`oidc-provider` under Node): JWT access
+//!   tokens by client credentials, key rotation, and users logging in for the authorization-code
+//!   flow of [`oidc::LoginClient`]s.
+//! - [`browser::HeadlessUser`]: a browser without a person, walking an authorization flow
+//!   (redirects, cookies, login and consent forms) to the client's redirect URI.
 //! - [`example::Example`]: an example binary on the facade, configured by `SHOAL_*` variables.
 //! - [`cli::main`]: the `main` shell of the `rr-proxy` binary and of `shoal-faults` (the
 //!   fault-injection suite, its own crate on these helpers).
@@ -47,6 +52,7 @@
 // Test-only code: its helpers panic on purpose, with a message, when the server misbehaves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -23,6 +23,31 @@
 //! [`OidcProvider::mint`] signs tokens the provider would not issue (expired, not yet valid,
 //! signed with the next key, HMAC with the public key), with the provider's own keys.
 //!
+//! # Logging users in
+//!
+//! [`OidcProvider::start_with`] also registers [`LoginClient`]s: confidential clients of the
+//! authorization-code flow (PKCE S256 required, `client_secret_basic`), the upstream provider
+//! Shoal's authorization server sends browsers to. Its authorization endpoint
+//! ([`OidcProvider::authorization_endpoint`]) redirects to a login page of the fixture's own, a
+//! form with one text input `login`; posting a name logs that account in and grants every
+//! requested scope at once (there is no upstream consent page), then the browser is sent to the
+//! client's redirect URI with `code`, `state` and `iss`. Any name is an account: `sub` = `name`
+//! = the name, `email` = `<name>@example.test`, `email_verified` = true; the id_token carries
+//! the request's `nonce`. An empty name answers 400, text/plain, `login: enter a user name`.
+//! [`crate::browser::HeadlessUser`] walks that flow; [`Pkce`] makes a verifier and its
+//! challenge; [`OidcProvider::exchange_code`] redeems a code.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use shoal_testkit::oidc::{LoginClient, OidcProvider, Options};
+//!
+//! let client = LoginClient::new("shoal", "shoal-secret", ["http://127.0.0.1:3000/oauth/callback"]);
+//! let options = Options::new("http://127.0.0.1:3000/mcp", &["mcp:tools"]).login_client(client);
+//! let provider = OidcProvider::start_with(options).await;
+//! # let _ = provider.authorization_endpoint();
+//! # }
+//! ```
+//!
 //! Node ≥ 22 is `$SHOAL_NODE` (set by `cargo xtask`), else `node` on `PATH` if it is new enough,
 //! else the one xtask caches in `target/tools/node`; without one, starting panics and says so.
 //! The npm packages of `tests/auth/oidc` are installed by `cargo xtask` (its tools step); when
@@ -103,14 +128,127 @@ pub struct Keys {
     pub next_kid: String,
 }
 
+/// What [`OidcProvider::start_with`] starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The default resource: the Shoal endpoint's public URL, the `aud` of the access tokens.
+    pub resource: String,
+    /// The scopes of the resource, which clients may ask for.
+    pub scopes: Vec<String>,
+    /// Clients of the authorization-code flow, besides the two client-credentials clients.
+    pub login_clients: Vec<LoginClient>,
+}
+
+/// A confidential client of the authorization-code flow: `client_secret_basic`, PKCE S256
+/// required, scope `openid profile email offline_access` plus the resource's scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginClient {
+    /// The client id (the `aud` of its id_tokens).
+    pub id: String,
+    /// The client secret.
+    pub secret: String,
+    /// The registered redirect URIs, exact (none may contain `|`).
+    pub redirect_uris: Vec<String>,
+}
+
+/// A PKCE (RFC 7636) pair for `code_challenge_method=S256`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkce {
+    /// The `code_verifier`: 43 base64url characters of 32 random bytes.
+    pub verifier: String,
+    /// The `code_challenge`: base64url(SHA-256(verifier)), unpadded.
+    pub challenge: String,
+}
+
 /// A running `oidc-provider` fixture; killed on drop.
 #[derive(Debug)]
 pub struct OidcProvider {
     child: Option<Child>,
     issuer: String,
+    authorization_endpoint: String,
     resource: String,
+    login_clients: Vec<LoginClient>,
     log: PathBuf,
     http: reqwest::Client,
+}
+
+// === impl Options ===
+
+impl Options {
+    /// A provider for `resource` with `scopes` and no login client.
+    pub fn new(resource: &str, scopes: &[&str]) -> Self {
+        Options {
+            resource: resource.to_owned(),
+            scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+            login_clients: Vec::new(),
+        }
+    }
+
+    /// These options with `client` registered too.
+    #[must_use]
+    pub fn login_client(mut self, client: LoginClient) -> Self {
+        self.login_clients.push(client);
+        self
+    }
+}
+
+// === impl LoginClient ===
+
+impl LoginClient {
+    /// A login client with these credentials and redirect URIs.
+    pub fn new<I, S>(id: &str, secret: &str, redirect_uris: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        LoginClient {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+            redirect_uris: redirect_uris.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The fixture's `--login-client` value: `ID:SECRET:URI|URI…`.
+    fn arg(&self) -> String {
+        assert!(
+            !self.id.contains(':') && !self.secret.contains(':'),
+            "a login client's id and secret hold no `:`: {self:?}"
+        );
+        assert!(
+            !self.redirect_uris.is_empty() && self.redirect_uris.iter().all(|u| !u.contains('|')),
+            "a login client needs redirect URIs, none holding `|`: {self:?}"
+        );
+        format!(
+            "{}:{}:{}",
+            self.id,
+            self.secret,
+            self.redirect_uris.join("|")
+        )
+    }
+}
+
+// === impl Pkce ===
+
+impl Pkce {
+    /// A fresh random verifier and its S256 challenge.
+    pub fn new() -> Self {
+        Self::from_verifier(&URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
+    }
+
+    /// The S256 challenge of `verifier`.
+    pub fn from_verifier(verifier: &str) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        Pkce {
+            verifier: verifier.to_owned(),
+            challenge: URL_SAFE_NO_PAD.encode(digest.as_ref()),
+        }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 // === impl OidcProvider ===
@@ -125,6 +263,27 @@ impl OidcProvider {
     /// When Node ≥ 22 or the npm packages cannot be found or installed, or the provider does
     /// not start within 30 s; the message says which.
     pub async fn start(resource_url: &str, scopes: &[&str]) -> Self {
+        Self::start_with(Options::new(resource_url, scopes)).await
+    }
+
+    /// Starts a provider as [`OidcProvider::start`] does, with the login clients of `options`
+    /// registered too.
+    ///
+    /// # Panics
+    ///
+    /// As [`OidcProvider::start`]; also when a login client's id or secret holds `:`, or it has
+    /// no redirect URI, or one holds `|`.
+    pub async fn start_with(options: Options) -> Self {
+        let Options {
+            resource,
+            scopes,
+            login_clients,
+        } = options;
+        let resource_url = resource.as_str();
+        let login_args: Vec<String> = login_clients
+            .iter()
+            .flat_map(|client| ["--login-client".to_owned(), client.arg()])
+            .collect();
         let dir = repo_root().join(FIXTURE_DIR);
         let node = node();
         ensure_npm_packages(&dir, &node);
@@ -146,6 +305,7 @@ impl OidcProvider {
                 "--client",
                 &format!("{OTHER_CLIENT_ID}:{OTHER_CLIENT_SECRET}"),
             ])
+            .args(&login_args)
             .args(["--ttl", &TOKEN_TTL_SECS.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -163,7 +323,9 @@ impl OidcProvider {
         let mut provider = OidcProvider {
             child: Some(child),
             issuer: String::new(),
-            resource: resource_url.to_owned(),
+            authorization_endpoint: String::new(),
+            resource,
+            login_clients,
             log,
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -192,6 +354,12 @@ impl OidcProvider {
             .as_str()
             .unwrap_or_else(|| panic!("the provider's ready line has no issuer: {line}"))
             .to_owned();
+        provider.authorization_endpoint = ready["authorization_endpoint"]
+            .as_str()
+            .unwrap_or_else(|| {
+                panic!("the provider's ready line has no authorization_endpoint: {line}")
+            })
+            .to_owned();
         provider
     }
 
@@ -213,6 +381,78 @@ impl OidcProvider {
     /// The token endpoint, `<issuer>/token`.
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)
+    }
+
+    /// The authorization endpoint, `<issuer>/auth`.
+    pub fn authorization_endpoint(&self) -> &str {
+        &self.authorization_endpoint
+    }
+
+    /// The login clients it was started with.
+    pub fn login_clients(&self) -> &[LoginClient] {
+        &self.login_clients
+    }
+
+    /// An authorization request of `client` as Shoal's authorization server makes it:
+    /// `response_type=code`, `client_id`, `redirect_uri`, `scope`, `state`, `nonce`, and the
+    /// S256 `code_challenge` of `pkce`; the URL to send a browser to.
+    pub fn authorization_url(
+        &self,
+        client: &LoginClient,
+        redirect_uri: &str,
+        scope: &str,
+        state: &str,
+        nonce: &str,
+        pkce: &Pkce,
+    ) -> String {
+        let mut url = reqwest::Url::parse(&self.authorization_endpoint)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.authorization_endpoint));
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client.id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", scope)
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256");
+        url.into()
+    }
+
+    /// Redeems an authorization `code` of `client` at the token endpoint
+    /// (`grant_type=authorization_code`, `client_secret_basic`, `redirect_uri`,
+    /// `code_verifier`); returns the status and the JSON body.
+    ///
+    /// # Panics
+    ///
+    /// When the provider does not answer with JSON.
+    pub async fn exchange_code(
+        &self,
+        client: &LoginClient,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: &str,
+    ) -> (u16, Value) {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", code_verifier),
+        ];
+        let response = self
+            .http
+            .post(self.token_endpoint())
+            .basic_auth(&client.id, Some(&client.secret))
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {}: {e}\n{}", self.token_endpoint(), self.log_tail()));
+        let status = response.status().as_u16();
+        let body = response
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("the token response is not JSON: {e}"));
+        (status, body)
     }
 
     /// A token of [`CLIENT_ID`] for the provider's resource with `scopes`.
