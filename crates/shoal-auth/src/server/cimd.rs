@@ -138,9 +138,7 @@ pub enum CimdError {
     #[error("the client metadata document is not a JSON object")]
     InvalidJson,
     /// Its `client_id` is not the URL it was fetched from.
-    #[error(
-        "the client metadata document's client_id {found} is not the URL it was fetched from"
-    )]
+    #[error("the client metadata document's client_id {found} is not the URL it was fetched from")]
     ClientIdMismatch {
         /// The document's `client_id` (quoted, shortened), or `none`.
         found: String,
@@ -356,9 +354,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return is_public_v4(embedded_v4(segments[1], segments[2]));
     }
     let global_unicast = segments[0] & 0xe000 == 0x2000;
-    let special = (segments[0] == 0x2001 && segments[1] < 0x0200) // 2001::/23: Teredo, benchmarking, ORCHID…
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || (segments[0] & 0xfff0 == 0x3ff0); // documentation 3fff::/20
+    let special = match segments[0] {
+        // 2001::/23 (Teredo, benchmarking, ORCHID…) and 2001:db8::/32 (documentation).
+        0x2001 => segments[1] < 0x0200 || segments[1] == 0x0db8,
+        // 3fff::/20 (documentation).
+        0x3fff => segments[1] < 0x1000,
+        _ => false,
+    };
     global_unicast && !special
 }
 
@@ -379,9 +381,8 @@ impl Resolve for CheckedResolver {
         let allow_private = self.allow_private;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = resolved
                 .iter()
                 .copied()
@@ -466,8 +467,7 @@ impl CimdResolver {
         match &outcome {
             Ok((_, true)) => metrics::counter!("shoal_oauth_cimd_cache_hits_total").increment(1),
             Ok((_, false)) => {
-                metrics::counter!("shoal_oauth_cimd_fetches_total", "outcome" => "ok")
-                    .increment(1);
+                metrics::counter!("shoal_oauth_cimd_fetches_total", "outcome" => "ok").increment(1);
             }
             Err(error) => {
                 tracing::debug!(%error, "client metadata document refused");
@@ -696,7 +696,9 @@ pub(crate) fn cache_lifetime(headers: &HeaderMap, now: SystemTime) -> Option<Dur
         for directive in value.split(',') {
             let directive = directive.trim().to_ascii_lowercase();
             let (name, argument) = match directive.split_once('=') {
-                Some((name, argument)) => (name.trim().to_owned(), Some(argument.trim().to_owned())),
+                Some((name, argument)) => {
+                    (name.trim().to_owned(), Some(argument.trim().to_owned()))
+                }
                 None => (directive.clone(), None),
             };
             match (name.as_str(), argument) {

@@ -491,7 +491,9 @@ impl Pattern {
         let port = match port {
             // A wildcard host is any origin: any port too.
             None if host.is_none() => PortPattern::Any,
-            Some(_) if host.is_none() => return Err("a wildcard host takes no port (it matches any)"),
+            Some(_) if host.is_none() => {
+                return Err("a wildcard host takes no port (it matches any)");
+            }
             None => PortPattern::Default,
             Some("*") if loopback => PortPattern::Any,
             Some("*") => return Err("a wildcard port is allowed for loopback hosts only"),
@@ -783,8 +785,8 @@ pub(crate) fn parse_metadata(
         Some(names) => {
             let mut grants = Vec::new();
             for name in names {
-                let grant =
-                    GrantType::parse(name).ok_or_else(|| RegistrationError::GrantType(quote(name)))?;
+                let grant = GrantType::parse(name)
+                    .ok_or_else(|| RegistrationError::GrantType(quote(name)))?;
                 if !grants.contains(&grant) {
                     grants.push(grant);
                 }

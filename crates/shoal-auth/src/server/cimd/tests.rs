@@ -29,12 +29,27 @@ fn metadata_document_ids_are_https_urls_with_a_path() {
         ("https://app.example.com/c#", "it has a fragment"),
         ("https://u@app.example.com/c", "it has userinfo"),
         ("https://u:p@app.example.com/c", "it has userinfo"),
-        ("https://app.example.com/a/../c", "it has a . or .. path segment"),
-        ("https://app.example.com/./c", "it has a . or .. path segment"),
-        ("https://app.example.com/a/%2E%2e/c", "it has a . or .. path segment"),
-        ("https://app.example.com/c/..", "it has a . or .. path segment"),
+        (
+            "https://app.example.com/a/../c",
+            "it has a . or .. path segment",
+        ),
+        (
+            "https://app.example.com/./c",
+            "it has a . or .. path segment",
+        ),
+        (
+            "https://app.example.com/a/%2E%2e/c",
+            "it has a . or .. path segment",
+        ),
+        (
+            "https://app.example.com/c/..",
+            "it has a . or .. path segment",
+        ),
         ("https://APP.example.com/c", "it is not in canonical form"),
-        ("https://app.example.com:443/c", "it is not in canonical form"),
+        (
+            "https://app.example.com:443/c",
+            "it is not in canonical form",
+        ),
         ("https://app.example.com\\c", "it is not in canonical form"),
     ];
     for (id, reason) in cases {
@@ -42,31 +57,94 @@ fn metadata_document_ids_are_https_urls_with_a_path() {
         let error = check_client_id(id, false).unwrap_err();
         assert_eq!(error.code(), "invalid_client");
         let prefix = format!("client_id {id:?} is not a client metadata document URL: {reason}");
-        assert!(error.description().starts_with(&prefix), "{}", error.description());
+        assert!(
+            error.description().starts_with(&prefix),
+            "{}",
+            error.description()
+        );
     }
-    let long = format!("https://app.example.com/{}", "x".repeat(MAX_CLIENT_ID_BYTES));
-    assert!(check_client_id(&long, false).unwrap_err().description().ends_with(": it is longer than 2048 bytes"));
+    let long = format!(
+        "https://app.example.com/{}",
+        "x".repeat(MAX_CLIENT_ID_BYTES)
+    );
+    assert!(
+        check_client_id(&long, false)
+            .unwrap_err()
+            .description()
+            .ends_with(": it is longer than 2048 bytes")
+    );
     assert!(check_client_id("http://127.0.0.1:9/c", true).is_ok());
 }
 
 #[test]
 fn only_public_addresses_are_fetched() {
-    for public in ["93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700::1111", "2a00:1450::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"] {
+    for public in [
+        "93.184.215.14",
+        "8.8.8.8",
+        "1.1.1.1",
+        "2606:4700::1111",
+        "2a00:1450::1",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ] {
         assert!(is_public_ip(public.parse().unwrap()), "{public}");
     }
     for private in [
-        "0.0.0.0", "0.1.2.3", "10.0.0.1", "127.0.0.1", "127.255.0.9", "100.64.0.1", "100.127.255.255",
-        "169.254.169.254", "172.16.0.1", "172.31.255.255", "192.0.0.8", "192.0.2.1", "192.88.99.1",
-        "192.168.1.1", "198.18.0.1", "198.51.100.7", "203.0.113.9", "224.0.0.1", "239.255.255.250",
-        "240.0.0.1", "255.255.255.255",
-        "::", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "fec0::1", "ff02::1", "2001:db8::1",
-        "3fff::1", "2001::1", "2001:2::1", "2001:10::1", "100::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-        "::ffff:169.254.169.254", "64:ff9b::7f00:1", "2002:7f00:1::1", "2002:a00:1::1", "::127.0.0.1",
+        "0.0.0.0",
+        "0.1.2.3",
+        "10.0.0.1",
+        "127.0.0.1",
+        "127.255.0.9",
+        "100.64.0.1",
+        "100.127.255.255",
+        "169.254.169.254",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.0.0.8",
+        "192.0.2.1",
+        "192.88.99.1",
+        "192.168.1.1",
+        "198.18.0.1",
+        "198.51.100.7",
+        "203.0.113.9",
+        "224.0.0.1",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::",
+        "::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "fec0::1",
+        "ff02::1",
+        "2001:db8::1",
+        "3fff::1",
+        "2001::1",
+        "2001:2::1",
+        "2001:10::1",
+        "100::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::1",
+        "2002:a00:1::1",
+        "::127.0.0.1",
     ] {
         assert!(!is_public_ip(private.parse().unwrap()), "{private}");
     }
     // Public neighbours of the refused ranges.
-    for public in ["100.63.255.255", "100.128.0.0", "172.15.255.255", "172.32.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.255"] {
+    for public in [
+        "100.63.255.255",
+        "100.128.0.0",
+        "172.15.255.255",
+        "172.32.0.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "223.255.255.255",
+    ] {
         assert!(is_public_ip(public.parse().unwrap()), "{public}");
     }
 }
@@ -88,19 +166,32 @@ fn cache_lifetimes_follow_the_headers_within_bounds() {
     let secs = |s| Some(Duration::from_secs(s));
     let date = httpdate::fmt_http_date(now);
     let in_an_hour = httpdate::fmt_http_date(now + Duration::from_secs(3600));
-    let cases: Vec<(Vec<(&str, &str)>, Option<Duration>)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Option<Duration>);
+    let cases: Vec<Case<'_>> = vec![
         (vec![], secs(300)),
         (vec![("cache-control", "max-age=600")], secs(600)),
-        (vec![("cache-control", "public, Max-Age=\"900\"")], secs(900)),
+        (
+            vec![("cache-control", "public, Max-Age=\"900\"")],
+            secs(900),
+        ),
         (vec![("cache-control", "max-age=0")], secs(60)),
         (vec![("cache-control", "max-age=5")], secs(60)),
         (vec![("cache-control", "max-age=999999999")], secs(86_400)),
-        (vec![("cache-control", "max-age=99999999999999999999999")], secs(86_400)),
+        (
+            vec![("cache-control", "max-age=99999999999999999999999")],
+            secs(86_400),
+        ),
         (vec![("cache-control", "no-store")], None),
         (vec![("cache-control", "max-age=600, no-store")], None),
-        (vec![("cache-control", "public"), ("cache-control", "no-cache")], None),
+        (
+            vec![("cache-control", "public"), ("cache-control", "no-cache")],
+            None,
+        ),
         (vec![("cache-control", "max-age=abc")], secs(300)),
-        (vec![("cache-control", "max-age=120"), ("expires", &in_an_hour)], secs(120)),
+        (
+            vec![("cache-control", "max-age=120"), ("expires", &in_an_hour)],
+            secs(120),
+        ),
         (vec![("date", &date), ("expires", &in_an_hour)], secs(3600)),
         (vec![("expires", &in_an_hour)], secs(3600)),
         (vec![("date", &date), ("expires", &date)], secs(60)),
@@ -113,10 +204,22 @@ fn cache_lifetimes_follow_the_headers_within_bounds() {
 
 #[test]
 fn json_content_types() {
-    for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/oauth-client+json"] {
+    for ok in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/oauth-client+json",
+    ] {
         assert!(is_json_content_type(ok), "{ok}");
     }
-    for refused in ["", "text/html", "text/json", "application/+json", "application/jsonp", "application/json-seq"] {
+    for refused in [
+        "",
+        "text/html",
+        "text/json",
+        "application/+json",
+        "application/jsonp",
+        "application/json-seq",
+    ] {
         assert!(!is_json_content_type(refused), "{refused}");
     }
 }
@@ -138,18 +241,33 @@ fn document(extra: Value) -> Vec<u8> {
 
 #[test]
 fn a_valid_document_is_a_public_client() {
-    let client = validate_document(ID, &document(json!({})), &RedirectPolicy::default(), 9).unwrap();
+    let client =
+        validate_document(ID, &document(json!({})), &RedirectPolicy::default(), 9).unwrap();
     assert_eq!(client.client_id, ID);
     assert_eq!(client.origin, ClientOrigin::MetadataDocument);
-    assert_eq!(client.token_endpoint_auth_method, TokenEndpointAuthMethod::None);
+    assert_eq!(
+        client.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::None
+    );
     assert_eq!(client.client_secret_sha256, None);
     assert_eq!(client.client_id_issued_at, 9);
     assert!(client.allows_refresh());
     // No method means none.
     let mut bare: Value = serde_json::from_slice(&document(json!({}))).unwrap();
-    bare.as_object_mut().unwrap().remove("token_endpoint_auth_method");
-    let client = validate_document(ID, &serde_json::to_vec(&bare).unwrap(), &RedirectPolicy::default(), 9).unwrap();
-    assert_eq!(client.token_endpoint_auth_method, TokenEndpointAuthMethod::None);
+    bare.as_object_mut()
+        .unwrap()
+        .remove("token_endpoint_auth_method");
+    let client = validate_document(
+        ID,
+        &serde_json::to_vec(&bare).unwrap(),
+        &RedirectPolicy::default(),
+        9,
+    )
+    .unwrap();
+    assert_eq!(
+        client.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::None
+    );
 }
 
 /// Every refusal of a document: code and description.
@@ -188,11 +306,24 @@ fn every_refused_document_says_why() {
     ];
     for (body, description) in cases {
         let error = validate_document(ID, &body, &policy, 0).unwrap_err();
-        assert_eq!((error.code(), error.description()), ("invalid_client", description), "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            (error.code(), error.description()),
+            ("invalid_client", description),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
     }
     // The metadata error stays reachable as the source (its own code says which field).
-    let error = validate_document(ID, &document(json!({"redirect_uris": ["https://x.example/#"]})), &policy, 0).unwrap_err();
-    let CimdError::InvalidMetadata(inner) = &error else { panic!("{error:?}") };
+    let error = validate_document(
+        ID,
+        &document(json!({"redirect_uris": ["https://x.example/#"]})),
+        &policy,
+        0,
+    )
+    .unwrap_err();
+    let CimdError::InvalidMetadata(inner) = &error else {
+        panic!("{error:?}")
+    };
     assert_eq!(inner.code(), "invalid_redirect_uri");
     assert!(std::error::Error::source(&error).is_some());
 }
@@ -200,14 +331,46 @@ fn every_refused_document_says_why() {
 #[test]
 fn every_fetch_error_has_a_description() {
     let cases = [
-        (CimdError::PrivateTarget("10.0.0.1".into()), "the client metadata document's host 10.0.0.1 is refused: it is not a public address", "refused"),
-        (CimdError::RedirectRefused("it is not an https URL"), "the client metadata document redirects to a refused URL: it is not an https URL", "refused"),
-        (CimdError::TooManyRedirects(3), "the client metadata document is behind more than 3 redirects", "refused"),
-        (CimdError::Unreachable("app.example.com".into()), "the client metadata document at app.example.com could not be fetched: no connection", "failed"),
-        (CimdError::Timeout(Duration::from_secs(5)), "fetching the client metadata document took longer than 5s", "failed"),
-        (CimdError::Status(404), "the client metadata document URL answered HTTP 404, not 200", "failed"),
-        (CimdError::NotJson("\"text/html\"".into()), "the client metadata document is served as \"text/html\", not application/json (or a +json type)", "failed"),
-        (CimdError::TooLarge(5120), "the client metadata document is larger than 5120 bytes", "failed"),
+        (
+            CimdError::PrivateTarget("10.0.0.1".into()),
+            "the client metadata document's host 10.0.0.1 is refused: it is not a public address",
+            "refused",
+        ),
+        (
+            CimdError::RedirectRefused("it is not an https URL"),
+            "the client metadata document redirects to a refused URL: it is not an https URL",
+            "refused",
+        ),
+        (
+            CimdError::TooManyRedirects(3),
+            "the client metadata document is behind more than 3 redirects",
+            "refused",
+        ),
+        (
+            CimdError::Unreachable("app.example.com".into()),
+            "the client metadata document at app.example.com could not be fetched: no connection",
+            "failed",
+        ),
+        (
+            CimdError::Timeout(Duration::from_secs(5)),
+            "fetching the client metadata document took longer than 5s",
+            "failed",
+        ),
+        (
+            CimdError::Status(404),
+            "the client metadata document URL answered HTTP 404, not 200",
+            "failed",
+        ),
+        (
+            CimdError::NotJson("\"text/html\"".into()),
+            "the client metadata document is served as \"text/html\", not application/json (or a +json type)",
+            "failed",
+        ),
+        (
+            CimdError::TooLarge(5120),
+            "the client metadata document is larger than 5120 bytes",
+            "failed",
+        ),
     ];
     for (error, description, outcome) in cases {
         assert_eq!(error.code(), "invalid_client");

@@ -13,7 +13,10 @@ fn refusal(uri: &str) -> RedirectRefusal {
 fn the_default_patterns_are_valid() {
     let policy = RedirectPolicy::new(RedirectPolicy::DEFAULT_PATTERNS).unwrap();
     assert_eq!(policy, RedirectPolicy::default());
-    assert_eq!(policy.patterns.len(), RedirectPolicy::DEFAULT_PATTERNS.len());
+    assert_eq!(
+        policy.patterns.len(),
+        RedirectPolicy::DEFAULT_PATTERNS.len()
+    );
 }
 
 #[test]
@@ -58,14 +61,38 @@ fn unsafe_redirect_uris_are_always_refused() {
         ("/relative/cb", NotAUri),
         ("not a uri", NotAUri),
         ("", NotAUri),
-        ("HTTPS://app.example.com/cb", NotCanonical("https://app.example.com/cb".into())),
-        ("https://APP.example.com/cb", NotCanonical("https://app.example.com/cb".into())),
-        ("https://app.example.com:443/cb", NotCanonical("https://app.example.com/cb".into())),
-        ("https://app.example.com/a/../cb", NotCanonical("https://app.example.com/cb".into())),
-        ("https://app.example.com\\cb", NotCanonical("https://app.example.com/cb".into())),
-        ("http://127.1:9/cb", NotCanonical("http://127.0.0.1:9/cb".into())),
-        ("http://[0:0::1]:9/cb", NotCanonical("http://[::1]:9/cb".into())),
-        ("https://app.example.com?x", NotCanonical("https://app.example.com/?x".into())),
+        (
+            "HTTPS://app.example.com/cb",
+            NotCanonical("https://app.example.com/cb".into()),
+        ),
+        (
+            "https://APP.example.com/cb",
+            NotCanonical("https://app.example.com/cb".into()),
+        ),
+        (
+            "https://app.example.com:443/cb",
+            NotCanonical("https://app.example.com/cb".into()),
+        ),
+        (
+            "https://app.example.com/a/../cb",
+            NotCanonical("https://app.example.com/cb".into()),
+        ),
+        (
+            "https://app.example.com\\cb",
+            NotCanonical("https://app.example.com/cb".into()),
+        ),
+        (
+            "http://127.1:9/cb",
+            NotCanonical("http://127.0.0.1:9/cb".into()),
+        ),
+        (
+            "http://[0:0::1]:9/cb",
+            NotCanonical("http://[::1]:9/cb".into()),
+        ),
+        (
+            "https://app.example.com?x",
+            NotCanonical("https://app.example.com/?x".into()),
+        ),
     ];
     for (uri, expected) in cases {
         assert_eq!(refusal(uri), expected, "{uri}");
@@ -143,32 +170,73 @@ fn an_explicit_list_replaces_the_defaults() {
 fn invalid_patterns_are_all_named() {
     let cases = [
         ("http://app.example.com/cb", "it is not a safe redirect URI"),
-        ("https://app.example.com/cb#x", "it is not a safe redirect URI"),
+        (
+            "https://app.example.com/cb#x",
+            "it is not a safe redirect URI",
+        ),
         ("https://APP.example.com/cb", "it is not in canonical form"),
         ("http://*/cb", "a wildcard host is allowed with https only"),
-        ("http://app.example.com:*/cb", "http is allowed for the loopback hosts"),
-        ("https://app.example.com:*/cb", "a wildcard port is allowed for loopback hosts only"),
-        ("https://app.example.com/cb*", "a path wildcard must follow a /"),
-        ("https://app.example.com/*/cb", "a wildcard in a path is allowed only at its end"),
+        (
+            "http://app.example.com:*/cb",
+            "http is allowed for the loopback hosts",
+        ),
+        (
+            "https://app.example.com:*/cb",
+            "a wildcard port is allowed for loopback hosts only",
+        ),
+        (
+            "https://app.example.com/cb*",
+            "a path wildcard must follow a /",
+        ),
+        (
+            "https://app.example.com/*/cb",
+            "a wildcard in a path is allowed only at its end",
+        ),
         ("https://user@*/cb", "userinfo (@) is never allowed"),
         ("https://*", "it needs a path"),
         ("https://*/cb#*", "a fragment (#) is never allowed"),
-        ("https://App.example.com/*", "the host is not in canonical form"),
-        ("http://127.0.0.1:080/*", "the port is not in canonical form"),
+        (
+            "https://App.example.com/*",
+            "the host is not in canonical form",
+        ),
+        (
+            "http://127.0.0.1:080/*",
+            "the port is not in canonical form",
+        ),
         ("http://127.0.0.1:99999/*", "invalid port"),
-        ("myapp:*", "a scheme wildcard needs a lower-case private-use scheme"),
-        ("Com.Example:*", "a scheme wildcard needs a lower-case private-use scheme"),
-        ("javascript:*", "a scheme wildcard needs a lower-case private-use scheme"),
+        (
+            "myapp:*",
+            "a scheme wildcard needs a lower-case private-use scheme",
+        ),
+        (
+            "Com.Example:*",
+            "a scheme wildcard needs a lower-case private-use scheme",
+        ),
+        (
+            "javascript:*",
+            "a scheme wildcard needs a lower-case private-use scheme",
+        ),
         ("*", "a wildcard is allowed in http(s):// patterns"),
-        ("com.example.app:/cb*", "a wildcard is allowed in http(s):// patterns"),
+        (
+            "com.example.app:/cb*",
+            "a wildcard is allowed in http(s):// patterns",
+        ),
     ];
     let patterns: Vec<&str> = cases.iter().map(|(p, _)| *p).collect();
     let PolicyError(errors) = RedirectPolicy::new(&patterns).unwrap_err();
     assert_eq!(errors.len(), cases.len(), "{errors:?}");
     for (error, (pattern, reason)) in errors.iter().zip(cases) {
         assert_eq!(error.pattern, pattern);
-        assert!(error.reason.starts_with(reason), "{pattern}: {}", error.reason);
-        assert!(error.to_string().starts_with(&format!("redirect URI pattern {pattern:?} is invalid: ")));
+        assert!(
+            error.reason.starts_with(reason),
+            "{pattern}: {}",
+            error.reason
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("redirect URI pattern {pattern:?} is invalid: "))
+        );
     }
 }
 
@@ -187,18 +255,37 @@ fn a_public_client_registers_without_secret() {
         "client_name#fr": "ignored too",
         "jwks": {"keys": []},
     });
-    let (client, secret) = register(body.to_string().as_bytes(), &RedirectPolicy::default(), 1_700_000_000).unwrap();
+    let (client, secret) = register(
+        body.to_string().as_bytes(),
+        &RedirectPolicy::default(),
+        1_700_000_000,
+    )
+    .unwrap();
     assert_eq!(secret, None);
     assert_eq!(client.client_secret_sha256, None);
     assert!(!client.verify_secret(""));
     assert!(client.client_id.len() >= 22);
-    assert!(client.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    assert_eq!(client.redirect_uris, ["http://127.0.0.1:33418/cb", "https://app.example.com/cb"]);
+    assert!(
+        client
+            .client_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_eq!(
+        client.redirect_uris,
+        ["http://127.0.0.1:33418/cb", "https://app.example.com/cb"]
+    );
     assert_eq!(client.client_name.as_deref(), Some("Example — MCP client"));
     assert_eq!(client.scope.as_deref(), Some("mcp:tools read"));
-    assert_eq!(client.grant_types, [GrantType::AuthorizationCode, GrantType::RefreshToken]);
+    assert_eq!(
+        client.grant_types,
+        [GrantType::AuthorizationCode, GrantType::RefreshToken]
+    );
     assert!(client.allows_refresh());
-    assert_eq!(client.token_endpoint_auth_method, TokenEndpointAuthMethod::None);
+    assert_eq!(
+        client.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::None
+    );
     assert_eq!(client.origin, ClientOrigin::Registered);
     assert_eq!(client.client_id_issued_at, 1_700_000_000);
 
@@ -208,7 +295,10 @@ fn a_public_client_registers_without_secret() {
     assert_eq!(response["client_id"], client.client_id.as_str());
     assert_eq!(response["client_id_issued_at"], 1_700_000_000);
     assert_eq!(response["token_endpoint_auth_method"], "none");
-    assert_eq!(response["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(
+        response["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
     assert_eq!(response["response_types"], json!(["code"]));
     assert_eq!(response["logo_uri"], "https://app.example.com/logo.png");
     assert!(response.get("client_secret").is_none());
@@ -218,10 +308,14 @@ fn a_public_client_registers_without_secret() {
 #[test]
 fn a_confidential_client_gets_a_secret_kept_as_a_digest() {
     let body = json!({"redirect_uris": ["https://app.example.com/cb"]});
-    let (client, secret) = register(body.to_string().as_bytes(), &RedirectPolicy::default(), 5).unwrap();
+    let (client, secret) =
+        register(body.to_string().as_bytes(), &RedirectPolicy::default(), 5).unwrap();
     let secret = secret.unwrap();
     assert_eq!(secret.len(), 43);
-    assert_eq!(client.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
+    assert_eq!(
+        client.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretBasic
+    );
     assert_eq!(client.grant_types, [GrantType::AuthorizationCode]);
     assert!(!client.allows_refresh());
     let digest = client.client_secret_sha256.clone().unwrap();
@@ -236,11 +330,18 @@ fn a_confidential_client_gets_a_secret_kept_as_a_digest() {
     let response = registration_response(&client, Some(&secret));
     assert_eq!(response["client_secret"], secret.as_str());
     assert_eq!(response["client_secret_expires_at"], 0);
-    assert_eq!(response["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(
+        response["token_endpoint_auth_method"],
+        "client_secret_basic"
+    );
 
     let post = json!({"redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "client_secret_post"});
-    let (client, secret) = register(post.to_string().as_bytes(), &RedirectPolicy::default(), 5).unwrap();
-    assert_eq!(client.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretPost);
+    let (client, secret) =
+        register(post.to_string().as_bytes(), &RedirectPolicy::default(), 5).unwrap();
+    assert_eq!(
+        client.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretPost
+    );
     assert!(client.verify_secret(&secret.unwrap()));
 
     // Two registrations never share an id or a secret.
@@ -254,7 +355,9 @@ fn a_confidential_client_gets_a_secret_kept_as_a_digest() {
 #[test]
 fn every_refused_registration_says_why() {
     let cb = json!(["https://app.example.com/cb"]);
-    let too_many: Vec<String> = (0..11).map(|i| format!("https://app.example.com/{i}")).collect();
+    let too_many: Vec<String> = (0..11)
+        .map(|i| format!("https://app.example.com/{i}"))
+        .collect();
     let cases: Vec<(Value, &str, String)> = vec![
         (json!([1]), "invalid_client_metadata", "the registration request must be a JSON object".into()),
         (json!({}), "invalid_client_metadata", "redirect_uris is required: the URIs the authorization response may go to".into()),
@@ -302,16 +405,30 @@ fn every_refused_registration_says_why() {
         (json!({"redirect_uris": cb, "scope": "x".repeat(1025)}), "invalid_client_metadata", "scope is longer than 1024 bytes".into()),
     ];
     for (body, code, description) in cases {
-        let error = register(body.to_string().as_bytes(), &RedirectPolicy::default(), 0).unwrap_err();
-        assert_eq!((error.code(), error.description()), (code, description.clone()), "{body}");
+        let error =
+            register(body.to_string().as_bytes(), &RedirectPolicy::default(), 0).unwrap_err();
+        assert_eq!(
+            (error.code(), error.description()),
+            (code, description.clone()),
+            "{body}"
+        );
     }
     let not_json = register(b"{\"redirect_uris\": [", &RedirectPolicy::default(), 0).unwrap_err();
     assert_eq!(not_json.code(), "invalid_client_metadata");
-    assert_eq!(not_json.description(), "the registration request is not valid JSON");
-    let padded = format!("{{\"redirect_uris\": [\"https://app.example.com/cb\"], \"pad\": \"{}\"}}", "x".repeat(MAX_BODY_BYTES));
+    assert_eq!(
+        not_json.description(),
+        "the registration request is not valid JSON"
+    );
+    let padded = format!(
+        "{{\"redirect_uris\": [\"https://app.example.com/cb\"], \"pad\": \"{}\"}}",
+        "x".repeat(MAX_BODY_BYTES)
+    );
     let too_large = register(padded.as_bytes(), &RedirectPolicy::default(), 0).unwrap_err();
     assert_eq!(too_large.code(), "invalid_client_metadata");
-    assert_eq!(too_large.description(), "the registration request is larger than 16384 bytes");
+    assert_eq!(
+        too_large.description(),
+        "the registration request is larger than 16384 bytes"
+    );
 }
 
 #[test]
@@ -325,14 +442,22 @@ fn long_values_are_quoted_short() {
 
 fn client(uris: &[&str]) -> Client {
     let body = json!({"redirect_uris": uris, "token_endpoint_auth_method": "none"});
-    register(body.to_string().as_bytes(), &RedirectPolicy::default(), 0).unwrap().0
+    register(body.to_string().as_bytes(), &RedirectPolicy::default(), 0)
+        .unwrap()
+        .0
 }
 
 #[test]
 fn redirect_uris_match_exactly() {
     let c = client(&["https://app.example.com/cb", "com.example.app:/cb"]);
-    assert_eq!(check_redirect(&c, Some("https://app.example.com/cb")).unwrap(), "https://app.example.com/cb");
-    assert_eq!(check_redirect(&c, Some("com.example.app:/cb")).unwrap(), "com.example.app:/cb");
+    assert_eq!(
+        check_redirect(&c, Some("https://app.example.com/cb")).unwrap(),
+        "https://app.example.com/cb"
+    );
+    assert_eq!(
+        check_redirect(&c, Some("com.example.app:/cb")).unwrap(),
+        "com.example.app:/cb"
+    );
     for other in [
         "https://app.example.com/cb/",
         "https://app.example.com/cb?x=1",
@@ -352,15 +477,25 @@ fn redirect_uris_match_exactly() {
     }
     let missing = check_redirect(&c, None).unwrap_err();
     assert_eq!(missing.code(), "invalid_request");
-    assert_eq!(missing.description(), "redirect_uri is required: the client registered 2 redirect URIs");
+    assert_eq!(
+        missing.description(),
+        "redirect_uri is required: the client registered 2 redirect URIs"
+    );
 
     let single = client(&["https://app.example.com/only"]);
-    assert_eq!(check_redirect(&single, None).unwrap(), "https://app.example.com/only");
+    assert_eq!(
+        check_redirect(&single, None).unwrap(),
+        "https://app.example.com/only"
+    );
 }
 
 #[test]
 fn loopback_redirect_uris_may_change_port() {
-    let c = client(&["http://127.0.0.1:33418/cb", "http://localhost/cb?x=1", "http://[::1]:1/"]);
+    let c = client(&[
+        "http://127.0.0.1:33418/cb",
+        "http://localhost/cb?x=1",
+        "http://[::1]:1/",
+    ]);
     for ok in [
         "http://127.0.0.1:33418/cb",
         "http://127.0.0.1:5000/cb",
@@ -384,7 +519,11 @@ fn loopback_redirect_uris_may_change_port() {
         "http://127.1:5000/cb",
     ] {
         let error = check_redirect(&c, Some(refused)).unwrap_err();
-        assert_eq!(error, RedirectMismatch::NotRegistered(format!("{refused:?}")), "{refused}");
+        assert_eq!(
+            error,
+            RedirectMismatch::NotRegistered(format!("{refused:?}")),
+            "{refused}"
+        );
     }
     // An https registration keeps its port.
     let https = client(&["https://app.example.com:8443/cb"]);
@@ -404,7 +543,13 @@ fn a_stored_client_reads_back() {
     });
     let client: Client = serde_json::from_value(stored).unwrap();
     assert_eq!(client.origin, ClientOrigin::MetadataDocument);
-    assert_eq!(client.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretPost);
+    assert_eq!(
+        client.token_endpoint_auth_method,
+        TokenEndpointAuthMethod::ClientSecretPost
+    );
     assert_eq!(client.client_secret_sha256, None);
-    assert_eq!(TokenEndpointAuthMethod::ClientSecretBasic.to_string(), "client_secret_basic");
+    assert_eq!(
+        TokenEndpointAuthMethod::ClientSecretBasic.to_string(),
+        "client_secret_basic"
+    );
 }
