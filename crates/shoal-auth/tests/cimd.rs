@@ -1,7 +1,7 @@
 //! Client ID Metadata Documents fetched over real HTTP on loopback: a small axum server serves
 //! good and bad documents and counts the requests of each path, the in-memory host is the
 //! cache. Loopback is a private target, so these tests allow private targets and `http`, except
-//! those that check the refusal.
+//! those that check the refusal. The fuzz target's seeds run through its entry point here too.
 
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -508,4 +508,19 @@ async fn redirects_are_bounded_and_checked() {
         );
     }
     assert_eq!(fixture.hits("/good"), 0);
+}
+
+/// The seeds of the `oauth_client_metadata` fuzz target through its entry point, on stable:
+/// a broken invariant shows in `cargo test`, not only under the fuzzer.
+#[test]
+fn the_fuzz_seeds_keep_the_invariants() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/oauth_client_metadata");
+    let mut seeds = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        shoal_auth::fuzzing::client_metadata(&data);
+        seeds += 1;
+    }
+    assert!(seeds >= 6, "{seeds} seeds in {}", dir.display());
 }
