@@ -30,13 +30,14 @@ use crate::Repo;
 use crate::{cmd, tools};
 
 /// Every target, in the order they run (`fuzz/fuzz_targets/<name>.rs`).
-pub(crate) const TARGETS: [&str; 6] = [
+pub(crate) const TARGETS: [&str; 7] = [
     "jsonrpc_message",
     "event_id",
     "session_id",
     "sse_round_trip",
     "jwt",
     "config",
+    "oauth_client_metadata",
 ];
 /// The cargo-fuzz release the targets are built with.
 const CARGO_FUZZ: tools::CargoTool = tools::CargoTool {

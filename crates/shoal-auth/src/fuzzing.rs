@@ -50,3 +50,95 @@ pub mod oauth {
     pub use crate::server::cimd::*;
     pub use crate::server::client::*;
 }
+
+/// The `client_id` the `oauth_client_metadata` target validates documents for.
+const FUZZ_CLIENT_ID: &str = "https://app.example.com/oauth/client.json";
+
+/// The `oauth_client_metadata` fuzz target: `data` as an RFC 7591 registration request and as
+/// a client metadata document (also with the expected `client_id` put into it when it is a
+/// JSON object, so that the metadata checks are reached), and as a redirect URI, a redirect
+/// policy (one pattern a line) and a `client_id`. Never panics unless an invariant is broken:
+/// whatever is accepted is safe by the same rules.
+///
+/// # Panics
+///
+/// When an accepted client breaks an invariant (a redirect URI its policy refuses, a secret
+/// it does not verify, a document client with a secret…).
+pub fn client_metadata(data: &[u8]) {
+    use crate::server::cimd::{is_metadata_document_id, validate_document};
+    use crate::server::client::{
+        Client, RedirectPolicy, TokenEndpointAuthMethod, check_redirect, register,
+        registration_response,
+    };
+
+    let policy = RedirectPolicy::default();
+    let accepted_uris = |client: &Client| {
+        assert!(!client.redirect_uris.is_empty());
+        for uri in &client.redirect_uris {
+            assert_eq!(policy.check(uri), Ok(()), "{uri}");
+            assert_eq!(
+                check_redirect(client, Some(uri)).as_deref(),
+                Ok(uri.as_str())
+            );
+        }
+        let stored = serde_json::to_vec(client).unwrap_or_default();
+        let read: Option<Client> = serde_json::from_slice(&stored).ok();
+        assert_eq!(read.as_ref(), Some(client));
+    };
+
+    match register(data, &policy, 0) {
+        Ok((client, secret)) => {
+            accepted_uris(&client);
+            match (&secret, client.token_endpoint_auth_method) {
+                (None, TokenEndpointAuthMethod::None) => {}
+                (Some(secret), _) => assert!(client.verify_secret(secret)),
+                (None, method) => panic!("no secret for {method}"),
+            }
+            let response = registration_response(&client, secret.as_deref());
+            assert_eq!(response["client_id"], client.client_id.as_str());
+        }
+        Err(error) => {
+            assert!(matches!(
+                error.code(),
+                "invalid_client_metadata" | "invalid_redirect_uri"
+            ));
+        }
+    }
+
+    let mut documents = vec![data.to_vec()];
+    if let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(data) {
+        object.insert("client_id".into(), FUZZ_CLIENT_ID.into());
+        documents.push(serde_json::to_vec(&object).unwrap_or_default());
+    }
+    for document in documents {
+        if let Ok(client) = validate_document(FUZZ_CLIENT_ID, &document, &policy, 0) {
+            accepted_uris(&client);
+            assert_eq!(client.client_id, FUZZ_CLIENT_ID);
+            assert_eq!(client.client_secret_sha256, None);
+            assert_eq!(
+                client.token_endpoint_auth_method,
+                TokenEndpointAuthMethod::None
+            );
+        }
+    }
+
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if policy.check(text).is_ok() {
+        let url = url::Url::parse(text).ok();
+        assert!(url.is_some_and(|u| u.fragment().is_none() && u.username().is_empty()));
+    }
+    if let Ok(custom) = RedirectPolicy::new(text.lines()) {
+        for line in text.lines() {
+            // A pattern without a wildcard allows exactly itself.
+            if !line.contains('*') {
+                assert_eq!(custom.check(line), Ok(()), "{line}");
+            }
+        }
+    }
+    if is_metadata_document_id(text) {
+        let url = url::Url::parse(text).ok();
+        assert!(url.is_some_and(|u| u.scheme() == "https" && u.as_str() == text));
+    }
+}

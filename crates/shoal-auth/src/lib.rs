@@ -23,6 +23,9 @@
 //! - `static_tokens`: the static token table.
 //! - `discovery`, `jwks`, `jwt`: authorization server discovery, the key cache, validation.
 //! - `metadata`: the well-known documents.
+//! - `server`: the authorization server's side of OAuth clients: Dynamic Client Registration,
+//!   the redirect URI policy and check, Client ID Metadata Documents (fetched with SSRF
+//!   protection, cached in the host's key-value store).
 //!
 //! # Use
 //!

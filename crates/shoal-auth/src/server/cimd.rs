@@ -354,9 +354,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return is_public_v4(embedded_v4(segments[1], segments[2]));
     }
     let global_unicast = segments[0] & 0xe000 == 0x2000;
-    let special = (segments[0] == 0x2001 && segments[1] < 0x0200) // 2001::/23: Teredo, benchmarking, ORCHID…
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || (segments[0] & 0xfff0 == 0x3ff0); // documentation 3fff::/20
+    let special = match segments[0] {
+        // 2001::/23 (Teredo, benchmarking, ORCHID…) and 2001:db8::/32 (documentation).
+        0x2001 => segments[1] < 0x0200 || segments[1] == 0x0db8,
+        // 3fff::/20 (documentation).
+        0x3fff => segments[1] < 0x1000,
+        _ => false,
+    };
     global_unicast && !special
 }
 

@@ -24,7 +24,7 @@
 //!   the path and query (`https://app.example.com/oauth/*`).
 //! - `http://127.0.0.1:*/…`: a `*` port matches any port (and the default one); only for the
 //!   loopback hosts `127.0.0.1`, `[::1]` and `localhost`.
-//! - `https://*/…`: a `*` host matches any host (`https` only).
+//! - `https://*/…`: a `*` host matches any host and port (`https` only).
 //! - `com.example.app:*`: any URI of that private-use scheme; `*:*`: any URI of any
 //!   private-use scheme.
 //!
@@ -489,6 +489,11 @@ impl Pattern {
         }
         let default_port = if https { 443 } else { 80 };
         let port = match port {
+            // A wildcard host is any origin: any port too.
+            None if host.is_none() => PortPattern::Any,
+            Some(_) if host.is_none() => {
+                return Err("a wildcard host takes no port (it matches any)");
+            }
             None => PortPattern::Default,
             Some("*") if loopback => PortPattern::Any,
             Some("*") => return Err("a wildcard port is allowed for loopback hosts only"),
