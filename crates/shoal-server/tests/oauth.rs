@@ -207,7 +207,7 @@ impl Deployment {
         let params = query(&walk.redirect);
         assert_eq!(params.get("state").map(String::as_str), Some("state-123"));
         assert_eq!(params.get("iss"), Some(&self.origin), "RFC 9207 iss");
-        assert!(params.get("error").is_none(), "{}", walk.redirect);
+        assert!(!params.contains_key("error"), "{}", walk.redirect);
         Authorized {
             code: params["code"].clone(),
             verifier: pkce.verifier,
@@ -600,7 +600,9 @@ async fn every_refusal_says_why() {
                 ("client_id", client.client_id.clone()),
             ]
         };
-        let cases: Vec<(Vec<(&str, String)>, StatusCode, &str, &str)> = vec![
+        // (form, status, error, what the description says)
+        type Case = (Vec<(&'static str, String)>, StatusCode, &'static str, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 vec![],
                 StatusCode::BAD_REQUEST,

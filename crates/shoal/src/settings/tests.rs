@@ -413,7 +413,7 @@ fn jwt_settings_and_their_defaults() {
         ),
         (
             Sources::empty().flag("auth", "ldap"),
-            "--auth must be none, static or jwt",
+            "--auth must be none, static, jwt or oauth",
         ),
     ] {
         let listed = errors(&sources);
@@ -511,4 +511,93 @@ fn the_operator_token_comes_from_its_variable_alone_and_is_never_printed() {
         !listed[0].contains("two words"),
         "the token is not echoed: {listed:?}"
     );
+}
+
+#[test]
+fn oauth_settings_their_defaults_and_what_is_refused() {
+    let settings = vars(&[
+        ("SHOAL_AUTH", "oauth"),
+        ("SHOAL_UPSTREAM_ISSUER", "https://accounts.example.com"),
+        ("SHOAL_UPSTREAM_CLIENT_ID", "shoal"),
+        ("SHOAL_UPSTREAM_CLIENT_SECRET", "s3cret"),
+        ("SHOAL_REQUIRED_SCOPES", "mcp:use"),
+        ("SHOAL_TOOL_SCOPES", "echo=mcp:echo"),
+        ("SHOAL_REFRESH_TOKEN_TTL", "7d"),
+        ("SHOAL_DYNAMIC_REGISTRATION", "false"),
+    ])
+    .resolve()
+    .unwrap();
+    let AuthConfig::OAuth(oauth) = &settings.auth else {
+        panic!("oauth")
+    };
+    assert_eq!(oauth.upstream.issuer, "https://accounts.example.com");
+    assert_eq!(oauth.upstream.client_secret, "s3cret");
+    assert_eq!(oauth.upstream.scopes, ["openid", "email", "profile"]);
+    assert_eq!(oauth.scopes(), ["mcp:use", "mcp:echo"]);
+    assert_eq!(oauth.access_token_ttl, Duration::from_secs(3600));
+    assert_eq!(oauth.refresh_token_ttl, Duration::from_secs(7 * 24 * 3600));
+    assert!(!oauth.dynamic_registration);
+    assert!(oauth.client_metadata_documents);
+    assert!(
+        !format!("{oauth:?}").contains("s3cret"),
+        "the secret is never printed"
+    );
+
+    for (sources, needle) in [
+        (Sources::empty().flag("auth", "oauth"), "--upstream-issuer"),
+        (Sources::empty().flag("auth", "oauth"), "--upstream-client-id"),
+        (
+            Sources::empty().flag("auth", "oauth"),
+            "SHOAL_UPSTREAM_CLIENT_SECRET",
+        ),
+        (
+            Sources::empty().flag("upstream_issuer", "https://accounts.example.com"),
+            "upstream_issuer",
+        ),
+        (
+            vars(&[
+                ("SHOAL_AUTH", "oauth"),
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_CLIENT_ID", "shoal"),
+                ("SHOAL_UPSTREAM_CLIENT_SECRET", "x"),
+                ("SHOAL_UPSTREAM_CLIENT_SECRET_FILE", "/nonexistent"),
+            ]),
+            "given twice",
+        ),
+        (
+            vars(&[
+                ("SHOAL_AUTH", "oauth"),
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_CLIENT_ID", "shoal"),
+                ("SHOAL_UPSTREAM_CLIENT_SECRET", "x"),
+                ("SHOAL_ACCESS_TOKEN_TTL", "10s"),
+            ]),
+            "at least 1m",
+        ),
+        (
+            vars(&[
+                ("SHOAL_AUTH", "oauth"),
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_CLIENT_ID", "shoal"),
+                ("SHOAL_UPSTREAM_CLIENT_SECRET_FILE", "/nonexistent/secret"),
+            ]),
+            "cannot be read",
+        ),
+        (
+            vars(&[
+                ("SHOAL_AUTH", "oauth"),
+                ("SHOAL_LISTEN", "0.0.0.0:8080"),
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_CLIENT_ID", "shoal"),
+                ("SHOAL_UPSTREAM_CLIENT_SECRET", "x"),
+            ]),
+            "needs --public-url",
+        ),
+    ] {
+        let errors = errors(&sources);
+        assert!(
+            errors.iter().any(|e| e.contains(needle)),
+            "{needle:?} not in {errors:#?}"
+        );
+    }
 }
