@@ -70,6 +70,7 @@
 
 mod auth;
 mod bench;
+mod browser;
 mod chart;
 mod clients;
 mod cluster;
@@ -120,7 +121,7 @@ struct Cli {
 enum Task {
     /// Run every CI step in order (tools, fmt, clippy, doc, deny, chart, test, fuzz-smoke,
     /// conformance, conformance-2026, conformance-cluster, conformance-redis-cluster,
-    /// conformance-auth, clients, load-smoke, faults, observability, image); stop at the first
+    /// conformance-auth, clients, browser, load-smoke, faults, observability, image); stop at the first
     /// failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
@@ -144,6 +145,9 @@ enum Task {
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
     Clients,
+    /// Drive Debian's Chromium through the OAuth consent and error pages of `shoal --auth
+    /// oauth` (screenshots in target/xtask/browser/).
+    Browser,
     /// Run every `shoal-load` scenario for 10s against one `shoal` on its own redis-server;
     /// fail on any error (see `xtask/src/bench/smoke.rs`).
     LoadSmoke,
@@ -238,6 +242,7 @@ fn main() -> ExitCode {
                 "conformance-redis-cluster",
                 "conformance-auth",
                 "clients",
+                "browser",
                 "load-smoke",
                 "faults",
                 "observability",
@@ -310,6 +315,10 @@ fn main() -> ExitCode {
         }),
         Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
             only_clients(&repo, steps)
+        }),
+        Task::Browser => Steps::execute("browser", &["tools", "browser"], |steps| {
+            let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE))?;
+            steps.run("browser", || browser::run(&repo, &tools))
         }),
         Task::Fuzz {
             seconds,
@@ -407,6 +416,7 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
     })?;
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
     steps.run("clients", || clients::run(repo, &tools))?;
+    steps.run("browser", || browser::run(repo, &tools))?;
     steps.run("load-smoke", || bench::smoke::run(repo, &tools))?;
     steps.run("faults", || faults::run(repo, &tools, &[]))?;
     steps.run("observability", || observability::run(repo, &tools))?;

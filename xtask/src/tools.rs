@@ -299,6 +299,22 @@ pub(crate) fn ensure_podman() -> Result<()> {
     Ok(())
 }
 
+/// Debian's Chromium (for `cargo xtask browser`) when it is missing.
+pub(crate) fn ensure_chromium() -> Result<PathBuf> {
+    let chromium = crate::browser::chromium_path();
+    if !chromium.exists() {
+        println!(
+            "{} is missing; installing Debian's chromium",
+            chromium.display()
+        );
+        Apt::default().install(&["chromium"])?;
+    }
+    let version =
+        cmd::probe(Command::new(&chromium).arg("--version")).context("chromium does not run")?;
+    println!("chromium: {version}");
+    Ok(chromium)
+}
+
 fn ensure_node(repo: &Repo, apt: &mut Apt) -> Result<PathBuf> {
     // npm installs Node 22 when needed and the test packages in any case.
     if cmd::which("npm").is_none() {

@@ -601,7 +601,12 @@ async fn every_refusal_says_why() {
             ]
         };
         // (form, status, error, what the description says)
-        type Case = (Vec<(&'static str, String)>, StatusCode, &'static str, &'static str);
+        type Case = (
+            Vec<(&'static str, String)>,
+            StatusCode,
+            &'static str,
+            &'static str,
+        );
         let cases: Vec<Case> = vec![
             (
                 vec![],

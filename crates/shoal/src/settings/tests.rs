@@ -545,7 +545,10 @@ fn oauth_settings_their_defaults_and_what_is_refused() {
 
     for (sources, needle) in [
         (Sources::empty().flag("auth", "oauth"), "--upstream-issuer"),
-        (Sources::empty().flag("auth", "oauth"), "--upstream-client-id"),
+        (
+            Sources::empty().flag("auth", "oauth"),
+            "--upstream-client-id",
+        ),
         (
             Sources::empty().flag("auth", "oauth"),
             "SHOAL_UPSTREAM_CLIENT_SECRET",
