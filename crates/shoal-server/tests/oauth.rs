@@ -874,3 +874,174 @@ async fn every_refusal_says_why() {
     })
     .await;
 }
+
+/// A web server on loopback that serves client metadata documents: `/client.json` (good,
+/// cacheable), `/wrong.json` (names another client id); counts the fetches of each.
+struct DocumentServer {
+    origin: String,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn serve_documents() -> DocumentServer {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::routing::get;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let good = json!({
+        "client_id": format!("{origin}/client.json"),
+        "client_name": "Metadata Document Client",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    });
+    let wrong = json!({
+        "client_id": "https://impostor.example/client.json",
+        "redirect_uris": [REDIRECT],
+    });
+    let counter = fetches.clone();
+    let app = axum::Router::new()
+        .route(
+            "/client.json",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = good.to_string();
+                async move {
+                    (
+                        [
+                            ("content-type", "application/json"),
+                            ("cache-control", "max-age=300"),
+                        ],
+                        body,
+                    )
+                }
+            }),
+        )
+        .route(
+            "/wrong.json",
+            get(move || {
+                let body = wrong.to_string();
+                async move { ([("content-type", "application/json")], body) }
+            }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    DocumentServer { origin, fetches }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_metadata_document_client_signs_in_and_its_document_is_cached() {
+    bounded(async {
+        let documents = serve_documents().await;
+        let client_id = format!("{}/client.json", documents.origin);
+        // Loopback documents over http: only with the switch that tests and closed networks use.
+        let deployment = deploy(1, true, &["--client-metadata-private-targets"]).await;
+        let authorized = deployment.authorize(&client_id, "dana").await;
+        assert!(
+            authorized.consent_page.contains("Metadata Document Client"),
+            "the consent page names the client from its document"
+        );
+        assert!(
+            authorized.consent_page.contains("127.0.0.1"),
+            "and where its id points"
+        );
+        let tokens = deployment
+            .exchange(
+                &Registered {
+                    client_id: client_id.clone(),
+                },
+                &authorized,
+            )
+            .await;
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(claims(access)["client_id"], client_id.as_str());
+        deployment.call_echo(access).await.unwrap();
+        assert_eq!(
+            documents.fetches.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "authorize, consent and token used one fetch: the document is cached"
+        );
+
+        // A document that names another client id is refused, on a page.
+        let pkce = Pkce::new();
+        let wrong = format!("{}/wrong.json", documents.origin);
+        let url = deployment.authorization_url(&wrong, &pkce, &[]);
+        let (status, body) = page(&deployment, &url).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("client_id"), "{body}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_documents_are_refused_by_default() {
+    bounded(async {
+        let documents = serve_documents().await;
+        let deployment = deploy(1, true, &[]).await;
+        let pkce = Pkce::new();
+        let url =
+            deployment.authorization_url(&format!("{}/client.json", documents.origin), &pkce, &[]);
+        let (status, body) = page(&deployment, &url).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("https"), "{body}");
+        assert_eq!(
+            documents.fetches.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "nothing was fetched"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_key_of_the_key_file_signs_and_every_key_is_published() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use base64::engine::general_purpose::STANDARD;
+
+    bounded(async {
+        let pem: String = (0..2)
+            .map(|_| {
+                let der = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .unwrap()
+                    .to_pkcs8v1()
+                    .unwrap();
+                format!(
+                    "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                    STANDARD.encode(der.as_ref())
+                )
+            })
+            .collect();
+        let path =
+            std::env::temp_dir().join(format!("shoal-oauth-keys-{}.pem", std::process::id()));
+        std::fs::write(&path, pem).unwrap();
+        let deployment = deploy(1, true, &["--signing-keys-file", path.to_str().unwrap()]).await;
+        let jwks: Value = deployment
+            .http
+            .get(deployment.url("/oauth/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|key| key["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids.len(), 2, "{jwks}");
+        let client = deployment.register_public().await;
+        let authorized = deployment.authorize(&client.client_id, "erin").await;
+        let tokens = deployment.exchange(&client, &authorized).await;
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(header(access)["kid"], kids[0], "the first key signs");
+        deployment.call_echo(access).await.unwrap();
+        let _ = std::fs::remove_file(&path);
+    })
+    .await;
+}

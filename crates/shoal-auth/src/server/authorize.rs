@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 
 use super::ServerState;
-use super::client::{Client, GrantType};
+use super::client::{Client, ClientOrigin, GrantType};
 use super::metrics;
 use super::pages::{self, Consent};
 use super::store::{Code, Pending, hash, random_token};
@@ -350,7 +350,7 @@ pub(crate) async fn consent_page(
             );
         }
     };
-    let client_host = super::cimd::is_metadata_document_id(&client.client_id)
+    let client_host = (client.origin == ClientOrigin::MetadataDocument)
         .then(|| {
             url::Url::parse(&client.client_id)
                 .ok()
@@ -504,7 +504,9 @@ impl ServerState {
         &self,
         client_id: &str,
     ) -> Result<Option<Client>, ClientLookup> {
-        if super::cimd::is_metadata_document_id(client_id) {
+        // Registered ids are random base64url: an id with a scheme is a metadata document
+        // URL (or a bad one, which the resolver names the reason for).
+        if client_id.contains("://") {
             let Some(resolver) = &self.cimd else {
                 return Err(ClientLookup::Document(
                     "This server does not accept client metadata documents.".into(),
