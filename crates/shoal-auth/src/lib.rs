@@ -1,7 +1,7 @@
 //! Resource-server authentication for Shoal: implementations of the auth port
 //! ([`shoal_transport::auth`]) — who is calling, and may they?
 //!
-//! Three modes ([`AuthConfig`]):
+//! Four modes ([`AuthConfig`]):
 //!
 //! - **none**: every request passes without a principal ([`Anonymous`]).
 //! - **static**: opaque tokens, each mapped to a principal name, presented as
@@ -13,6 +13,12 @@
 //!   canonical public URL, RFC 8707), their lifetime, algorithm and scopes; the principal
 //!   carries the token's validated claims. Protected Resource Metadata (RFC 9728) tells clients
 //!   where to get tokens.
+//! - **oauth**: Shoal is the OAuth 2.1 authorization server of its own endpoint (`server`):
+//!   clients register (RFC 7591, or a Client ID Metadata Document), users sign in at an
+//!   upstream OpenID Connect provider and consent, and Shoal issues RFC 9068 access tokens,
+//!   validated like the jwt mode's, and rotated refresh tokens. Every record lives in the
+//!   session host's key-value store ([`Auth::start_with_store`]), so any replica serves any
+//!   step.
 //!
 //! # Layout
 //!
@@ -23,9 +29,9 @@
 //! - `static_tokens`: the static token table.
 //! - `discovery`, `jwks`, `jwt`: authorization server discovery, the key cache, validation.
 //! - `metadata`: the well-known documents.
-//! - `server`: the authorization server's side of OAuth clients: Dynamic Client Registration,
-//!   the redirect URI policy and check, Client ID Metadata Documents (fetched with SSRF
-//!   protection, cached in the host's key-value store).
+//! - `server`: the built-in authorization server (oauth mode): its endpoints, records, keys,
+//!   the upstream provider, and its clients (Dynamic Client Registration, the redirect URI
+//!   policy, Client ID Metadata Documents fetched with SSRF protection).
 //!
 //! # Use
 //!
