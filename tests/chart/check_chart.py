@@ -204,7 +204,13 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
 
     # Secrets only by reference: no literal session host, token or password in the pod.
     env = env_of(container)
-    for key in ("SHOAL_SESSION_HOST", "SHOAL_AUTH_TOKENS", "SHOAL_REQUEST_STATE_KEYS", "SHOAL_ADMIN_TOKEN"):
+    for key in (
+        "SHOAL_SESSION_HOST",
+        "SHOAL_AUTH_TOKENS",
+        "SHOAL_REQUEST_STATE_KEYS",
+        "SHOAL_ADMIN_TOKEN",
+        "SHOAL_UPSTREAM_CLIENT_SECRET",
+    ):
         assert key not in config, f"{key} is inlined in a ConfigMap"
         if key in env:
             assert "value" not in env[key], f"{key} is inlined in the Deployment"
@@ -245,6 +251,8 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
         assert "secretKeyRef" in env["SHOAL_AUTH_TOKENS"]["valueFrom"], "static tokens"
         if helm_chart:
             check_tokens(docs, env["SHOAL_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"], values)
+    if helm_chart:
+        check_oauth(docs, deployment, config, values)
 
     # The Service exposes both ports by name.
     services = [
@@ -327,6 +335,90 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
             assert all(doc["kind"] != "Deployment" or doc is deployment for doc in docs), "a stray Deployment"
 
 
+# The oauth knobs the ConfigMap may carry (and only in mode oauth: the server refuses them in
+# any other mode).
+OAUTH_SETTINGS = {
+    "SHOAL_UPSTREAM_ISSUER",
+    "SHOAL_UPSTREAM_CLIENT_ID",
+    "SHOAL_UPSTREAM_SCOPES",
+    "SHOAL_SIGNING_KEYS_FILE",
+    "SHOAL_ACCESS_TOKEN_TTL",
+    "SHOAL_REFRESH_TOKEN_TTL",
+    "SHOAL_DYNAMIC_REGISTRATION",
+    "SHOAL_REGISTRATIONS_PER_MINUTE",
+    "SHOAL_REDIRECT_URI_PATTERNS",
+    "SHOAL_CLIENT_METADATA_DOCUMENTS",
+    "SHOAL_RESOURCE_NAME",
+}
+
+
+def check_oauth(docs: list[dict[str, Any]], deployment: dict[str, Any], config: dict[str, str], values: dict[str, Any]) -> None:
+    """Mode oauth: the settings from the values, the client secret by reference from the
+    operator's Secret, the signing keys as a read-only file from theirs, no Secret made by the
+    chart, and egress on 443 (and the issuer's own port). Other modes: none of it."""
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = env_of(container)
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    mounts = {mount["name"]: mount for mount in container.get("volumeMounts", [])}
+    auth = values.get("shoal", {}).get("auth", {})
+    if auth.get("mode") != "oauth":
+        assert not OAUTH_SETTINGS & set(config), f"oauth settings outside mode oauth: {OAUTH_SETTINGS & set(config)}"
+        assert "SHOAL_UPSTREAM_CLIENT_SECRET" not in env, "an upstream client secret outside mode oauth"
+        assert "signing-keys" not in volumes and "signing-keys" not in mounts, "signing keys outside mode oauth"
+        return
+    oauth = auth["oauth"]
+    assert config["SHOAL_AUTH"] == "oauth", config["SHOAL_AUTH"]
+    assert config["SHOAL_UPSTREAM_ISSUER"] == oauth["upstreamIssuer"], config["SHOAL_UPSTREAM_ISSUER"]
+    assert config["SHOAL_UPSTREAM_CLIENT_ID"] == oauth["upstreamClientId"], config["SHOAL_UPSTREAM_CLIENT_ID"]
+    assert config["SHOAL_PUBLIC_URL"] == values["shoal"]["publicUrl"], config["SHOAL_PUBLIC_URL"]
+    expected = {
+        "SHOAL_UPSTREAM_SCOPES": ",".join(oauth.get("upstreamScopes", [])) or None,
+        "SHOAL_ACCESS_TOKEN_TTL": oauth.get("accessTokenTtl", "1h"),
+        "SHOAL_REFRESH_TOKEN_TTL": oauth.get("refreshTokenTtl", "720h"),
+        "SHOAL_DYNAMIC_REGISTRATION": str(oauth.get("dynamicRegistration", True)).lower(),
+        "SHOAL_REGISTRATIONS_PER_MINUTE": str(oauth.get("registrationsPerMinute", 10)),
+        "SHOAL_REDIRECT_URI_PATTERNS": ",".join(oauth.get("redirectUriPatterns", [])) or None,
+        "SHOAL_CLIENT_METADATA_DOCUMENTS": str(oauth.get("clientMetadataDocuments", True)).lower(),
+        "SHOAL_REQUIRED_SCOPES": ",".join(oauth.get("requiredScopes", [])) or None,
+        "SHOAL_TOOL_SCOPES": ";".join(f"{tool}={' '.join(scopes)}" for tool, scopes in sorted(oauth.get("toolScopes", {}).items())) or None,
+        "SHOAL_RESOURCE_NAME": oauth.get("resourceName") or None,
+    }
+    wrong = {key: (config.get(key), want) for key, want in expected.items() if config.get(key) != want}
+    assert not wrong, f"oauth settings (got, want): {wrong}"
+    assert "SHOAL_ISSUER" not in config, "SHOAL_ISSUER (jwt) in mode oauth"
+
+    secret = oauth["clientSecret"]
+    ref = env["SHOAL_UPSTREAM_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": secret["existingSecret"], "key": secret.get("existingSecretKey", "client-secret")}, ref
+    made = {doc["metadata"]["name"] for doc in docs if doc["kind"] == "Secret"}
+    assert secret["existingSecret"] not in made, "the chart must not create the client secret's Secret"
+
+    keys = oauth.get("signingKeys", {})
+    if keys.get("existingSecret"):
+        assert keys["existingSecret"] not in made, "the chart must not create the signing keys' Secret"
+        volume = volumes["signing-keys"]["secret"]
+        assert volume["secretName"] == keys["existingSecret"], volume
+        assert volume["defaultMode"] == 0o440, f"signing keys mode {oct(volume['defaultMode'])}"
+        (item,) = volume["items"]
+        assert item["key"] == keys.get("existingSecretKey", "signing-keys.pem"), item
+        mount = mounts["signing-keys"]
+        assert mount.get("readOnly") is True, "the signing keys are mounted writable"
+        path = f"{mount['mountPath']}/{item['path']}"
+        assert config["SHOAL_SIGNING_KEYS_FILE"] == path, f"SHOAL_SIGNING_KEYS_FILE {config['SHOAL_SIGNING_KEYS_FILE']}, mounted at {path}"
+        assert spec["securityContext"].get("fsGroup") == spec["securityContext"].get("runAsGroup"), "the key file's group is not the process's"
+    else:
+        assert "SHOAL_SIGNING_KEYS_FILE" not in config and "signing-keys" not in volumes, "signing keys nobody configured"
+
+    policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
+    if policies:
+        ports = {port["port"] for rule in policies[0]["spec"]["egress"] for port in rule.get("ports", []) if "to" not in rule}
+        assert 443 in ports, f"no egress on 443 to the upstream provider and metadata documents: {ports}"
+        issuer_port = oauth["upstreamIssuer"].split("/")[2].rpartition(":")[2]
+        if issuer_port.isdigit():
+            assert int(issuer_port) in ports, f"no egress to the issuer's port {issuer_port}: {ports}"
+
+
 def check_tokens(docs: list[dict[str, Any]], ref: dict[str, str], values: dict[str, Any]) -> None:
     """The pod's tokens come from the existing Secret, untouched, or from the Secret the chart
     makes of shoal.auth.static.tokens, holding exactly that value."""
@@ -345,6 +437,41 @@ def check_tokens(docs: list[dict[str, Any]], ref: dict[str, str], values: dict[s
         assert "helm.sh/resource-policy" not in annotations, "a kept tokens Secret outlives the release"
 
 
+# A complete oauth configuration (besides BASE), and what the refusal of each required value
+# must say when it is left out.
+OAUTH = {
+    "shoal": {
+        "publicUrl": "https://mcp.example.com/mcp",
+        "auth": {
+            "mode": "oauth",
+            "static": {"existingSecret": ""},
+            "oauth": {
+                "upstreamIssuer": "https://kc.example.com/realms/mcp",
+                "upstreamClientId": "shoal",
+                "clientSecret": {"existingSecret": "shoal-oauth"},
+            },
+        },
+    }
+}
+OAUTH_REQUIRED = {
+    "upstreamIssuer": "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamIssuer",
+    "upstreamClientId": "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamClientId",
+    "clientSecret.existingSecret": "shoal.auth.mode=oauth needs shoal.auth.oauth.clientSecret.existingSecret",
+    "publicUrl": "shoal.auth.mode=oauth needs shoal.publicUrl",
+}
+
+
+def oauth_without(missing: str) -> dict[str, Any]:
+    """OAUTH over BASE with one required value emptied."""
+    if missing == "publicUrl":
+        return merged(OAUTH, {"shoal": {"publicUrl": ""}})
+    *parents, leaf = missing.split(".")
+    emptied: dict[str, Any] = {leaf: ""}
+    for parent in reversed(parents):
+        emptied = {parent: emptied}
+    return merged(OAUTH, {"shoal": {"auth": {"oauth": emptied}}})
+
+
 def load_values(path: str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as file:
         values = helm.values_from_yaml(file.read())
@@ -360,6 +487,10 @@ def check_chart(checks: Checks, repo: str) -> None:
     assert cases, "no helm/shoal/ci/*-values.yaml"
     cases.append(("shoal.auth.static.tokens", merged(BASE, {"shoal": {"auth": {"static": {
         "existingSecret": "", "tokens": "ci=ci-token-1,ops=ops-token-2"}}}})))
+    cases.append(("oauth with only its required values", merged(BASE, OAUTH)))
+    cases.append(("oauth without metadata documents or registration, NetworkPolicy", merged(BASE, merged(OAUTH, {
+        "networkPolicy": {"enabled": True},
+        "shoal": {"auth": {"oauth": {"clientMetadataDocuments": False, "dynamicRegistration": False}}}}))))
 
     for label, values in cases:
 
@@ -444,6 +575,10 @@ def check_chart(checks: Checks, repo: str) -> None:
             ["shoal.auth.allowUnauthenticated=true"],
         ),
         ("jwt without issuer (chart guard)", {"shoal": {"auth": {"mode": "jwt"}}}, ["shoal.auth.jwt.issuer"]),
+        *(
+            (f"oauth without {missing} (chart guard)", oauth_without(missing), [message])
+            for missing, message in OAUTH_REQUIRED.items()
+        ),
         ("replicaCount 3 on in-memory sessions (chart guard)", {"replicaCount": 3}, ["replicaCount > 1 needs"]),
         ("autoscaling on in-memory sessions (chart guard)", {"autoscaling": {"enabled": True}}, ["autoscaling.enabled needs"]),
     ]

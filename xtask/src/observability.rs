@@ -33,6 +33,11 @@
 //! This proves each selector, label and function matches what Shoal exports; the thresholds
 //! themselves are covered by the promtool unit tests.
 //!
+//! The exception: the `shoal_oauth_*` counters exist only with `--auth oauth` (and only from
+//! their first event), which this run does not use. Expressions of them may return nothing
+//! here (they are listed as such); instead every `shoal_oauth_*` name they use must be a string
+//! literal in the auth crate's [`OAUTH_SOURCES`], which catches a misspelt metric.
+//!
 //! Everything runs on loopback, is bounded in time and is stopped when the step ends.
 //!
 //! One file (about 720 lines): the step above in order, and the small blocking HTTP client,
@@ -81,6 +86,10 @@ const PROXY_EXPRS: [&str; 2] = [
     "sum by (backend) (rate(rr_proxy_requests_total[1m]))",
     "rr_proxy_backend_ready",
 ];
+/// The prefix of the metrics that only `--auth oauth` exports (see the module docs).
+const OAUTH_PREFIX: &str = "shoal_oauth_";
+/// Where those metrics are named, relative to the workspace root.
+const OAUTH_SOURCES: &str = "crates/shoal-auth/src/server";
 /// The variable values of the local run (see the module docs).
 const SUBSTITUTIONS: [(&str, &str); 4] = [
     ("${job}", "shoal"),
@@ -108,6 +117,10 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
 
     let dashboard = dashboard_exprs(&repo.root().join(DASHBOARD))?;
     let alerts = alert_exprs(&repo.root().join(RULES))?;
+    check_oauth_names(
+        &repo.root().join(OAUTH_SOURCES),
+        dashboard.iter().chain(&alerts),
+    )?;
 
     let shoal = server::build(repo, tools)?;
     // The test kit finds it the same way; this says how to get it when it is missing.
@@ -247,11 +260,17 @@ fn run_cluster(
 
     let mut table = String::new();
     let mut empty = Vec::new();
+    let mut oauth_only = 0;
     for (source, expr) in dashboard.iter().chain(alerts) {
         let count = query(prometheus_addr, expr).with_context(|| format!("{source}: {expr}"))?;
         let _ = writeln!(table, "{count:>6}  {source}: {}", one_line(expr));
         if count == 0 {
-            empty.push(format!("{source}: {expr}"));
+            if oauth_metric_names(expr).is_empty() {
+                empty.push(format!("{source}: {expr}"));
+            } else {
+                // Not exported without --auth oauth; its names were checked against the source.
+                oauth_only += 1;
+            }
         }
     }
     let mut short = Vec::new();
@@ -278,7 +297,8 @@ fn run_cluster(
         );
     }
     println!(
-        "all {} dashboard, {} alert and {} rr-proxy expressions returned data",
+        "all {} dashboard, {} alert and {} rr-proxy expressions returned data, but {oauth_only} \
+         of shoal_oauth_* metrics (--auth oauth only; their names are in {OAUTH_SOURCES})",
         dashboard.len(),
         alerts.len(),
         PROXY_EXPRS.len()
@@ -415,6 +435,60 @@ fn dashboard_exprs(path: &Path) -> Result<Vec<(String, String)>> {
         bail!("{} has no PromQL targets", path.display());
     }
     Ok(exprs)
+}
+
+/// The `shoal_oauth_*` metric names `expr` uses.
+fn oauth_metric_names(expr: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find(OAUTH_PREFIX) {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(&tail[..end]);
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Fails unless every `shoal_oauth_*` name of `exprs` is a string literal (`"name"`) in a `.rs`
+/// file under `dir`.
+fn check_oauth_names<'a>(
+    dir: &Path,
+    exprs: impl Iterator<Item = &'a (String, String)>,
+) -> Result<()> {
+    let mut sources = String::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                sources.push_str(
+                    &fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                );
+            }
+        }
+    }
+    let mut unknown = Vec::new();
+    for (source, expr) in exprs {
+        for name in oauth_metric_names(expr) {
+            if !sources.contains(&format!("\"{name}\"")) {
+                unknown.push(format!("{source}: {name}"));
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        bail!(
+            "metrics that {} does not name:\n{}",
+            dir.display(),
+            unknown.join("\n")
+        );
+    }
+    Ok(())
 }
 
 /// Writes what the proxy served to `rr-proxy.log` and copies Redis's log (which lives in the
@@ -682,6 +756,39 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_oauth_metric_names() {
+        assert_eq!(
+            oauth_metric_names(
+                "sum(rate(shoal_oauth_cimd_cache_hits_total{job=~\"$job\"}[1m])) / sum(rate(shoal_oauth_cimd_fetches_total[1m]))"
+            ),
+            [
+                "shoal_oauth_cimd_cache_hits_total",
+                "shoal_oauth_cimd_fetches_total"
+            ]
+        );
+        assert!(oauth_metric_names("sum(rate(shoal_sessions_initialized_total[1m]))").is_empty());
+    }
+
+    #[test]
+    fn the_oauth_names_of_the_dashboard_and_alerts_are_exported() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dashboard = dashboard_exprs(&root.join(DASHBOARD)).unwrap();
+        let alerts = alert_exprs(&root.join(RULES)).unwrap();
+        assert!(
+            dashboard
+                .iter()
+                .chain(&alerts)
+                .any(|(_, e)| !oauth_metric_names(e).is_empty())
+        );
+        check_oauth_names(&root.join(OAUTH_SOURCES), dashboard.iter().chain(&alerts)).unwrap();
+        let misspelt = [(
+            "test".to_owned(),
+            "shoal_oauth_tokens_issue_total".to_owned(),
+        )];
+        assert!(check_oauth_names(&root.join(OAUTH_SOURCES), misspelt.iter()).is_err());
+    }
 
     #[test]
     fn strips_a_trailing_threshold_only() {

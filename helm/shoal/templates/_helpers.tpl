@@ -99,6 +99,37 @@ app.kubernetes.io/component: server
 {{- join "," (uniq $hosts) }}
 {{- end }}
 
+{{/* SHOAL_REQUIRED_SCOPES and SHOAL_TOOL_SCOPES of a jwt or oauth values block, as ConfigMap
+     lines indented for its data. */}}
+{{- define "shoal.scopeSettings" -}}
+{{- if .requiredScopes }}
+  SHOAL_REQUIRED_SCOPES: {{ join "," .requiredScopes | quote }}
+{{- end }}
+{{- if .toolScopes }}
+{{- $scopes := list }}
+{{- range $tool, $needed := .toolScopes }}
+{{- $scopes = append $scopes (printf "%s=%s" $tool (join " " $needed)) }}
+{{- end }}
+  SHOAL_TOOL_SCOPES: {{ join ";" $scopes | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret of the oauth signing keys; empty outside oauth mode or without one. */}}
+{{- define "shoal.signingKeysSecret" -}}
+{{- if eq .Values.shoal.auth.mode "oauth" }}{{ .Values.shoal.auth.oauth.signingKeys.existingSecret }}{{ end }}
+{{- end }}
+
+{{/* Where the oauth signing keys are mounted, and the file in that directory. */}}
+{{- define "shoal.signingKeysDir" -}}/etc/shoal/oauth{{- end }}
+{{- define "shoal.signingKeysFile" -}}{{ include "shoal.signingKeysDir" . }}/signing-keys.pem{{- end }}
+
+{{/* The port of the oauth upstream issuer when its URL names one (the NetworkPolicy opens
+     443 anyway). */}}
+{{- define "shoal.upstreamIssuerPort" -}}
+{{- $host := (urlParse .Values.shoal.auth.oauth.upstreamIssuer).host }}
+{{- if contains ":" $host }}{{ last (splitList ":" $host) }}{{ end }}
+{{- end }}
+
 {{/* Whole seconds of a "Ns" duration. */}}
 {{- define "shoal.seconds" -}}
 {{- trimSuffix "s" . | int }}
@@ -107,7 +138,7 @@ app.kubernetes.io/component: server
 {{/* Refuse combinations that cannot work, at render time. */}}
 {{- define "shoal.validate" -}}
 {{- if and (eq .Values.shoal.auth.mode "none") (not .Values.shoal.auth.allowUnauthenticated) }}
-{{- fail "shoal.auth.mode=none listens on 0.0.0.0 without authentication: set shoal.auth.allowUnauthenticated=true (only behind a gateway that authenticates), or use shoal.auth.mode=static or jwt" }}
+{{- fail "shoal.auth.mode=none listens on 0.0.0.0 without authentication: set shoal.auth.allowUnauthenticated=true (only behind a gateway that authenticates), or use shoal.auth.mode=static, jwt or oauth" }}
 {{- end }}
 {{- if and .Values.shoal.auth.allowUnauthenticated (ne .Values.shoal.auth.mode "none") }}
 {{- fail "shoal.auth.allowUnauthenticated applies to shoal.auth.mode=none only" }}
@@ -122,6 +153,22 @@ app.kubernetes.io/component: server
 {{- end }}
 {{- if and (eq .Values.shoal.auth.mode "jwt") (not .Values.shoal.auth.jwt.issuer) }}
 {{- fail "shoal.auth.mode=jwt needs shoal.auth.jwt.issuer" }}
+{{- end }}
+{{- if eq .Values.shoal.auth.mode "oauth" }}
+{{- with .Values.shoal.auth.oauth }}
+{{- if not .upstreamIssuer }}
+{{- fail "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamIssuer: the OpenID provider users sign in at, e.g. https://kc.example.com/realms/mcp" }}
+{{- end }}
+{{- if not .upstreamClientId }}
+{{- fail "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamClientId: Shoal's client id at the upstream provider" }}
+{{- end }}
+{{- if not .clientSecret.existingSecret }}
+{{- fail "shoal.auth.mode=oauth needs shoal.auth.oauth.clientSecret.existingSecret: a Secret you manage holding Shoal's client secret at the upstream provider (key shoal.auth.oauth.clientSecret.existingSecretKey); the chart never generates secrets" }}
+{{- end }}
+{{- end }}
+{{- if not .Values.shoal.publicUrl }}
+{{- fail "shoal.auth.mode=oauth needs shoal.publicUrl, the URL browsers and clients reach Shoal at (e.g. https://mcp.example.com/mcp): its origin is the issuer of Shoal's tokens, and the upstream provider must have <origin>/oauth/callback registered as Shoal's redirect URI" }}
+{{- end }}
 {{- end }}
 {{- if not (include "shoal.usesRedis" .) }}
 {{- if .Values.autoscaling.enabled }}
