@@ -249,6 +249,7 @@ pub(crate) async fn callback(
     }
     if let Some(error) = params.error.as_deref() {
         let _ = server.store.take_pending(id).await;
+        tracing::info!(client_id = %pending.client_id, upstream_error = %error, "the upstream provider ended a sign-in with an error");
         metrics::authorization_failed("upstream_refused");
         let description = format!("the sign-in at the identity provider ended with {error}");
         return back_to_client(

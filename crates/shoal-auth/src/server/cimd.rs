@@ -465,13 +465,13 @@ impl CimdResolver {
     ) -> Result<Client, CimdError> {
         let outcome = self.resolve_uncounted(client_id, policy).await;
         match &outcome {
-            Ok((_, true)) => metrics::counter!("shoal_oauth_cimd_cache_hits_total").increment(1),
+            Ok((_, true)) => metrics::counter!(super::metrics::CIMD_CACHE_HITS).increment(1),
             Ok((_, false)) => {
-                metrics::counter!("shoal_oauth_cimd_fetches_total", "outcome" => "ok").increment(1);
+                metrics::counter!(super::metrics::CIMD_FETCHES, "outcome" => "ok").increment(1);
             }
             Err(error) => {
                 tracing::debug!(%error, "client metadata document refused");
-                metrics::counter!("shoal_oauth_cimd_fetches_total", "outcome" => error.outcome())
+                metrics::counter!(super::metrics::CIMD_FETCHES, "outcome" => error.outcome())
                     .increment(1);
             }
         }

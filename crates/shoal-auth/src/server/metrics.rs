@@ -12,6 +12,28 @@ pub(crate) const AUTHORIZATIONS_FAILED: &str = "shoal_oauth_authorizations_faile
 pub(crate) const TOKENS_ISSUED: &str = "shoal_oauth_tokens_issued_total";
 /// Grants revoked, by why (`revocation`, `refresh_reuse`, `code_reuse`).
 pub(crate) const GRANTS_REVOKED: &str = "shoal_oauth_grants_revoked_total";
+/// Client ID Metadata Documents fetched, by outcome (counted in `cimd`).
+pub(crate) const CIMD_FETCHES: &str = "shoal_oauth_cimd_fetches_total";
+/// Client ID Metadata Documents served from the cache (counted in `cimd`).
+pub(crate) const CIMD_CACHE_HITS: &str = "shoal_oauth_cimd_cache_hits_total";
+
+/// Exports every counter with a fixed label set at 0 when the server starts, so that a rate
+/// counts the first event and a dashboard shows 0, not "no data".
+pub(crate) fn start_at_zero() {
+    metrics::counter!(REGISTRATIONS, "method" => "dcr", "outcome" => "ok").absolute(0);
+    metrics::counter!(AUTHORIZATIONS_STARTED).absolute(0);
+    metrics::counter!(AUTHORIZATIONS_COMPLETED).absolute(0);
+    for grant_type in ["authorization_code", "refresh_token"] {
+        metrics::counter!(TOKENS_ISSUED, "grant_type" => grant_type).absolute(0);
+    }
+    for reason in ["revocation", "refresh_reuse", "code_reuse"] {
+        metrics::counter!(GRANTS_REVOKED, "reason" => reason).absolute(0);
+    }
+    for outcome in ["ok", "refused", "failed"] {
+        metrics::counter!(CIMD_FETCHES, "outcome" => outcome).absolute(0);
+    }
+    metrics::counter!(CIMD_CACHE_HITS).absolute(0);
+}
 
 pub(crate) fn registration(method: &'static str, outcome: &'static str) {
     metrics::counter!(REGISTRATIONS, "method" => method, "outcome" => outcome).increment(1);

@@ -146,6 +146,7 @@ impl AuthorizationServer {
         let scopes = scope_notes(&config);
         let tokens = own_token_validator(&issuer, &resource, &keys)?;
         let default_scopes = config.required_scopes.clone();
+        metrics::start_at_zero();
         tracing::info!(
             %issuer,
             upstream = %config.upstream.issuer,

@@ -115,6 +115,7 @@ async fn authorization_code(
                 .revoke_grant(&grant_id, server.config.access_token_ttl)
                 .await?;
             server.note_revoked(&grant_id);
+            tracing::warn!(client_id = %client.client_id, "a code was redeemed twice: its grant is revoked");
             metrics::code_reused();
             return Err(OAuthError::invalid_grant(
                 "the code was already used; the tokens issued for it are revoked",
@@ -210,6 +211,10 @@ async fn refresh_token(
     {
         Refreshed::Rotated(grant) => grant,
         Refreshed::Reused => {
+            tracing::warn!(
+                client_id = %client.client_id,
+                "a replaced refresh token came back: the grant is revoked (a stolen token, or a client that lost its newest one)"
+            );
             server.note_revoked(grant_id);
             metrics::refresh_reused();
             return Err(OAuthError::invalid_grant(
