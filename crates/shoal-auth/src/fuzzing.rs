@@ -49,6 +49,7 @@ impl FixedKeyValidator {
 pub mod oauth {
     pub use crate::server::cimd::*;
     pub use crate::server::client::*;
+    pub use crate::server::redirect::*;
 }
 
 /// The `client_id` the `oauth_client_metadata` target validates documents for.
@@ -66,10 +67,8 @@ const FUZZ_CLIENT_ID: &str = "https://app.example.com/oauth/client.json";
 /// it does not verify, a document client with a secret…).
 pub fn client_metadata(data: &[u8]) {
     use crate::server::cimd::{is_metadata_document_id, validate_document};
-    use crate::server::client::{
-        Client, RedirectPolicy, TokenEndpointAuthMethod, check_redirect, register,
-        registration_response,
-    };
+    use crate::server::client::{Client, TokenEndpointAuthMethod, register, registration_response};
+    use crate::server::redirect::{RedirectPolicy, check_redirect};
 
     let policy = RedirectPolicy::default();
     let accepted_uris = |client: &Client| {

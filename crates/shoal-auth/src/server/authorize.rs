@@ -75,7 +75,7 @@ pub(crate) async fn authorize(
             );
         }
     };
-    let redirect_uri = match super::client::check_redirect(
+    let redirect_uri = match super::redirect::check_redirect(
         &client,
         params.get("redirect_uri").map(String::as_str),
     ) {

@@ -41,9 +41,9 @@ use shoal_core::host::{KeyValue, KvKey, KvNamespace};
 use url::{Host, Url};
 
 use super::client::{
-    Client, ClientOrigin, RedirectPolicy, RegistrationError, TokenEndpointAuthMethod,
-    parse_metadata,
+    Client, ClientOrigin, RegistrationError, TokenEndpointAuthMethod, parse_metadata,
 };
+use super::redirect::RedirectPolicy;
 
 /// Where validated documents are cached.
 pub const NAMESPACE: KvNamespace = KvNamespace::new("oauth-cimd");

@@ -19,8 +19,8 @@
 //!
 //! # Layout
 //!
-//! - `client`, `cimd`: client metadata, registration checks, redirect URI policy, Client ID
-//!   Metadata Documents.
+//! - `client`, `redirect`, `cimd`: client metadata and registration, the redirect URI policy
+//!   and check, Client ID Metadata Documents.
 //! - `authorize`: authorization endpoint, upstream callback, consent.
 //! - `token`: token and revocation endpoints, token issuance.
 //! - `keys`: the signing key ring. `store`: the records. `upstream`: the OpenID provider.
@@ -34,6 +34,7 @@ pub(crate) mod error;
 pub(crate) mod keys;
 pub(crate) mod metrics;
 pub(crate) mod pages;
+pub(crate) mod redirect;
 pub(crate) mod register;
 pub(crate) mod resource;
 pub(crate) mod store;
@@ -61,8 +62,9 @@ use crate::jwks::Jwks;
 use crate::jwt::JwtValidator;
 
 use cimd::{CimdResolver, FetchPolicy};
-use client::{Client, RedirectPolicy};
+use client::Client;
 use keys::SigningKeys;
+use redirect::RedirectPolicy;
 use resource::{OwnTokens, RevokedCache};
 use store::Store;
 use upstream::Upstream;

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::server::redirect::*;
 
 fn refusal(uri: &str) -> RedirectRefusal {
     RedirectPolicy::default().check(uri).unwrap_err()
@@ -13,10 +14,7 @@ fn refusal(uri: &str) -> RedirectRefusal {
 fn the_default_patterns_are_valid() {
     let policy = RedirectPolicy::new(RedirectPolicy::DEFAULT_PATTERNS).unwrap();
     assert_eq!(policy, RedirectPolicy::default());
-    assert_eq!(
-        policy.patterns.len(),
-        RedirectPolicy::DEFAULT_PATTERNS.len()
-    );
+    assert_eq!(policy.len(), RedirectPolicy::DEFAULT_PATTERNS.len());
 }
 
 #[test]
