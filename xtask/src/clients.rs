@@ -7,6 +7,8 @@
 //! answer `input_required` and open a listen stream.
 //! All run, one after the other even if one fails, against one replica and then through three
 //! replicas on one Redis behind the round-robin proxy (logs under `target/xtask/clients-cluster`).
+//! Then the TypeScript and Python SDKs log in to `shoal serve --auth oauth` through three
+//! replicas, one restarted between login and refresh ([`crate::oauth_clients`]).
 
 use anyhow::{Result, bail};
 
@@ -14,6 +16,7 @@ use shoal_testkit::cluster::ShoalCluster;
 
 use crate::Repo;
 use crate::cmd;
+use crate::oauth_clients;
 use crate::process;
 use crate::server::{self, Server, ToolSet};
 use crate::tools::Tools;
@@ -87,13 +90,29 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
         }
     }
     runtime.stop(cluster);
+
+    // The OAuth logins have a topology of their own; they run even if the checks above failed.
+    let logins = oauth_clients::run(repo, tools, &binary);
     if !failed.is_empty() {
+        if let Err(error) = logins {
+            eprintln!("{error:#}");
+        }
         bail!(
             "SDK client checks failed through {REPLICAS} replicas: {}",
             failed.join(", ")
         );
     }
-    Ok(())
+    logins
+}
+
+/// Builds shoal and runs only the SDKs' OAuth logins (`cargo xtask clients --oauth`).
+pub(crate) fn run_oauth(repo: &Repo, tools: &Tools) -> Result<()> {
+    let binary = server::build(repo, tools)?;
+    cmd::run(&mut tools.npm(
+        &repo.root().join(TS_DIR),
+        &["ci", "--no-audit", "--no-fund"],
+    ))?;
+    oauth_clients::run(repo, tools, &binary)
 }
 
 /// Runs every SDK client against `url`, one after the other even if one fails; the names of

@@ -19,7 +19,9 @@
 //!   Redis behind the test kit's round-robin proxy; adding `--redis-cluster`: on a three-master
 //!   Redis Cluster instead; with `--auth`: against `shoal --auth jwt` behind that proxy adding a
 //!   token of the `oidc-provider` fixture).
-//! - `clients`: only the TypeScript and Python SDK client checks against a fresh `shoal`.
+//! - `clients [--oauth]`: only the TypeScript and Python SDK client checks against a fresh
+//!   `shoal`, then their OAuth logins to `shoal --auth oauth` on three replicas (with `--oauth`:
+//!   only the logins).
 //! - `load-smoke`: only every `shoal-load` scenario for 10 s against one `shoal` on its own
 //!   `redis-server`, failing on any error (the `load-smoke` step of `ci`).
 //! - `faults [--scenario NAME]...`: only the fault-injection suite (`shoal-faults`: replicas
@@ -80,6 +82,7 @@ mod deny;
 mod faults;
 mod fuzz;
 mod image;
+mod oauth_clients;
 mod observability;
 mod process;
 mod server;
@@ -144,7 +147,11 @@ enum Task {
         revision: Option<Revision>,
     },
     /// Build `shoal`, serve the `demo` tool set and run the TypeScript and Python SDK clients on it.
-    Clients,
+    Clients {
+        /// Only the SDKs' OAuth logins to `shoal serve --auth oauth` (three replicas).
+        #[arg(long)]
+        oauth: bool,
+    },
     /// Drive Debian's Chromium through the OAuth consent and error pages of `shoal --auth
     /// oauth` (screenshots in target/xtask/browser/).
     Browser,
@@ -313,8 +320,8 @@ fn main() -> ExitCode {
         Task::Image => Steps::execute("image", &["image"], |steps| {
             steps.run("image", || image::run(&repo))
         }),
-        Task::Clients => Steps::execute("clients", &["tools", "clients"], |steps| {
-            only_clients(&repo, steps)
+        Task::Clients { oauth } => Steps::execute("clients", &["tools", "clients"], |steps| {
+            only_clients(&repo, steps, oauth)
         }),
         Task::Browser => Steps::execute("browser", &["tools", "browser"], |steps| {
             let tools = steps.run("tools", || Tools::ensure(&repo, Needs::NODE))?;
@@ -464,9 +471,13 @@ fn only_conformance_auth(
     steps.run("conformance-auth", || auth::run(repo, &tools, scenario))
 }
 
-fn only_clients(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
+fn only_clients(repo: &Repo, steps: &mut Steps, oauth: bool) -> Result<(), StepFailed> {
     let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE_AND_PYTHON))?;
-    steps.run("clients", || clients::run(repo, &tools))
+    if oauth {
+        steps.run("clients", || clients::run_oauth(repo, &tools))
+    } else {
+        steps.run("clients", || clients::run(repo, &tools))
+    }
 }
 
 /// Where things are: the workspace root and cargo's target directory.

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, CertifiedIssuer, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -101,6 +101,26 @@ impl PrivateCa {
     /// A server certificate for `names` (DNS names or IP addresses) signed by this CA, and its
     /// private key.
     pub fn leaf(&self, names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let (cert, key) = self.signed_leaf(names);
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        (cert.der().clone(), key)
+    }
+
+    /// Writes a fresh leaf for `names` and its private key, PEM, to `dir/leaf.pem` and
+    /// `dir/leaf-key.pem` (creating `dir`), for a server of another language (a test script's
+    /// https server); returns both paths.
+    pub fn write_leaf_pem(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.signed_leaf(names);
+        std::fs::create_dir_all(dir).expect("the directory of leaf.pem");
+        let cert_path = dir.join("leaf.pem");
+        let key_path = dir.join("leaf-key.pem");
+        std::fs::write(&cert_path, cert.pem()).expect("leaf.pem written");
+        std::fs::write(&key_path, key.serialize_pem()).expect("leaf-key.pem written");
+        (cert_path, key_path)
+    }
+
+    /// A server certificate for `names` signed by this CA, with its fresh key.
+    fn signed_leaf(&self, names: &[&str]) -> (Certificate, KeyPair) {
         let names: Vec<String> = names.iter().map(|&name| name.to_owned()).collect();
         let mut params = CertificateParams::new(names).expect("valid certificate names");
         params
@@ -112,8 +132,7 @@ impl PrivateCa {
         let cert = params
             .signed_by(&key, &self.issuer)
             .expect("a leaf signed by the CA");
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        (cert.der().clone(), key)
+        (cert, key)
     }
 
     /// A rustls server configuration (aws-lc-rs) presenting a fresh leaf for `names`.

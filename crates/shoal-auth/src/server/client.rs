@@ -439,7 +439,9 @@ pub(crate) fn parse_metadata(
         Some(name) => Some(name.to_owned()),
     };
     let scope = match string_field(object, "scope")? {
+        // Some SDKs send "" when the server advertised no scopes: no scope asked for.
         None => None,
+        Some("") => None,
         Some(scope) if scope.len() > MAX_SCOPE_BYTES => {
             return Err(RegistrationError::TooLong {
                 field: "scope",

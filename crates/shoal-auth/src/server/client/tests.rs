@@ -394,8 +394,8 @@ fn every_refused_registration_says_why() {
             "logo_uri must be an https URL (or http to a loopback host) without userinfo".into()),
         (json!({"redirect_uris": cb, "client_uri": format!("https://app.example.com/{}", "x".repeat(2048))}), "invalid_client_metadata",
             "client_uri is longer than 2048 bytes".into()),
-        (json!({"redirect_uris": cb, "scope": ""}), "invalid_client_metadata",
-            "scope \"\" is not a list of scope tokens separated by single spaces (RFC 6749 §3.3)".into()),
+        (json!({"redirect_uris": cb, "scope": " "}), "invalid_client_metadata",
+            "scope \" \" is not a list of scope tokens separated by single spaces (RFC 6749 §3.3)".into()),
         (json!({"redirect_uris": cb, "scope": "a  b"}), "invalid_client_metadata",
             "scope \"a  b\" is not a list of scope tokens separated by single spaces (RFC 6749 §3.3)".into()),
         (json!({"redirect_uris": cb, "scope": "a\"b"}), "invalid_client_metadata",
@@ -550,4 +550,12 @@ fn a_stored_client_reads_back() {
         TokenEndpointAuthMethod::ClientSecretBasic.to_string(),
         "client_secret_basic"
     );
+}
+
+#[test]
+fn an_empty_scope_is_no_scope() {
+    // The Python SDK 1.x registers with "scope": "" when the server advertises none.
+    let body = json!({ "redirect_uris": ["http://127.0.0.1:33418/cb"], "scope": "" });
+    let (client, _) = register(body.to_string().as_bytes(), &RedirectPolicy::default(), 0).unwrap();
+    assert_eq!(client.scope, None);
 }
