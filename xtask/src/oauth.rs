@@ -42,6 +42,7 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use reqwest::Url;
@@ -69,6 +70,9 @@ const UPSTREAM_CLIENT: &str = "shoal-upstream";
 const UPSTREAM_SECRET: &str = "shoal-upstream-secret";
 /// The variable `shoal serve` reads the upstream client secret from.
 const ENV_UPSTREAM_SECRET: &str = "SHOAL_UPSTREAM_CLIENT_SECRET";
+/// How often the suite's callback server is tried, and how long apart.
+const CALLBACK_ATTEMPTS: u32 = 50;
+const CALLBACK_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// The name the headless user types into the upstream login form.
 const USER: &str = "conformance";
 /// The authorization-server suite's scenarios; each must have run.
@@ -148,18 +152,10 @@ pub(crate) fn run(
         callback: format!("http://{callback_addr}/callback"),
         callback_port: callback_addr.port(),
         proxy_addr,
+        log_dir: log_dir.clone(),
     };
 
-    let mut proxies = 0;
-    let outcome = deployment.check(
-        repo,
-        tools,
-        &runtime,
-        scenario,
-        revisions,
-        &log_dir,
-        &mut proxies,
-    );
+    let outcome = deployment.check(repo, tools, &runtime, scenario, revisions);
     if let Err(error) = copy_log(&redis.dir().join("redis.log"), &log_dir.join("redis.log")) {
         eprintln!("{error:#}");
     }
@@ -186,13 +182,14 @@ struct Deployment {
     callback: String,
     callback_port: u16,
     proxy_addr: SocketAddr,
+    /// Where the replicas log, and the suite's transcript and the proxies' logs go.
+    log_dir: PathBuf,
 }
 
 // === impl Deployment ===
 
 impl Deployment {
-    /// Steps 2 to 5 of the module docs; `proxies` counts the proxies whose log was written.
-    #[allow(clippy::too_many_arguments)]
+    /// Steps 2 to 5 of the module docs.
     fn check(
         &self,
         repo: &Repo,
@@ -200,8 +197,6 @@ impl Deployment {
         runtime: &Runtime,
         scenario: Option<&str>,
         revisions: &[Revision],
-        log_dir: &Path,
-        proxies: &mut usize,
     ) -> Result<()> {
         // 2. The authorization server, without a token in the proxy.
         let cluster = runtime.run("shoal did not start", self.builder.clone().start())?;
@@ -211,7 +206,7 @@ impl Deployment {
         );
         let token = (|| -> Result<String> {
             // 3. The authorization-server suite.
-            self.authorization_suite(repo, tools, runtime, log_dir)?;
+            self.authorization_suite(repo, tools, runtime)?;
             // 4. A token for the server suites.
             let token = runtime.run("the token flow panicked", self.token())??;
             ensure_jwt(&token)?;
@@ -222,8 +217,7 @@ impl Deployment {
             );
             Ok(token)
         })();
-        *proxies += 1;
-        keep_proxy_log(&cluster, log_dir, *proxies);
+        keep_proxy_log(&cluster, &self.log_dir, 1);
         runtime.stop(cluster);
         let token = token?;
 
@@ -258,21 +252,14 @@ impl Deployment {
                 )
             })
         })();
-        *proxies += 1;
-        keep_proxy_log(&cluster, log_dir, *proxies);
+        keep_proxy_log(&cluster, &self.log_dir, 2);
         runtime.stop(cluster);
         outcome
     }
 
     /// Registers a client for the suite's callback, runs `conformance authorization`, walks
     /// the authorization URL it prints, and checks every result it wrote.
-    fn authorization_suite(
-        &self,
-        repo: &Repo,
-        tools: &Tools,
-        runtime: &Runtime,
-        log_dir: &Path,
-    ) -> Result<()> {
+    fn authorization_suite(&self, repo: &Repo, tools: &Tools, runtime: &Runtime) -> Result<()> {
         let client_id = runtime.run(
             "the registration panicked",
             register(&self.origin, &self.callback, "MCP conformance suite"),
@@ -305,7 +292,7 @@ impl Deployment {
             .spawn()
             .with_context(|| format!("could not start `{}`", cmd::display(&command)))?;
         let mut suite = Suite(child);
-        let transcript = log_dir.join("authorization-suite.log");
+        let transcript = self.log_dir.join("authorization-suite.log");
         let walked = self.follow(runtime, &mut suite, &transcript)?;
         let status = suite
             .0
@@ -372,12 +359,18 @@ impl Deployment {
             "xtask: walked the authorization URL in {} requests; delivering the redirect",
             walk.visits.len()
         );
-        let response = user
-            .http()
-            .get(&walk.redirect)
-            .send()
-            .await
-            .context("the suite's callback server did not answer")?;
+        // The suite prints the URL right after asking Node to listen, which binds a moment
+        // later: a refused connection is retried.
+        let mut attempts = 0;
+        let response = loop {
+            attempts += 1;
+            match user.http().get(&walk.redirect).send().await {
+                Err(error) if error.is_connect() && attempts < CALLBACK_ATTEMPTS => {
+                    tokio::time::sleep(CALLBACK_RETRY_DELAY).await;
+                }
+                other => break other.context("the suite's callback server did not answer")?,
+            }
+        };
         ensure!(
             response.status().is_success(),
             "the suite's callback server answered HTTP {}",
