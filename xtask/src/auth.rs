@@ -142,7 +142,7 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, scenario: Option<&str>) -> Result<
 }
 
 /// Fails unless `token` is a JWS compact serialization: three base64url segments.
-fn ensure_jwt(token: &str) -> Result<()> {
+pub(crate) fn ensure_jwt(token: &str) -> Result<()> {
     let jws = token.split('.').count() == 3
         && token
             .bytes()
@@ -153,7 +153,7 @@ fn ensure_jwt(token: &str) -> Result<()> {
 
 /// `POST /mcp` (an `initialize`) straight to shoal with the proxy's `Host` and no token must
 /// get 401 with a Bearer challenge that points at the proxy's Protected Resource Metadata.
-fn check_unauthenticated(shoal: SocketAddr, proxy: SocketAddr) -> Result<()> {
+pub(crate) fn check_unauthenticated(shoal: SocketAddr, proxy: SocketAddr) -> Result<()> {
     let (status, head) = post_initialize(shoal, proxy)
         .with_context(|| format!("cannot POST an initialize to shoal on {shoal}"))?;
     let challenge = header(&head, "www-authenticate").unwrap_or_default();
@@ -170,7 +170,7 @@ fn check_unauthenticated(shoal: SocketAddr, proxy: SocketAddr) -> Result<()> {
 }
 
 /// The same `initialize` through the proxy, which adds the token, must succeed.
-fn check_authenticated(proxy: SocketAddr) -> Result<()> {
+pub(crate) fn check_authenticated(proxy: SocketAddr) -> Result<()> {
     let (status, head) = post_initialize(proxy, proxy)
         .with_context(|| format!("cannot POST an initialize through rr-proxy on {proxy}"))?;
     if status != 200 {

@@ -22,9 +22,9 @@ use crate::server::{self, Server, ToolSet};
 use crate::tools::Tools;
 
 /// The suite's package directory, relative to the workspace root.
-const SUITE_DIR: &str = "tests/conformance";
+pub(crate) const SUITE_DIR: &str = "tests/conformance";
 /// The suite's entry point, relative to [`SUITE_DIR`].
-const SUITE_ENTRY: &str = "node_modules/@modelcontextprotocol/conformance/dist/index.js";
+pub(crate) const SUITE_ENTRY: &str = "node_modules/@modelcontextprotocol/conformance/dist/index.js";
 /// Where results go, relative to the target directory (plus the revision's suffix).
 const RESULTS_DIR: &str = "conformance-results";
 

@@ -9,16 +9,20 @@
 //!   conformance suite at 2025-11-25 and at 2026-07-28 (each with its baseline of known
 //!   failures), both against three replicas behind a round-robin proxy (on one Redis, then on
 //!   a three-master Redis Cluster),
-//!   the same suite against an OAuth-protected `shoal` with a real token, the SDK client
+//!   the same suite against an OAuth-protected `shoal` with a real token, the official
+//!   authorization-server suite and both revisions' server suites against `shoal --auth oauth`
+//!   (three replicas on Redis behind the proxy, a token from its own flow), the SDK client
 //!   checks, the load smoke (every `shoal-load` scenario against one replica on Redis), the
 //!   fault-injection suite (`faults`), the observability check (dashboard and alerts against a real Prometheus), the container
 //!   image (built with podman, run, stopped and saved).
 //! - `conformance [--scenario NAME] [--revision 2025-11-25|2026-07-28] [--cluster
-//!   [--redis-cluster] | --auth]`: only the conformance suite against a fresh `shoal`, at one
-//!   revision (default 2025-11-25; with `--cluster` both unless one is named) (with `--cluster`: against three replicas on one
+//!   [--redis-cluster] | --auth | --oauth]`: only the conformance suite against a fresh `shoal`, at one
+//!   revision (default 2025-11-25; with `--cluster` and `--oauth` both unless one is named) (with `--cluster`: against three replicas on one
 //!   Redis behind the test kit's round-robin proxy; adding `--redis-cluster`: on a three-master
 //!   Redis Cluster instead; with `--auth`: against `shoal --auth jwt` behind that proxy adding a
-//!   token of the `oidc-provider` fixture).
+//!   token of the `oidc-provider` fixture; with `--oauth`: the authorization-server suite, then
+//!   the server suites, against three `shoal --auth oauth` on Redis behind that proxy, which
+//!   adds a token of Shoal's own authorization code flow).
 //! - `clients [--oauth]`: only the TypeScript and Python SDK client checks against a fresh
 //!   `shoal`, then their OAuth logins to `shoal --auth oauth` on three replicas (with `--oauth`:
 //!   only the logins).
@@ -62,6 +66,9 @@
 //!   benchmark's targets).
 //! - `auth`: the test kit's `oidc-provider` fixture and one `shoal --auth jwt` behind its proxy
 //!   adding the access token, for the conformance suite.
+//! - `oauth`: three `shoal --auth oauth` on Redis behind the proxy, users logging in at the
+//!   `oidc-provider` fixture through the test kit's headless browser, for the
+//!   authorization-server suite and the server suites.
 //! - `observability`: Prometheus scraping the test kit's cluster, checking `deploy/grafana` and
 //!   `deploy/prometheus`.
 //! - `image`: the container image, built and checked with `podman`.
@@ -82,6 +89,7 @@ mod deny;
 mod faults;
 mod fuzz;
 mod image;
+mod oauth;
 mod oauth_clients;
 mod observability;
 mod process;
@@ -124,8 +132,8 @@ struct Cli {
 enum Task {
     /// Run every CI step in order (tools, fmt, clippy, doc, deny, chart, test, fuzz-smoke,
     /// conformance, conformance-2026, conformance-cluster, conformance-redis-cluster,
-    /// conformance-auth, clients, browser, load-smoke, faults, observability, image); stop at the first
-    /// failure.
+    /// conformance-auth, conformance-oauth, clients, browser, load-smoke, faults, observability,
+    /// image); stop at the first failure.
     Ci,
     /// Build `shoal`, serve the `conformance` tool set and run the MCP conformance suite on it.
     Conformance {
@@ -142,7 +150,12 @@ enum Task {
         /// `oidc-provider` fixture.
         #[arg(long, conflicts_with = "cluster")]
         auth: bool,
-        /// The protocol revision (era) to check [default: 2025-11-25; with `--cluster`: both].
+        /// Run the authorization-server suite, then the suite, against three `shoal --auth
+        /// oauth` on Redis behind a proxy that adds a token of their own authorization code flow.
+        #[arg(long, conflicts_with_all = ["cluster", "auth"])]
+        oauth: bool,
+        /// The protocol revision (era) to check [default: 2025-11-25; with `--cluster` or
+        /// `--oauth`: both].
         #[arg(long, value_enum, conflicts_with = "auth")]
         revision: Option<Revision>,
     },
@@ -248,6 +261,7 @@ fn main() -> ExitCode {
                 "conformance-cluster",
                 "conformance-redis-cluster",
                 "conformance-auth",
+                "conformance-oauth",
                 "clients",
                 "browser",
                 "load-smoke",
@@ -265,6 +279,20 @@ fn main() -> ExitCode {
             "conformance --auth",
             &["tools", "conformance-auth"],
             |steps| only_conformance_auth(&repo, steps, scenario.as_deref()),
+        ),
+        Task::Conformance {
+            scenario,
+            oauth: true,
+            revision,
+            ..
+        } => Steps::execute(
+            "conformance --oauth",
+            &["tools", "conformance-oauth"],
+            |steps| {
+                let revisions: Vec<Revision> =
+                    revision.map_or(Revision::BOTH.to_vec(), |r| vec![r]);
+                only_conformance_oauth(&repo, steps, scenario.as_deref(), &revisions)
+            },
         ),
         Task::Conformance {
             scenario,
@@ -422,6 +450,9 @@ fn ci(repo: &Repo, steps: &mut Steps) -> Result<(), StepFailed> {
         cluster::run(repo, &tools, None, RedisMode::Cluster, &Revision::BOTH)
     })?;
     steps.run("conformance-auth", || auth::run(repo, &tools, None))?;
+    steps.run("conformance-oauth", || {
+        oauth::run(repo, &tools, None, &Revision::BOTH)
+    })?;
     steps.run("clients", || clients::run(repo, &tools))?;
     steps.run("browser", || browser::run(repo, &tools))?;
     steps.run("load-smoke", || bench::smoke::run(repo, &tools))?;
@@ -469,6 +500,19 @@ fn only_conformance_auth(
     // `auth::run` installs the fixture's npm packages when they are missing.
     let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE))?;
     steps.run("conformance-auth", || auth::run(repo, &tools, scenario))
+}
+
+fn only_conformance_oauth(
+    repo: &Repo,
+    steps: &mut Steps,
+    scenario: Option<&str>,
+    revisions: &[Revision],
+) -> Result<(), StepFailed> {
+    // `oauth::run` installs the fixture's npm packages when they are missing.
+    let tools = steps.run("tools", || Tools::ensure(repo, Needs::NODE_AND_REDIS))?;
+    steps.run("conformance-oauth", || {
+        oauth::run(repo, &tools, scenario, revisions)
+    })
 }
 
 fn only_clients(repo: &Repo, steps: &mut Steps, oauth: bool) -> Result<(), StepFailed> {

@@ -267,10 +267,15 @@ fn issue(
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": ttl,
-        "scope": scope,
     });
-    if let (Some(refresh), Some(map)) = (refresh_token, body.as_object_mut()) {
-        map.insert("refresh_token".into(), refresh.into());
+    if let Some(map) = body.as_object_mut() {
+        // No scope granted: no `scope` member rather than an empty one.
+        if !scope.is_empty() {
+            map.insert("scope".into(), scope.into());
+        }
+        if let Some(refresh) = refresh_token {
+            map.insert("refresh_token".into(), refresh.into());
+        }
     }
     let mut response = (StatusCode::OK, Json(body)).into_response();
     no_store(response.headers_mut());
