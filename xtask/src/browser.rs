@@ -16,21 +16,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use shoal_testkit::cluster::ShoalCluster;
-use shoal_testkit::oidc::{LoginClient, OidcProvider, Options};
 
 use crate::Repo;
 use crate::cmd;
 use crate::server::{self, ToolSet, free_ports};
 use crate::tools::{self, Tools};
-use crate::topology::{Runtime, clear_dir, log_tail};
+use crate::topology::{Runtime, clear_dir, log_tail, oauth_replicas, upstream_provider};
 
 /// The script's package directory, relative to the workspace root.
 const BROWSER_DIR: &str = "tests/browser";
 /// Where the logs and screenshots go, relative to the target directory.
 const OUT_DIR: &str = "xtask/browser";
-/// Shoal's client at the upstream provider.
-const UPSTREAM_CLIENT: &str = "shoal-browser-check";
-const UPSTREAM_SECRET: &str = "shoal-browser-check-secret";
 
 /// Builds shoal, starts the provider and shoal, and runs the browser script.
 pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
@@ -45,30 +41,15 @@ pub(crate) fn run(repo: &Repo, tools: &Tools) -> Result<()> {
     let resource = format!("{origin}/mcp");
 
     let runtime = Runtime::new()?;
-    let provider = runtime.run(
-        "the oidc-provider fixture did not start",
-        OidcProvider::start_with(Options::new(&resource, &[]).login_client(LoginClient::new(
-            UPSTREAM_CLIENT,
-            UPSTREAM_SECRET,
-            [format!("{origin}/oauth/callback")],
-        ))),
-    )?;
+    let provider = upstream_provider(&runtime, &origin, &resource)?;
+    let replicas = ShoalCluster::builder(&shoal)
+        .replicas(1)
+        .memory_host()
+        .tools(ToolSet::Demo.to_string())
+        .proxy_addr(proxy_addr);
     let cluster = runtime.run(
         "shoal did not start",
-        ShoalCluster::builder(&shoal)
-            .replicas(1)
-            .memory_host()
-            .tools(ToolSet::Demo.to_string())
-            .proxy_addr(proxy_addr)
-            .env("SHOAL_UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET)
-            .arg("--public-url")
-            .arg(&resource)
-            .arg("--auth")
-            .arg("oauth")
-            .arg("--upstream-issuer")
-            .arg(provider.issuer())
-            .arg("--upstream-client-id")
-            .arg(UPSTREAM_CLIENT)
+        oauth_replicas(replicas, &resource, &provider)
             .arg("--required-scopes")
             .arg("mcp:tools")
             .arg("--tool-scope")

@@ -49,7 +49,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use shoal_testkit::browser::{Decision, HeadlessUser};
 use shoal_testkit::cluster::{ClusterBuilder, ShoalCluster};
-use shoal_testkit::oidc::{LoginClient, OidcProvider, Options, Pkce};
+use shoal_testkit::oidc::Pkce;
 use shoal_testkit::proxy::header_pair;
 use shoal_testkit::redis::RedisServer;
 
@@ -60,16 +60,13 @@ use crate::conformance::{self, Revision};
 use crate::process;
 use crate::server::{self, ToolSet, free_ports};
 use crate::tools::Tools;
-use crate::topology::{Runtime, clear_dir, copy_log, log_tail, write_proxy_log};
+use crate::topology::{
+    Runtime, UPSTREAM_CLIENT, clear_dir, copy_log, log_tail, oauth_replicas, upstream_provider,
+    write_proxy_log,
+};
 
 /// How many `shoal` replicas run behind the proxy.
 const REPLICAS: usize = 3;
-/// Shoal's client at the upstream provider.
-const UPSTREAM_CLIENT: &str = "shoal-upstream";
-/// Its secret: a loopback fixture's, given to `shoal` in the environment only.
-const UPSTREAM_SECRET: &str = "shoal-upstream-secret";
-/// The variable `shoal serve` reads the upstream client secret from.
-const ENV_UPSTREAM_SECRET: &str = "SHOAL_UPSTREAM_CLIENT_SECRET";
 /// How often the suite's callback server is tried, and how long apart.
 const CALLBACK_ATTEMPTS: u32 = 50;
 const CALLBACK_RETRY_DELAY: Duration = Duration::from_millis(100);
@@ -112,15 +109,7 @@ pub(crate) fn run(
     // The proxy serves from the runtime's workers while this thread waits for the suites.
     let runtime = Runtime::new()?;
     let redis = runtime.run("redis-server did not start", RedisServer::start())?;
-    let provider = runtime.run(
-        "the oidc-provider fixture did not start",
-        OidcProvider::start_with(Options::new(&resource, &[]).login_client(LoginClient::new(
-            UPSTREAM_CLIENT,
-            UPSTREAM_SECRET,
-            [format!("{origin}/oauth/callback")],
-        ))),
-    );
-    let provider = match provider {
+    let provider = match upstream_provider(&runtime, &origin, &resource) {
         Ok(provider) => provider,
         Err(error) => {
             runtime.stop(redis);
@@ -132,21 +121,16 @@ pub(crate) fn run(
         provider.issuer()
     );
     let deployment = Deployment {
-        builder: ShoalCluster::builder(&shoal)
-            .replicas(REPLICAS)
-            .tools(ToolSet::Conformance.to_string())
-            .redis_url(redis.url())
-            .env(ENV_UPSTREAM_SECRET, UPSTREAM_SECRET)
-            .arg("--public-url")
-            .arg(&resource)
-            .arg("--auth")
-            .arg("oauth")
-            .arg("--upstream-issuer")
-            .arg(provider.issuer())
-            .arg("--upstream-client-id")
-            .arg(UPSTREAM_CLIENT)
-            .proxy_addr(proxy_addr)
-            .log_dir(&log_dir),
+        builder: oauth_replicas(
+            ShoalCluster::builder(&shoal)
+                .replicas(REPLICAS)
+                .tools(ToolSet::Conformance.to_string())
+                .redis_url(redis.url()),
+            &resource,
+            &provider,
+        )
+        .proxy_addr(proxy_addr)
+        .log_dir(&log_dir),
         origin,
         resource,
         callback: format!("http://{callback_addr}/callback"),

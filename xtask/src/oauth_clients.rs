@@ -27,14 +27,15 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use shoal_testkit::cluster::ShoalCluster;
-use shoal_testkit::oidc::{LoginClient, OidcProvider, Options};
 use shoal_testkit::tls::{LEAF_NAMES, PrivateCa};
 
 use crate::Repo;
 use crate::cmd;
 use crate::server::free_ports;
 use crate::tools::Tools;
-use crate::topology::{Runtime, clear_dir, log_tail, write_proxy_log};
+use crate::topology::{
+    Runtime, clear_dir, log_tail, oauth_replicas, upstream_provider, write_proxy_log,
+};
 
 /// The TypeScript check's package directory, relative to the workspace root.
 const TS_DIR: &str = "tests/clients/ts";
@@ -44,12 +45,7 @@ const PYTHON_DIR: &str = "tests/clients/python";
 const REPLICAS: usize = 3;
 /// Where the replicas, the proxy and the certificates are, relative to the target directory.
 const LOG_DIR: &str = "xtask/clients-oauth";
-/// Shoal's client at the upstream provider.
-const UPSTREAM_CLIENT: &str = "shoal-upstream";
-/// Its secret: a throwaway for a throwaway provider.
-const UPSTREAM_SECRET: &str = "shoal-upstream-secret";
-/// The scope every MCP request needs. With none, the Python SDK 1.x registers with
-/// `"scope": ""`, which Shoal refuses as not a list of scope tokens.
+/// The scope every MCP request needs (the clients ask for it, as the challenge says).
 const SCOPE: &str = "mcp:tools";
 /// The user who logs in.
 const USER: &str = "alice";
@@ -97,28 +93,13 @@ pub(crate) fn run(repo: &Repo, tools: &Tools, binary: &Path) -> Result<()> {
 
     let runtime = Runtime::new()?;
     let started = Instant::now();
-    let provider = runtime.run(
-        "the oidc-provider fixture did not start",
-        OidcProvider::start_with(Options::new(&resource, &[]).login_client(LoginClient::new(
-            UPSTREAM_CLIENT,
-            UPSTREAM_SECRET,
-            [format!("{origin}/oauth/callback")],
-        ))),
-    )?;
-    let cluster = ShoalCluster::builder(binary)
+    let provider = upstream_provider(&runtime, &origin, &resource)?;
+    let replicas = ShoalCluster::builder(binary)
         .replicas(REPLICAS)
         .tools("demo")
         .proxy_addr(proxy_addr)
-        .env("SHOAL_UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET)
-        .env("SSL_CERT_FILE", &ca_file)
-        .arg("--public-url")
-        .arg(&resource)
-        .arg("--auth")
-        .arg("oauth")
-        .arg("--upstream-issuer")
-        .arg(provider.issuer())
-        .arg("--upstream-client-id")
-        .arg(UPSTREAM_CLIENT)
+        .env("SSL_CERT_FILE", &ca_file);
+    let cluster = oauth_replicas(replicas, &resource, &provider)
         .arg("--required-scopes")
         .arg(SCOPE)
         .arg("--client-metadata-private-targets")

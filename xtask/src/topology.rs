@@ -19,6 +19,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use shoal_testkit::cluster::ClusterBuilder;
+use shoal_testkit::oidc::{LoginClient, OidcProvider, Options};
 use shoal_testkit::proxy::RoundRobinProxy;
 
 use crate::process::LOG_TAIL_LINES;
@@ -112,6 +114,48 @@ pub(crate) fn log_tail(path: &Path) -> String {
         path.display(),
         tail.join("\n")
     )
+}
+
+/// Shoal's client at the upstream provider of the `--auth oauth` checks.
+pub(crate) const UPSTREAM_CLIENT: &str = "shoal-upstream";
+/// Its secret, given to shoal in `SHOAL_UPSTREAM_CLIENT_SECRET` (never on a command line).
+pub(crate) const UPSTREAM_SECRET: &str = "shoal-upstream-secret";
+
+/// The `oidc-provider` fixture as the upstream provider of `shoal --auth oauth` whose public
+/// URL is `resource` (its origin is the issuer): one login client for Shoal, whose redirect URI
+/// is `<origin>/oauth/callback`.
+pub(crate) fn upstream_provider(
+    runtime: &Runtime,
+    origin: &str,
+    resource: &str,
+) -> Result<OidcProvider> {
+    runtime.run(
+        "the oidc-provider fixture did not start",
+        OidcProvider::start_with(Options::new(resource, &[]).login_client(LoginClient::new(
+            UPSTREAM_CLIENT,
+            UPSTREAM_SECRET,
+            [format!("{origin}/oauth/callback")],
+        ))),
+    )
+}
+
+/// `builder`'s replicas as `shoal serve --auth oauth` at `resource`, users signing in at
+/// `provider`.
+pub(crate) fn oauth_replicas(
+    builder: ClusterBuilder,
+    resource: &str,
+    provider: &OidcProvider,
+) -> ClusterBuilder {
+    builder
+        .env("SHOAL_UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET)
+        .arg("--public-url")
+        .arg(resource)
+        .arg("--auth")
+        .arg("oauth")
+        .arg("--upstream-issuer")
+        .arg(provider.issuer())
+        .arg("--upstream-client-id")
+        .arg(UPSTREAM_CLIENT)
 }
 
 #[cfg(test)]

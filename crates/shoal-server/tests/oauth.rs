@@ -35,14 +35,8 @@ async fn the_whole_flow_on_three_replicas_survives_restarts_of_every_replica() {
 
         // Metadata by the book, from any replica.
         let metadata: Value = deployment
-            .http
-            .get(deployment.url("/.well-known/oauth-authorization-server"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json("/.well-known/oauth-authorization-server")
+            .await;
         assert_eq!(metadata["issuer"], origin);
         assert_eq!(
             metadata["code_challenge_methods_supported"],
@@ -58,24 +52,12 @@ async fn the_whole_flow_on_three_replicas_survives_restarts_of_every_replica() {
         );
         assert_eq!(metadata["client_id_metadata_document_supported"], true);
         let openid: Value = deployment
-            .http
-            .get(deployment.url("/.well-known/openid-configuration"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json("/.well-known/openid-configuration")
+            .await;
         assert_eq!(openid, metadata);
         let prm: Value = deployment
-            .http
-            .get(deployment.url("/.well-known/oauth-protected-resource/mcp"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json("/.well-known/oauth-protected-resource/mcp")
+            .await;
         assert_eq!(prm["authorization_servers"], json!([origin]));
         assert_eq!(prm["resource"], deployment.resource);
         // No redirect between a path and its trailing-slash twin.
@@ -117,15 +99,7 @@ async fn the_whole_flow_on_three_replicas_survives_restarts_of_every_replica() {
         assert_eq!(result["content"][0]["text"], "hi", "{result}");
 
         // A code is single-use, whichever replica sees the second try.
-        let (status, _, body) = deployment
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &authorized.code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &authorized.verifier),
-                ("client_id", &client.client_id),
-            ])
-            .await;
+        let (status, _, body) = deployment.token(&code_exchange(&client, &authorized)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_oauth_error(&body, "invalid_grant", "already used");
 
@@ -232,15 +206,7 @@ async fn the_first_key_of_the_key_file_signs_and_every_key_is_published() {
             std::env::temp_dir().join(format!("shoal-oauth-keys-{}.pem", std::process::id()));
         std::fs::write(&path, pem).unwrap();
         let deployment = deploy(1, true, &["--signing-keys-file", path.to_str().unwrap()]).await;
-        let jwks: Value = deployment
-            .http
-            .get(deployment.url("/oauth/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = deployment.get_json("/oauth/jwks").await;
         let kids: Vec<&str> = jwks["keys"]
             .as_array()
             .unwrap()

@@ -124,7 +124,33 @@ pub struct Authorized {
     pub consent_page: String,
 }
 
+/// The form that exchanges `authorized`'s code for `client` (without `resource`).
+pub fn code_exchange<'a>(
+    client: &'a Registered,
+    authorized: &'a Authorized,
+) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("code", &authorized.code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &authorized.verifier),
+        ("client_id", &client.client_id),
+    ]
+}
+
 impl Deployment {
+    /// GETs `path` of the deployment as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }
@@ -231,16 +257,9 @@ impl Deployment {
     }
 
     pub async fn exchange(&self, client: &Registered, authorized: &Authorized) -> Value {
-        let (status, headers, body) = self
-            .token(&[
-                ("grant_type", "authorization_code"),
-                ("code", &authorized.code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &authorized.verifier),
-                ("client_id", &client.client_id),
-                ("resource", &self.resource),
-            ])
-            .await;
+        let mut form = code_exchange(client, authorized);
+        form.push(("resource", &self.resource));
+        let (status, headers, body) = self.token(&form).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(headers["cache-control"], "no-store");
         body
