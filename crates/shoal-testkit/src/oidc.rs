@@ -439,20 +439,7 @@ impl OidcProvider {
             ("redirect_uri", redirect_uri),
             ("code_verifier", code_verifier),
         ];
-        let response = self
-            .http
-            .post(self.token_endpoint())
-            .basic_auth(&client.id, Some(&client.secret))
-            .form(&form)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {}: {e}\n{}", self.token_endpoint(), self.log_tail()));
-        let status = response.status().as_u16();
-        let body = response
-            .json()
-            .await
-            .unwrap_or_else(|e| panic!("the token response is not JSON: {e}"));
-        (status, body)
+        self.post_token(&client.id, &client.secret, &form).await
     }
 
     /// A token of [`CLIENT_ID`] for the provider's resource with `scopes`.
@@ -508,11 +495,22 @@ impl OidcProvider {
         if let Some(resource) = resource {
             form.push(("resource", resource));
         }
+        self.post_token(client_id, client_secret, &form).await
+    }
+
+    /// POSTs `form` to the token endpoint as `client_id` (client_secret_basic): the status and
+    /// the JSON body.
+    async fn post_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Value) {
         let response = self
             .http
             .post(self.token_endpoint())
             .basic_auth(client_id, Some(client_secret))
-            .form(&form)
+            .form(form)
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {}: {e}\n{}", self.token_endpoint(), self.log_tail()));

@@ -286,21 +286,14 @@ pub fn validate_document(
         }
     }
     let metadata = parse_metadata(object, policy).map_err(CimdError::InvalidMetadata)?;
-    Ok(Client {
-        client_id: client_id.to_owned(),
-        client_secret_sha256: None,
-        redirect_uris: metadata.redirect_uris,
-        client_name: metadata.client_name,
-        client_uri: metadata.client_uri,
-        logo_uri: metadata.logo_uri,
-        scope: metadata.scope,
-        grant_types: metadata.grant_types,
-        response_types: metadata.response_types,
-        // Absent means none; the secret methods were refused above.
-        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-        client_id_issued_at: now,
-        origin: ClientOrigin::MetadataDocument,
-    })
+    // Absent means none; the secret methods were refused above.
+    Ok(metadata.into_client(
+        client_id.to_owned(),
+        None,
+        TokenEndpointAuthMethod::None,
+        now,
+        ClientOrigin::MetadataDocument,
+    ))
 }
 
 // === Address checks ===

@@ -362,6 +362,33 @@ fn valid_scope(scope: &str) -> bool {
 
 /// Validates the client metadata of `object` (RFC 7591 §2) against `policy`; unknown fields
 /// are ignored.
+impl Metadata {
+    /// The client `client_id` of this metadata.
+    pub(crate) fn into_client(
+        self,
+        client_id: String,
+        client_secret_sha256: Option<String>,
+        token_endpoint_auth_method: TokenEndpointAuthMethod,
+        client_id_issued_at: u64,
+        origin: ClientOrigin,
+    ) -> Client {
+        Client {
+            client_id,
+            client_secret_sha256,
+            redirect_uris: self.redirect_uris,
+            client_name: self.client_name,
+            client_uri: self.client_uri,
+            logo_uri: self.logo_uri,
+            scope: self.scope,
+            grant_types: self.grant_types,
+            response_types: self.response_types,
+            token_endpoint_auth_method,
+            client_id_issued_at,
+            origin,
+        }
+    }
+}
+
 pub(crate) fn parse_metadata(
     object: &Map<String, Value>,
     policy: &RedirectPolicy,
@@ -492,20 +519,13 @@ pub fn register(
             Some(random_token(SECRET_BYTES))
         }
     };
-    let client = Client {
-        client_id: random_token(CLIENT_ID_BYTES),
-        client_secret_sha256: secret.as_deref().map(sha256_hex),
-        redirect_uris: metadata.redirect_uris,
-        client_name: metadata.client_name,
-        client_uri: metadata.client_uri,
-        logo_uri: metadata.logo_uri,
-        scope: metadata.scope,
-        grant_types: metadata.grant_types,
-        response_types: metadata.response_types,
-        token_endpoint_auth_method: method,
-        client_id_issued_at: now,
-        origin: ClientOrigin::Registered,
-    };
+    let client = metadata.into_client(
+        random_token(CLIENT_ID_BYTES),
+        secret.as_deref().map(sha256_hex),
+        method,
+        now,
+        ClientOrigin::Registered,
+    );
     Ok((client, secret))
 }
 
