@@ -110,7 +110,7 @@ pub struct Client {
     /// Lower-case hex SHA-256 of the client secret, for confidential clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_sha256: Option<String>,
-    /// The registered redirect URIs, compared exactly ([`check_redirect`]).
+    /// The registered redirect URIs, compared exactly ([`check_redirect`](super::redirect::check_redirect)).
     pub redirect_uris: Vec<String>,
     /// A name to show the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
