@@ -65,7 +65,7 @@ use cimd::{CimdResolver, FetchPolicy};
 use client::Client;
 use keys::SigningKeys;
 use redirect::RedirectPolicy;
-use resource::{OwnTokens, RevokedCache};
+use resource::{OwnTokens, RevokedCache, VerifiedTokens};
 use store::Store;
 use upstream::Upstream;
 
@@ -259,6 +259,7 @@ impl AuthorizationServer {
                 challenger.clone(),
                 state.config.required_scopes.clone(),
             ),
+            verified: VerifiedTokens::default(),
             challenger,
             store: state.store.clone(),
             revoked: state.revoked.clone(),
