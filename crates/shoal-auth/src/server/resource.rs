@@ -179,7 +179,11 @@ mod tests {
         assert_eq!(verified.get(&[1; 32], 1_000), None, "expired at its exp");
         assert_eq!(verified.get(&[2; 32], 900), None, "another token");
         verified.put([3; 32], &principal(None), 900);
-        assert_eq!(verified.get(&[3; 32], 900), None, "no exp: never remembered");
+        assert_eq!(
+            verified.get(&[3; 32], 900),
+            None,
+            "no exp: never remembered"
+        );
     }
 
     #[test]
