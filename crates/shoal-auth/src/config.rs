@@ -177,26 +177,64 @@ impl OAuthConfig {
     }
 }
 
-/// The upstream OpenID Connect provider users log in at, and Shoal's client there.
+/// The upstream provider users log in at, and Shoal's client there.
 #[derive(Clone, PartialEq)]
 pub struct UpstreamConfig {
-    /// Its issuer, discovered by OpenID Connect / RFC 8414 metadata.
-    pub issuer: String,
+    /// The provider, and how it says who the user is.
+    pub provider: UpstreamProvider,
     /// Shoal's client id there.
     pub client_id: String,
     /// Shoal's client secret there.
     pub client_secret: String,
-    /// The scopes asked of it (`openid` is always added).
+    /// The scopes asked of it (`openid` is added for an OpenID Connect provider).
     pub scopes: Vec<String>,
+    /// How Shoal authenticates at its token endpoint; `None`: `client_secret_basic` unless an
+    /// OpenID provider's metadata lists only `client_secret_post`, and `client_secret_post` at
+    /// a plain OAuth 2 provider (GitHub documents only that).
+    pub client_auth: Option<UpstreamClientAuth>,
+}
+
+/// Where users log in, and what Shoal believes about who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamProvider {
+    /// An OpenID Connect provider (Keycloak, Okta, Entra, Google…): discovered from its
+    /// issuer; the user is the `sub` of a verified `id_token` carrying the flow's `nonce`.
+    OpenId {
+        /// Its issuer URL.
+        issuer: String,
+    },
+    /// A plain OAuth 2 provider without OpenID Connect (GitHub-style): its endpoints are
+    /// configured, and the user is what its userinfo endpoint answers to the access token.
+    OAuth2 {
+        /// Where the browser is sent to log in.
+        authorization_endpoint: String,
+        /// Where Shoal redeems the code.
+        token_endpoint: String,
+        /// Where Shoal asks who the user is (`GET`, bearer access token, JSON object).
+        userinfo_endpoint: String,
+        /// The userinfo field that identifies the user: a string or an integer (`id` at
+        /// GitHub, `sub` at most others).
+        subject_field: String,
+    },
+}
+
+/// How Shoal authenticates as a client at the upstream token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamClientAuth {
+    /// `client_secret_basic`: HTTP Basic authentication.
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    Post,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamConfig")
-            .field("issuer", &self.issuer)
+            .field("provider", &self.provider)
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("scopes", &self.scopes)
+            .field("client_auth", &self.client_auth)
             .finish()
     }
 }

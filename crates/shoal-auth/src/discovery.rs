@@ -15,6 +15,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// lead off the configured host or onto plain HTTP).
 pub(crate) fn client() -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
+        // Some providers' APIs (GitHub's userinfo) refuse a request that names no agent.
+        .user_agent(concat!("shoal/", env!("CARGO_PKG_VERSION")))
         .timeout(FETCH_TIMEOUT)
         .connect_timeout(FETCH_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

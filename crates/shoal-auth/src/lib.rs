@@ -83,7 +83,10 @@ use shoal_transport::auth::{
 };
 
 pub use authenticator::StaticTokenAuthenticator;
-pub use config::{AuthConfig, JwtConfig, OAuthConfig, StaticConfig, UpstreamConfig};
+pub use config::{
+    AuthConfig, JwtConfig, OAuthConfig, StaticConfig, UpstreamClientAuth, UpstreamConfig,
+    UpstreamProvider,
+};
 pub use error::Error;
 pub use static_tokens::StaticTokens;
 

@@ -237,9 +237,34 @@ pub struct ServeArgs {
     /// oauth: the OpenID Connect provider users log in at (its issuer URL). Shoal is then the
     /// authorization server of its own endpoint: clients register (dynamically or by a client
     /// metadata document), users sign in upstream and consent, Shoal issues the tokens. Its
-    /// client secret there comes from SHOAL_UPSTREAM_CLIENT_SECRET or a file.
+    /// client secret there comes from SHOAL_UPSTREAM_CLIENT_SECRET or a file. For a plain
+    /// OAuth 2 provider (GitHub-style) give its three endpoints instead.
     #[arg(long, value_name = "URL")]
     pub upstream_issuer: Option<String>,
+
+    /// oauth, a plain OAuth 2 provider instead of --upstream-issuer: where users log in.
+    #[arg(long, value_name = "URL")]
+    pub upstream_authorization_endpoint: Option<String>,
+
+    /// oauth, a plain OAuth 2 provider: where Shoal redeems the code.
+    #[arg(long, value_name = "URL")]
+    pub upstream_token_endpoint: Option<String>,
+
+    /// oauth, a plain OAuth 2 provider: where Shoal asks who the user is, with the access
+    /// token (GitHub: https://api.github.com/user).
+    #[arg(long, value_name = "URL")]
+    pub upstream_userinfo_endpoint: Option<String>,
+
+    /// oauth, a plain OAuth 2 provider: the userinfo field naming the user (GitHub: id)
+    /// [default: sub].
+    #[arg(long, value_name = "FIELD")]
+    pub upstream_subject_field: Option<String>,
+
+    /// oauth: how Shoal authenticates at the upstream token endpoint, client_secret_basic
+    /// or client_secret_post [default: basic unless the provider lists only post; post for
+    /// a plain OAuth 2 provider].
+    #[arg(long, value_name = "METHOD")]
+    pub upstream_client_auth: Option<String>,
 
     /// oauth: Shoal's client id at the upstream provider (its redirect URI there is
     /// `<public origin>/oauth/callback`).
@@ -251,7 +276,8 @@ pub struct ServeArgs {
     pub upstream_client_secret_file: Option<String>,
 
     /// oauth: scopes asked of the upstream provider, comma-separated (openid is always
-    /// added) [default: openid,email,profile].
+    /// added for an OpenID provider) [default: openid,email,profile; none for a plain OAuth 2
+    /// provider].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub upstream_scopes: Option<Vec<String>>,
 

@@ -224,3 +224,54 @@ async fn the_first_key_of_the_key_file_signs_and_every_key_is_published() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_oauth2_upstream_names_the_user_through_its_userinfo_endpoint() {
+    bounded(async {
+        // GitHub-style: no discovery and no id_token; Shoal authenticates with
+        // client_secret_post and asks the userinfo endpoint who logged in. Two replicas on
+        // Redis, so the callback and the token request land on different ones.
+        let deployment = deploy_with(2, false, UpstreamKind::PlainOAuth2, &[]).await;
+        let client = deployment.register_public().await;
+        let authorized = deployment.authorize(&client.client_id, "frank").await;
+        assert!(
+            authorized.consent_page.contains("frank"),
+            "the consent page names the user the userinfo answer named"
+        );
+        let tokens = deployment.exchange(&client, &authorized).await;
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(claims(access)["sub"], "frank");
+        deployment.call_echo(access).await.unwrap();
+        drop(deployment);
+
+        // A userinfo answer without the configured field names no one: the sign-in ends at
+        // the client with server_error, and nothing is issued.
+        let deployment = deploy_with(
+            1,
+            true,
+            UpstreamKind::PlainOAuth2,
+            &["--upstream-subject-field", "id"],
+        )
+        .await;
+        let client = deployment.register_public().await;
+        let url = deployment.authorization_url(&client.client_id, &Pkce::new(), &[]);
+        let walk = shoal_testkit::browser::HeadlessUser::new("grace")
+            .authorize(&url, REDIRECT, shoal_testkit::browser::Decision::Approve)
+            .await
+            .unwrap_or_else(|e| panic!("the authorization walk failed: {e}"));
+        let params = query(&walk.redirect);
+        assert_eq!(
+            params.get("error").map(String::as_str),
+            Some("server_error"),
+            "{}",
+            walk.redirect
+        );
+        assert_eq!(
+            params.get("error_description").map(String::as_str),
+            Some("the sign-in at the identity provider could not be verified")
+        );
+        assert_eq!(params.get("state").map(String::as_str), Some("state-123"));
+        assert!(!params.contains_key("code"), "{}", walk.redirect);
+    })
+    .await;
+}

@@ -149,6 +149,9 @@ pub struct LoginClient {
     pub secret: String,
     /// The registered redirect URIs, exact (none may contain `|`).
     pub redirect_uris: Vec<String>,
+    /// The client of a plain (GitHub-style) OAuth 2 upstream: `client_secret_post`, and an
+    /// access token for the userinfo endpoint rather than for the resource.
+    pub plain_oauth2: bool,
 }
 
 /// A PKCE (RFC 7636) pair for `code_challenge_method=S256`.
@@ -205,7 +208,17 @@ impl LoginClient {
             id: id.to_owned(),
             secret: secret.to_owned(),
             redirect_uris: redirect_uris.into_iter().map(Into::into).collect(),
+            plain_oauth2: false,
         }
+    }
+
+    /// This client as a plain (GitHub-style) OAuth 2 upstream's client: it authenticates with
+    /// `client_secret_post` and, asking for no resource, gets an access token for
+    /// [`OidcProvider::userinfo_endpoint`].
+    #[must_use]
+    pub fn plain_oauth2(mut self) -> Self {
+        self.plain_oauth2 = true;
+        self
     }
 
     /// The fixture's `--login-client` value: `ID:SECRET:URI|URI…`.
@@ -283,6 +296,12 @@ impl OidcProvider {
         let login_args: Vec<String> = login_clients
             .iter()
             .flat_map(|client| ["--login-client".to_owned(), client.arg()])
+            .chain(
+                login_clients
+                    .iter()
+                    .filter(|client| client.plain_oauth2)
+                    .flat_map(|client| ["--oauth2-client".to_owned(), client.id.clone()]),
+            )
             .collect();
         let dir = repo_root().join(FIXTURE_DIR);
         let node = node();
@@ -381,6 +400,11 @@ impl OidcProvider {
     /// The token endpoint, `<issuer>/token`.
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.issuer)
+    }
+
+    /// The userinfo endpoint, `<issuer>/me`.
+    pub fn userinfo_endpoint(&self) -> String {
+        format!("{}/me", self.issuer)
     }
 
     /// The authorization endpoint, `<issuer>/auth`.

@@ -5,7 +5,8 @@
 // provider that Shoal's own authorization server delegates "who is the user" to).
 //
 //   node server.mjs [--port N] [--resource URL] [--scopes "a b c"] [--client ID:SECRET]...
-//                   [--login-client ID:SECRET:REDIRECT_URI[|REDIRECT_URI...]]... [--ttl SECONDS]
+//                   [--login-client ID:SECRET:REDIRECT_URI[|REDIRECT_URI...]]...
+//                   [--oauth2-client ID]... [--ttl SECONDS]
 //
 // Defaults: port 0 (any free one), resource http://127.0.0.1:8080/mcp, scopes
 // "mcp:tools mcp:echo mcp:admin", clients shoal-test:shoal-test-secret and
@@ -43,6 +44,11 @@
 //   POST /token grant_type=authorization_code&code=…&redirect_uri=…&code_verifier=…
 //       (client_secret_basic) → {access_token, id_token, token_type, expires_in, scope}; a
 //       refresh_token too when offline_access was asked for with prompt=consent.
+// --oauth2-client ID makes login client ID the client of a plain (GitHub-style) OAuth 2
+// upstream: it authenticates at the token endpoint with client_secret_post only (Basic answers
+// 401 invalid_client), and asking for no resource it gets an opaque access token for the
+// userinfo endpoint (GET /me, `Authorization: Bearer`; answers {sub, name, email,
+// email_verified} as scoped): a plain OAuth 2 client learns who the user is there.
 // Accounts exist for any name: sub = name = <name>, email = <name>@example.test,
 // email_verified = true. The id_token is RS256 with the provider's current key, aud = the client
 // id, and carries the request's `nonce`; it carries name and email too when the access token
@@ -78,6 +84,7 @@ const { values: args } = parseArgs({
     scopes: { type: 'string', default: 'mcp:tools mcp:echo mcp:admin' },
     client: { type: 'string', multiple: true },
     'login-client': { type: 'string', multiple: true },
+    'oauth2-client': { type: 'string', multiple: true },
     ttl: { type: 'string', default: '300' },
   },
   allowPositionals: false,
@@ -104,6 +111,10 @@ const LOGIN_CLIENTS = (args['login-client'] ?? []).map((spec) => {
   return { id: spec.slice(0, first), secret: spec.slice(first + 1, second), redirectUris };
 });
 const LOGIN_CLIENT_IDS = new Set(LOGIN_CLIENTS.map(({ id }) => id));
+const OAUTH2_CLIENT_IDS = new Set(args['oauth2-client'] ?? []);
+for (const id of OAUTH2_CLIENT_IDS) {
+  if (!LOGIN_CLIENT_IDS.has(id)) throw new Error(`--oauth2-client ${id}: not a --login-client`);
+}
 // The OpenID scopes a login client may ask for, and the claims each one releases.
 const OIDC_CLAIMS = {
   openid: ['sub'],
@@ -158,7 +169,7 @@ function makeProvider(issuer) {
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         redirect_uris: redirectUris,
-        token_endpoint_auth_method: 'client_secret_basic',
+        token_endpoint_auth_method: OAUTH2_CLIENT_IDS.has(id) ? 'client_secret_post' : 'client_secret_basic',
         scope: [...OIDC_SCOPES, ...SCOPES].join(' '),
       })),
     ],
@@ -182,8 +193,8 @@ function makeProvider(issuer) {
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: () => args.resource,
-        useGrantedResource: () => true,
+        defaultResource: (_ctx, client) => (OAUTH2_CLIENT_IDS.has(client?.clientId) ? undefined : args.resource),
+        useGrantedResource: (_ctx, model) => !OAUTH2_CLIENT_IDS.has(model?.clientId),
         getResourceServerInfo: (_ctx, resourceIndicator) => {
           if (!isResourceUrl(resourceIndicator)) {
             throw new Provider.errors.InvalidTarget();
@@ -315,7 +326,8 @@ async function grantEverything(details, accountId) {
   const known = requested.filter((scope) => OIDC_SCOPES.includes(scope) || SCOPES.includes(scope));
   grant.addOIDCScope(known.join(' '));
   const resourceScopes = requested.filter((scope) => SCOPES.includes(scope)).join(' ');
-  for (const resource of [params.resource ?? args.resource].flat()) {
+  const resources = OAUTH2_CLIENT_IDS.has(params.client_id) ? params.resource : params.resource ?? args.resource;
+  for (const resource of [resources ?? []].flat()) {
     grant.addResourceScope(resource, resourceScopes);
   }
   return grant.save();
@@ -375,8 +387,24 @@ const server = http.createServer((req, res) => {
     });
     return;
   }
+  // oidc-provider takes either client_secret method whichever was registered; a plain OAuth 2
+  // client is held to client_secret_post here, so that a test sees which one was sent.
+  if (req.method === 'POST' && path === '/token' && OAUTH2_CLIENT_IDS.has(basicClientId(req))) {
+    return reply(res, 401, {
+      error: 'invalid_client',
+      error_description: 'this client authenticates with client_secret_post',
+    });
+  }
   current(req, res);
 });
+
+// The client id of an `Authorization: Basic` header (RFC 6749 §2.3.1 form-encodes it).
+function basicClientId(req) {
+  const [scheme, credentials] = (req.headers.authorization ?? '').split(' ');
+  if (scheme?.toLowerCase() !== 'basic' || !credentials) return undefined;
+  const decoded = Buffer.from(credentials, 'base64').toString('utf8');
+  return decodeURIComponent(decoded.slice(0, decoded.indexOf(':')).replace(/\+/g, ' '));
+}
 
 server.listen(Number.parseInt(args.port, 10), '127.0.0.1', () => {
   const { port } = server.address();

@@ -151,7 +151,7 @@ impl AuthorizationServer {
         metrics::start_at_zero();
         tracing::info!(
             %issuer,
-            upstream = %config.upstream.issuer,
+            upstream = ?config.upstream.provider,
             signing_key = keys.signing_kid(),
             dynamic_registration = config.dynamic_registration,
             client_metadata_documents = config.client_metadata_documents,

@@ -49,20 +49,60 @@ pub struct Deployment {
     pub http: reqwest::Client,
 }
 
+/// How the upstream provider says who the user is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// OpenID Connect (`--upstream-issuer`): a verified id_token.
+    OpenId,
+    /// Plain OAuth 2, GitHub-style (its three endpoints): the userinfo answer.
+    PlainOAuth2,
+}
+
 pub async fn deploy(replicas: usize, memory: bool, args: &[&str]) -> Deployment {
+    deploy_with(replicas, memory, UpstreamKind::OpenId, args).await
+}
+
+pub async fn deploy_with(
+    replicas: usize,
+    memory: bool,
+    upstream: UpstreamKind,
+    args: &[&str],
+) -> Deployment {
     let proxy_addr: SocketAddr = {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
     let origin = format!("http://{proxy_addr}");
     let resource = format!("{origin}/mcp");
+    let mut login_client = LoginClient::new(
+        UPSTREAM_CLIENT,
+        UPSTREAM_SECRET,
+        [format!("{origin}/oauth/callback")],
+    );
+    if upstream == UpstreamKind::PlainOAuth2 {
+        login_client = login_client.plain_oauth2();
+    }
     let provider =
-        OidcProvider::start_with(Options::new(&resource, &[]).login_client(LoginClient::new(
-            UPSTREAM_CLIENT,
-            UPSTREAM_SECRET,
-            [format!("{origin}/oauth/callback")],
-        )))
-        .await;
+        OidcProvider::start_with(Options::new(&resource, &[]).login_client(login_client)).await;
+    let (authorization_endpoint, token_endpoint, userinfo_endpoint) = (
+        provider.authorization_endpoint().to_owned(),
+        provider.token_endpoint(),
+        provider.userinfo_endpoint(),
+    );
+    let upstream_args: Vec<&str> = match upstream {
+        UpstreamKind::OpenId => vec!["--upstream-issuer", provider.issuer()],
+        // The fixture's userinfo needs `openid`; a plain client asks for it as any scope.
+        UpstreamKind::PlainOAuth2 => vec![
+            "--upstream-authorization-endpoint",
+            &authorization_endpoint,
+            "--upstream-token-endpoint",
+            &token_endpoint,
+            "--upstream-userinfo-endpoint",
+            &userinfo_endpoint,
+            "--upstream-scopes",
+            "openid,profile,email",
+        ],
+    };
     let mut builder = ShoalCluster::builder(SHOAL)
         .replicas(replicas)
         .proxy_addr(proxy_addr)
@@ -72,8 +112,6 @@ pub async fn deploy(replicas: usize, memory: bool, args: &[&str]) -> Deployment 
             &resource,
             "--auth",
             "oauth",
-            "--upstream-issuer",
-            provider.issuer(),
             "--upstream-client-id",
             UPSTREAM_CLIENT,
             "--required-scopes",
@@ -81,6 +119,7 @@ pub async fn deploy(replicas: usize, memory: bool, args: &[&str]) -> Deployment 
             "--tool-scope",
             "echo=mcp:echo",
         ])
+        .args_of(&upstream_args)
         .args_of(args);
     if memory {
         builder = builder.memory_host();

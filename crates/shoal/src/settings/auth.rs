@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use figment::value::Value;
 use shoal_auth::config as auth_config;
-use shoal_auth::{AuthConfig, JwtConfig, OAuthConfig, StaticConfig, StaticTokens, UpstreamConfig};
+use shoal_auth::{
+    AuthConfig, JwtConfig, OAuthConfig, StaticConfig, StaticTokens, UpstreamClientAuth,
+    UpstreamConfig, UpstreamProvider,
+};
 
 use super::sources::{ENV_AUTH_TOKENS, ENV_UPSTREAM_CLIENT_SECRET, Reader};
 
@@ -181,6 +184,11 @@ pub(super) fn read(
 /// The oauth mode's knobs, as given.
 struct OAuthKnobs {
     upstream_issuer: Option<String>,
+    upstream_authorization_endpoint: Option<String>,
+    upstream_token_endpoint: Option<String>,
+    upstream_userinfo_endpoint: Option<String>,
+    upstream_subject_field: Option<String>,
+    upstream_client_auth: Option<String>,
     upstream_client_id: Option<String>,
     upstream_client_secret_file: Option<String>,
     upstream_scopes: Option<Vec<String>>,
@@ -199,6 +207,11 @@ struct OAuthKnobs {
 fn read_oauth(reader: &mut Reader<'_>) -> OAuthKnobs {
     OAuthKnobs {
         upstream_issuer: reader.text("upstream_issuer"),
+        upstream_authorization_endpoint: reader.text("upstream_authorization_endpoint"),
+        upstream_token_endpoint: reader.text("upstream_token_endpoint"),
+        upstream_userinfo_endpoint: reader.text("upstream_userinfo_endpoint"),
+        upstream_subject_field: reader.text("upstream_subject_field"),
+        upstream_client_auth: reader.text("upstream_client_auth"),
         upstream_client_id: reader.text("upstream_client_id"),
         upstream_client_secret_file: reader.text("upstream_client_secret_file"),
         upstream_scopes: reader.list("upstream_scopes", ','),
@@ -226,6 +239,23 @@ impl OAuthKnobs {
             }
         };
         note(self.upstream_issuer.is_some(), "upstream_issuer");
+        note(
+            self.upstream_authorization_endpoint.is_some(),
+            "upstream_authorization_endpoint",
+        );
+        note(
+            self.upstream_token_endpoint.is_some(),
+            "upstream_token_endpoint",
+        );
+        note(
+            self.upstream_userinfo_endpoint.is_some(),
+            "upstream_userinfo_endpoint",
+        );
+        note(
+            self.upstream_subject_field.is_some(),
+            "upstream_subject_field",
+        );
+        note(self.upstream_client_auth.is_some(), "upstream_client_auth");
         note(self.upstream_client_id.is_some(), "upstream_client_id");
         note(
             self.upstream_client_secret_file.is_some(),
@@ -260,12 +290,28 @@ impl OAuthKnobs {
         reader: &mut Reader<'_>,
         warnings: &mut Vec<String>,
     ) -> Option<OAuthConfig> {
-        let issuer = self.upstream_issuer.or_else(|| {
-            reader.fail(
-                "--auth oauth needs --upstream-issuer (the OpenID provider users log in at)".into(),
-            );
-            None
-        });
+        let provider = upstream_provider(
+            self.upstream_issuer,
+            [
+                self.upstream_authorization_endpoint,
+                self.upstream_token_endpoint,
+                self.upstream_userinfo_endpoint,
+            ],
+            self.upstream_subject_field,
+            reader,
+        );
+        let client_auth = match self.upstream_client_auth.as_deref().map(str::trim) {
+            None => None,
+            Some("client_secret_basic" | "basic") => Some(UpstreamClientAuth::Basic),
+            Some("client_secret_post" | "post") => Some(UpstreamClientAuth::Post),
+            Some(other) => {
+                reader.refuse(
+                    "upstream_client_auth",
+                    format!("must be client_secret_basic or client_secret_post, not {other:?}"),
+                );
+                None
+            }
+        };
         let client_id = self.upstream_client_id.or_else(|| {
             reader.fail(
                 "--auth oauth needs --upstream-client-id (Shoal's client at the OpenID provider)"
@@ -305,13 +351,20 @@ impl OAuthKnobs {
                 }
             },
         };
+        let provider = provider?;
+        let default_scopes = match provider {
+            UpstreamProvider::OpenId { .. } => {
+                vec!["openid".into(), "email".into(), "profile".into()]
+            }
+            // A plain provider's scopes are its own (GitHub's /user needs none).
+            UpstreamProvider::OAuth2 { .. } => Vec::new(),
+        };
         let mut config = OAuthConfig::new(UpstreamConfig {
-            issuer: issuer?,
+            provider,
             client_id: client_id?,
             client_secret: secret?,
-            scopes: self
-                .upstream_scopes
-                .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]),
+            scopes: self.upstream_scopes.unwrap_or(default_scopes),
+            client_auth,
         });
         config.signing_keys_pem = signing_keys_pem;
         match self.access_token_ttl {
@@ -342,6 +395,56 @@ impl OAuthKnobs {
         }
         config.client_metadata_private_targets = self.client_metadata_private_targets;
         Some(config)
+    }
+}
+
+/// The upstream provider: an OpenID issuer, or a plain OAuth 2 provider's three endpoints;
+/// never both, never part of the three.
+fn upstream_provider(
+    issuer: Option<String>,
+    [authorization, token, userinfo]: [Option<String>; 3],
+    subject_field: Option<String>,
+    reader: &mut Reader<'_>,
+) -> Option<UpstreamProvider> {
+    const ENDPOINTS: &str = "--upstream-authorization-endpoint, --upstream-token-endpoint and --upstream-userinfo-endpoint";
+    let plain = authorization.is_some() || token.is_some() || userinfo.is_some();
+    match (issuer, authorization, token, userinfo) {
+        (Some(_), ..) if plain => {
+            reader.fail(format!(
+                "the upstream provider is given twice: --upstream-issuer (OpenID Connect) and {ENDPOINTS} (plain OAuth 2); give one"
+            ));
+            None
+        }
+        (Some(issuer), ..) => {
+            if subject_field.is_some() {
+                reader.refuse(
+                    "upstream_subject_field",
+                    "is for a plain OAuth 2 provider; an OpenID provider's user is the id_token's sub".into(),
+                );
+                return None;
+            }
+            Some(UpstreamProvider::OpenId { issuer })
+        }
+        (None, Some(authorization_endpoint), Some(token_endpoint), Some(userinfo_endpoint)) => {
+            Some(UpstreamProvider::OAuth2 {
+                authorization_endpoint,
+                token_endpoint,
+                userinfo_endpoint,
+                subject_field: subject_field.unwrap_or_else(|| "sub".into()),
+            })
+        }
+        (None, ..) if plain => {
+            reader.fail(format!(
+                "a plain OAuth 2 upstream provider needs all of {ENDPOINTS}"
+            ));
+            None
+        }
+        (None, ..) => {
+            reader.fail(format!(
+                "--auth oauth needs the provider users log in at: --upstream-issuer (OpenID Connect), or {ENDPOINTS} (plain OAuth 2, GitHub-style)"
+            ));
+            None
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shoal_auth::AuthConfig;
+use shoal_auth::{AuthConfig, UpstreamClientAuth, UpstreamProvider};
 
 use super::*;
 
@@ -530,7 +530,13 @@ fn oauth_settings_their_defaults_and_what_is_refused() {
     let AuthConfig::OAuth(oauth) = &settings.auth else {
         panic!("oauth")
     };
-    assert_eq!(oauth.upstream.issuer, "https://accounts.example.com");
+    assert_eq!(
+        oauth.upstream.provider,
+        UpstreamProvider::OpenId {
+            issuer: "https://accounts.example.com".into()
+        }
+    );
+    assert_eq!(oauth.upstream.client_auth, None, "chosen from the metadata");
     assert_eq!(oauth.upstream.client_secret, "s3cret");
     assert_eq!(oauth.upstream.scopes, ["openid", "email", "profile"]);
     assert_eq!(oauth.scopes(), ["mcp:use", "mcp:echo"]);
@@ -543,8 +549,95 @@ fn oauth_settings_their_defaults_and_what_is_refused() {
         "the secret is never printed"
     );
 
+    // A plain OAuth 2 provider, GitHub as its documentation gives it.
+    let settings = vars(&[
+        ("SHOAL_AUTH", "oauth"),
+        (
+            "SHOAL_UPSTREAM_AUTHORIZATION_ENDPOINT",
+            "https://github.com/login/oauth/authorize",
+        ),
+        (
+            "SHOAL_UPSTREAM_TOKEN_ENDPOINT",
+            "https://github.com/login/oauth/access_token",
+        ),
+        (
+            "SHOAL_UPSTREAM_USERINFO_ENDPOINT",
+            "https://api.github.com/user",
+        ),
+        ("SHOAL_UPSTREAM_SUBJECT_FIELD", "id"),
+        ("SHOAL_UPSTREAM_CLIENT_ID", "Iv1.shoal"),
+        ("SHOAL_UPSTREAM_CLIENT_SECRET", "s3cret"),
+        ("SHOAL_UPSTREAM_CLIENT_AUTH", "client_secret_basic"),
+    ])
+    .resolve()
+    .unwrap();
+    let AuthConfig::OAuth(oauth) = &settings.auth else {
+        panic!("oauth")
+    };
+    assert_eq!(
+        oauth.upstream.provider,
+        UpstreamProvider::OAuth2 {
+            authorization_endpoint: "https://github.com/login/oauth/authorize".into(),
+            token_endpoint: "https://github.com/login/oauth/access_token".into(),
+            userinfo_endpoint: "https://api.github.com/user".into(),
+            subject_field: "id".into(),
+        }
+    );
+    assert!(
+        oauth.upstream.scopes.is_empty(),
+        "no openid for a plain provider"
+    );
+    assert_eq!(oauth.upstream.client_auth, Some(UpstreamClientAuth::Basic));
+
+    let plain = |extra: &[(&'static str, &'static str)]| {
+        let mut all = vec![
+            ("SHOAL_AUTH", "oauth"),
+            ("SHOAL_UPSTREAM_CLIENT_ID", "shoal"),
+            ("SHOAL_UPSTREAM_CLIENT_SECRET", "x"),
+        ];
+        all.extend_from_slice(extra);
+        vars(&all)
+    };
     for (sources, needle) in [
-        (Sources::empty().flag("auth", "oauth"), "--upstream-issuer"),
+        (
+            Sources::empty().flag("auth", "oauth"),
+            "--upstream-issuer (OpenID Connect), or --upstream-authorization-endpoint",
+        ),
+        (
+            plain(&[
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_TOKEN_ENDPOINT", "https://a.example/token"),
+            ]),
+            "given twice",
+        ),
+        (
+            plain(&[
+                (
+                    "SHOAL_UPSTREAM_AUTHORIZATION_ENDPOINT",
+                    "https://a.example/authorize",
+                ),
+                ("SHOAL_UPSTREAM_TOKEN_ENDPOINT", "https://a.example/token"),
+            ]),
+            "needs all of",
+        ),
+        (
+            plain(&[
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_SUBJECT_FIELD", "id"),
+            ]),
+            "the id_token's sub",
+        ),
+        (
+            plain(&[
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_UPSTREAM_CLIENT_AUTH", "private_key_jwt"),
+            ]),
+            "must be client_secret_basic or client_secret_post",
+        ),
+        (
+            Sources::empty().flag("upstream_token_endpoint", "https://a.example/token"),
+            "upstream_token_endpoint",
+        ),
         (
             Sources::empty().flag("auth", "oauth"),
             "--upstream-client-id",
