@@ -339,6 +339,11 @@ def check_render(docs: list[dict[str, Any]], values: dict[str, Any], helm_chart:
 # any other mode).
 OAUTH_SETTINGS = {
     "SHOAL_UPSTREAM_ISSUER",
+    "SHOAL_UPSTREAM_AUTHORIZATION_ENDPOINT",
+    "SHOAL_UPSTREAM_TOKEN_ENDPOINT",
+    "SHOAL_UPSTREAM_USERINFO_ENDPOINT",
+    "SHOAL_UPSTREAM_SUBJECT_FIELD",
+    "SHOAL_UPSTREAM_CLIENT_AUTH",
     "SHOAL_UPSTREAM_CLIENT_ID",
     "SHOAL_UPSTREAM_SCOPES",
     "SHOAL_SIGNING_KEYS_FILE",
@@ -369,10 +374,15 @@ def check_oauth(docs: list[dict[str, Any]], deployment: dict[str, Any], config: 
         return
     oauth = auth["oauth"]
     assert config["SHOAL_AUTH"] == "oauth", config["SHOAL_AUTH"]
-    assert config["SHOAL_UPSTREAM_ISSUER"] == oauth["upstreamIssuer"], config["SHOAL_UPSTREAM_ISSUER"]
     assert config["SHOAL_UPSTREAM_CLIENT_ID"] == oauth["upstreamClientId"], config["SHOAL_UPSTREAM_CLIENT_ID"]
     assert config["SHOAL_PUBLIC_URL"] == values["shoal"]["publicUrl"], config["SHOAL_PUBLIC_URL"]
     expected = {
+        "SHOAL_UPSTREAM_ISSUER": oauth.get("upstreamIssuer") or None,
+        "SHOAL_UPSTREAM_AUTHORIZATION_ENDPOINT": oauth.get("upstreamAuthorizationEndpoint") or None,
+        "SHOAL_UPSTREAM_TOKEN_ENDPOINT": oauth.get("upstreamTokenEndpoint") or None,
+        "SHOAL_UPSTREAM_USERINFO_ENDPOINT": oauth.get("upstreamUserinfoEndpoint") or None,
+        "SHOAL_UPSTREAM_SUBJECT_FIELD": oauth.get("upstreamSubjectField") or None,
+        "SHOAL_UPSTREAM_CLIENT_AUTH": oauth.get("upstreamClientAuth") or None,
         "SHOAL_UPSTREAM_SCOPES": ",".join(oauth.get("upstreamScopes", [])) or None,
         "SHOAL_ACCESS_TOKEN_TTL": oauth.get("accessTokenTtl", "1h"),
         "SHOAL_REFRESH_TOKEN_TTL": oauth.get("refreshTokenTtl", "720h"),
@@ -387,6 +397,7 @@ def check_oauth(docs: list[dict[str, Any]], deployment: dict[str, Any], config: 
     wrong = {key: (config.get(key), want) for key, want in expected.items() if config.get(key) != want}
     assert not wrong, f"oauth settings (got, want): {wrong}"
     assert "SHOAL_ISSUER" not in config, "SHOAL_ISSUER (jwt) in mode oauth"
+    assert ("SHOAL_UPSTREAM_ISSUER" in config) != ("SHOAL_UPSTREAM_AUTHORIZATION_ENDPOINT" in config), "not exactly one upstream provider"
 
     secret = oauth["clientSecret"]
     ref = env["SHOAL_UPSTREAM_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
@@ -412,11 +423,16 @@ def check_oauth(docs: list[dict[str, Any]], deployment: dict[str, Any], config: 
 
     policies = [doc for doc in docs if doc["kind"] == "NetworkPolicy"]
     if policies:
-        ports = {port["port"] for rule in policies[0]["spec"]["egress"] for port in rule.get("ports", []) if "to" not in rule}
+        listed = [port["port"] for rule in policies[0]["spec"]["egress"] for port in rule.get("ports", []) if "to" not in rule]
+        ports = set(listed)
         assert 443 in ports, f"no egress on 443 to the upstream provider and metadata documents: {ports}"
-        issuer_port = oauth["upstreamIssuer"].split("/")[2].rpartition(":")[2]
-        if issuer_port.isdigit():
-            assert int(issuer_port) in ports, f"no egress to the issuer's port {issuer_port}: {ports}"
+        for key in ("upstreamIssuer", "upstreamAuthorizationEndpoint", "upstreamTokenEndpoint", "upstreamUserinfoEndpoint"):
+            if oauth.get(key):
+                port = oauth[key].split("/")[2].rpartition(":")[2]
+                if port.isdigit():
+                    assert int(port) in ports, f"no egress to the port {port} of {key}: {ports}"
+        tcp = [port["port"] for rule in policies[0]["spec"]["egress"] for port in rule.get("ports", []) if "to" not in rule and port["protocol"] == "TCP"]
+        assert len(tcp) == len(set(tcp)), f"a port opened twice: {tcp}"
 
 
 def check_tokens(docs: list[dict[str, Any]], ref: dict[str, str], values: dict[str, Any]) -> None:
@@ -459,6 +475,12 @@ OAUTH_REQUIRED = {
     "clientSecret.existingSecret": "shoal.auth.mode=oauth needs shoal.auth.oauth.clientSecret.existingSecret",
     "publicUrl": "shoal.auth.mode=oauth needs shoal.publicUrl",
 }
+# A plain OAuth 2 provider (GitHub's endpoints) in place of OAUTH's issuer.
+PLAIN_OAUTH2 = {
+    "upstreamAuthorizationEndpoint": "https://github.com/login/oauth/authorize",
+    "upstreamTokenEndpoint": "https://github.com/login/oauth/access_token",
+    "upstreamUserinfoEndpoint": "https://api.github.com/user",
+}
 
 
 def oauth_without(missing: str) -> dict[str, Any]:
@@ -491,6 +513,14 @@ def check_chart(checks: Checks, repo: str) -> None:
     cases.append(("oauth without metadata documents or registration, NetworkPolicy", merged(BASE, merged(OAUTH, {
         "networkPolicy": {"enabled": True},
         "shoal": {"auth": {"oauth": {"clientMetadataDocuments": False, "dynamicRegistration": False}}}}))))
+    cases.append(("oauth at a plain OAuth 2 provider on other ports, NetworkPolicy", merged(BASE, merged(OAUTH, {
+        "networkPolicy": {"enabled": True},
+        "shoal": {"auth": {"oauth": {
+            "upstreamIssuer": "",
+            "upstreamAuthorizationEndpoint": "https://login.example.com:8443/authorize",
+            "upstreamTokenEndpoint": "https://login.example.com:8443/token",
+            "upstreamUserinfoEndpoint": "http://users.auth.svc:9000/me",
+        }}}}))))
 
     for label, values in cases:
 
@@ -578,6 +608,30 @@ def check_chart(checks: Checks, repo: str) -> None:
         *(
             (f"oauth without {missing} (chart guard)", oauth_without(missing), [message])
             for missing, message in OAUTH_REQUIRED.items()
+        ),
+        (
+            "oauth with an issuer and an endpoint (chart guard)",
+            merged(OAUTH, {"shoal": {"auth": {"oauth": {"upstreamTokenEndpoint": PLAIN_OAUTH2["upstreamTokenEndpoint"]}}}}),
+            ["the upstream provider is given twice", "shoal.auth.oauth.upstreamIssuer", "shoal.auth.oauth.upstreamTokenEndpoint"],
+        ),
+        (
+            "oauth with two of the three endpoints (chart guard)",
+            merged(OAUTH, {"shoal": {"auth": {"oauth": {
+                "upstreamIssuer": "",
+                "upstreamAuthorizationEndpoint": PLAIN_OAUTH2["upstreamAuthorizationEndpoint"],
+                "upstreamTokenEndpoint": PLAIN_OAUTH2["upstreamTokenEndpoint"],
+            }}}}),
+            ["a plain OAuth 2 upstream provider needs all of", "missing: shoal.auth.oauth.upstreamUserinfoEndpoint"],
+        ),
+        (
+            "oauth with upstreamSubjectField and an issuer (chart guard)",
+            merged(OAUTH, {"shoal": {"auth": {"oauth": {"upstreamSubjectField": "id"}}}}),
+            ["shoal.auth.oauth.upstreamSubjectField is for a plain OAuth 2 provider"],
+        ),
+        (
+            "oauth with upstreamClientAuth: private_key_jwt (schema: enum)",
+            merged(OAUTH, {"shoal": {"auth": {"oauth": {"upstreamClientAuth": "private_key_jwt"}}}}),
+            ["/shoal/auth/oauth/upstreamClientAuth"],
         ),
         ("replicaCount 3 on in-memory sessions (chart guard)", {"replicaCount": 3}, ["replicaCount > 1 needs"]),
         ("autoscaling on in-memory sessions (chart guard)", {"autoscaling": {"enabled": True}}, ["autoscaling.enabled needs"]),

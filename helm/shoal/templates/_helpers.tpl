@@ -123,11 +123,24 @@ app.kubernetes.io/component: server
 {{- define "shoal.signingKeysDir" -}}/etc/shoal/oauth{{- end }}
 {{- define "shoal.signingKeysFile" -}}{{ include "shoal.signingKeysDir" . }}/signing-keys.pem{{- end }}
 
-{{/* The port of the oauth upstream issuer when its URL names one (the NetworkPolicy opens
-     443 anyway). */}}
-{{- define "shoal.upstreamIssuerPort" -}}
-{{- $host := (urlParse .Values.shoal.auth.oauth.upstreamIssuer).host }}
-{{- if contains ":" $host }}{{ last (splitList ":" $host) }}{{ end }}
+{{/* The oauth upstream URLs: the issuer, or a plain OAuth 2 provider's three endpoints. */}}
+{{- define "shoal.upstreamUrls" -}}
+{{- with .Values.shoal.auth.oauth }}
+{{- join " " (compact (list .upstreamIssuer .upstreamAuthorizationEndpoint .upstreamTokenEndpoint .upstreamUserinfoEndpoint)) }}
+{{- end }}
+{{- end }}
+
+{{/* The distinct ports other than 443 that the oauth upstream URLs name, space-separated, in
+     the order of the values (the NetworkPolicy opens 443 anyway). */}}
+{{- define "shoal.upstreamPorts" -}}
+{{- $ports := list }}
+{{- range splitList " " (include "shoal.upstreamUrls" .) }}
+{{- $port := regexFind ":[0-9]+$" (urlParse .).host | trimPrefix ":" }}
+{{- if and $port (ne $port "443") }}
+{{- $ports = append $ports $port }}
+{{- end }}
+{{- end }}
+{{- join " " (uniq $ports) }}
 {{- end }}
 
 {{/* Whole seconds of a "Ns" duration. */}}
@@ -156,8 +169,27 @@ app.kubernetes.io/component: server
 {{- end }}
 {{- if eq .Values.shoal.auth.mode "oauth" }}
 {{- with .Values.shoal.auth.oauth }}
-{{- if not .upstreamIssuer }}
-{{- fail "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamIssuer: the OpenID provider users sign in at, e.g. https://kc.example.com/realms/mcp" }}
+{{- $endpoints := dict "upstreamAuthorizationEndpoint" .upstreamAuthorizationEndpoint "upstreamTokenEndpoint" .upstreamTokenEndpoint "upstreamUserinfoEndpoint" .upstreamUserinfoEndpoint }}
+{{- $given := list }}
+{{- $missing := list }}
+{{- range $key := list "upstreamAuthorizationEndpoint" "upstreamTokenEndpoint" "upstreamUserinfoEndpoint" }}
+{{- if get $endpoints $key }}
+{{- $given = append $given (printf "shoal.auth.oauth.%s" $key) }}
+{{- else }}
+{{- $missing = append $missing (printf "shoal.auth.oauth.%s" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .upstreamIssuer $given }}
+{{- fail (printf "the upstream provider is given twice: shoal.auth.oauth.upstreamIssuer (an OpenID provider) and %s (a plain OAuth 2 provider); set one" (join ", " $given)) }}
+{{- end }}
+{{- if and .upstreamIssuer .upstreamSubjectField }}
+{{- fail "shoal.auth.oauth.upstreamSubjectField is for a plain OAuth 2 provider: with shoal.auth.oauth.upstreamIssuer the user is the id_token's sub; leave it empty" }}
+{{- end }}
+{{- if and $given $missing }}
+{{- fail (printf "a plain OAuth 2 upstream provider needs all of shoal.auth.oauth.upstreamAuthorizationEndpoint, upstreamTokenEndpoint and upstreamUserinfoEndpoint; missing: %s" (join ", " $missing)) }}
+{{- end }}
+{{- if not (or .upstreamIssuer $given) }}
+{{- fail "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamIssuer, the OpenID provider users sign in at (e.g. https://kc.example.com/realms/mcp), or the three endpoints of a plain OAuth 2 provider such as GitHub: shoal.auth.oauth.upstreamAuthorizationEndpoint, upstreamTokenEndpoint and upstreamUserinfoEndpoint" }}
 {{- end }}
 {{- if not .upstreamClientId }}
 {{- fail "shoal.auth.mode=oauth needs shoal.auth.oauth.upstreamClientId: Shoal's client id at the upstream provider" }}
