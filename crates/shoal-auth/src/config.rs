@@ -130,6 +130,10 @@ pub struct OAuthConfig {
     pub client_ttl: Duration,
     /// Registrations accepted per source address and minute.
     pub registrations_per_minute: u32,
+    /// The load balancers and proxies in front of Shoal: a request from one of them is from
+    /// the address its `X-Forwarded-For` names (the last one not in these ranges). Empty: the
+    /// connection's peer, and the header is never believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Allowed redirect URI patterns; `None`: loopback, https and private-use schemes.
     pub redirect_uri_patterns: Option<Vec<String>>,
     /// Accept Client ID Metadata Documents.
@@ -154,6 +158,7 @@ impl OAuthConfig {
             dynamic_registration: true,
             client_ttl: DEFAULT_CLIENT_TTL,
             registrations_per_minute: DEFAULT_REGISTRATIONS_PER_MINUTE,
+            trusted_proxies: Vec::new(),
             redirect_uri_patterns: None,
             client_metadata_documents: true,
             client_metadata_private_targets: false,

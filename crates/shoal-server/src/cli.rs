@@ -281,6 +281,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub upstream_scopes: Option<Vec<String>>,
 
+    /// oauth: the load balancers and proxies in front of Shoal, comma-separated CIDR ranges
+    /// or addresses: behind one of them a client is the last address of X-Forwarded-For not
+    /// in these ranges (for the registration rate limit) [default: none; the header is
+    /// ignored].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+
     /// oauth: PKCS#8 PEM file of EC P-256 keys that sign access tokens, the signing one
     /// first; keep a replaced key after it until its tokens expired [default: one key,
     /// generated once and kept in the session host].
@@ -349,6 +356,7 @@ impl ServeArgs {
         for (key, value) in flags {
             sources = match value {
                 serde_json::Value::String(text) => sources.flag(&key, text),
+                serde_json::Value::Number(number) => sources.flag(&key, number.to_string()),
                 serde_json::Value::Bool(true) => sources.switch(&key),
                 serde_json::Value::Array(values) => sources.flag_list(
                     &key,
@@ -461,4 +469,55 @@ pub fn with_variables_in_help(serve: clap::Command) -> clap::Command {
             None => arg,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use shoal_auth::AuthConfig;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        let command =
+            Command::try_parse_from(std::iter::once("shoal").chain(args.iter().copied())).unwrap();
+        let sources = command.serve.sources_over(Sources::from_variables([(
+            "SHOAL_UPSTREAM_CLIENT_SECRET".to_owned(),
+            "s3cret".to_owned(),
+        )]));
+        sources.resolve().unwrap()
+    }
+
+    #[test]
+    fn flags_of_every_kind_reach_the_settings() {
+        let settings = settings(&[
+            "--auth",
+            "oauth",
+            "--upstream-issuer",
+            "https://accounts.example.com",
+            "--upstream-client-id",
+            "shoal",
+            // A number, a list, a switch and a text.
+            "--registrations-per-minute",
+            "3",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.0.2.1",
+            "--client-metadata-private-targets",
+            "--access-token-ttl",
+            "5m",
+        ]);
+        let AuthConfig::OAuth(oauth) = &settings.auth else {
+            panic!("oauth: {:?}", settings.auth)
+        };
+        assert_eq!(oauth.registrations_per_minute, 3);
+        assert_eq!(oauth.trusted_proxies.len(), 2);
+        assert!(oauth.client_metadata_private_targets);
+        assert_eq!(oauth.access_token_ttl, std::time::Duration::from_secs(300));
+    }
 }

@@ -410,6 +410,75 @@ async fn every_refusal_says_why() {
     .await;
 }
 
+/// Registers from `forwarded_for` until refused: the refusal's body, within `attempts`.
+async fn register_until_limited(
+    deployment: &Deployment,
+    forwarded_for: impl Fn(usize) -> String,
+    attempts: usize,
+) -> Option<serde_json::Value> {
+    for attempt in 0..attempts {
+        let (status, body) = deployment
+            .register_forwarded(
+                json!({ "redirect_uris": [REDIRECT] }),
+                Some(&forwarded_for(attempt)),
+            )
+            .await;
+        match status {
+            StatusCode::CREATED => {}
+            StatusCode::TOO_MANY_REQUESTS => return Some(body),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registration_limit_is_per_client_behind_a_trusted_proxy_and_per_peer_otherwise() {
+    bounded(async {
+        // The round-robin proxy (127.0.0.1) is the balancer Shoal trusts; two replicas on
+        // Redis count together.
+        let deployment = deploy(
+            2,
+            false,
+            &[
+                "--registrations-per-minute",
+                "3",
+                "--trusted-proxies",
+                "127.0.0.1",
+            ],
+        )
+        .await;
+        // One client runs out (a new minute may begin on the way: twice the limit and one).
+        let body = register_until_limited(&deployment, |_| "203.0.113.7".into(), 7)
+            .await
+            .expect("one client's registrations were never limited");
+        assert_oauth_error(&body, "slow_down", "too many registrations");
+        // Another client behind the same balancer is not held back by it, and neither is one
+        // that puts the first client's address left of its own.
+        let (status, body) = deployment
+            .register_forwarded(json!({ "redirect_uris": [REDIRECT] }), Some("203.0.113.8"))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = deployment
+            .register_forwarded(
+                json!({ "redirect_uris": [REDIRECT] }),
+                Some("203.0.113.7, 198.51.100.9"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        drop(deployment);
+
+        // Without --trusted-proxies the header is a client's word and is ignored: a new
+        // address in every request does not escape the limit of the peer.
+        let deployment = deploy(1, true, &["--registrations-per-minute", "3"]).await;
+        let body = register_until_limited(&deployment, |attempt| format!("203.0.113.{attempt}"), 7)
+            .await
+            .expect("forged X-Forwarded-For addresses escaped the limit");
+        assert_oauth_error(&body, "slow_down", "too many registrations");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_documents_are_refused_by_default() {
     bounded(async {

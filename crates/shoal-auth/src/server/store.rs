@@ -47,7 +47,7 @@ const SPENT_REFRESH_TOKENS: usize = 32;
 /// A compare-and-swap that loses this many times in a row gives up.
 const CAS_ATTEMPTS: usize = 8;
 
-/// Who logged in, as the upstream provider's verified `id_token` says.
+/// Who logged in, as the upstream provider's verified `id_token` or userinfo answer says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct User {
     /// The upstream `sub`.

@@ -195,13 +195,20 @@ impl Deployment {
     }
 
     pub async fn register(&self, metadata: Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(self.url("/oauth/register"))
-            .json(&metadata)
-            .send()
-            .await
-            .unwrap();
+        self.register_forwarded(metadata, None).await
+    }
+
+    /// A registration whose request carries `X-Forwarded-For: forwarded_for` when given.
+    pub async fn register_forwarded(
+        &self,
+        metadata: Value,
+        forwarded_for: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.post(self.url("/oauth/register")).json(&metadata);
+        if let Some(forwarded_for) = forwarded_for {
+            request = request.header("x-forwarded-for", forwarded_for);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }

@@ -197,6 +197,7 @@ struct OAuthKnobs {
     refresh_token_ttl: Option<std::time::Duration>,
     dynamic_registration: Option<bool>,
     registrations_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
     redirect_uri_patterns: Option<Vec<String>>,
     client_metadata_documents: Option<bool>,
     client_metadata_private_targets: bool,
@@ -220,6 +221,7 @@ fn read_oauth(reader: &mut Reader<'_>) -> OAuthKnobs {
         refresh_token_ttl: reader.duration("refresh_token_ttl"),
         dynamic_registration: reader.get("dynamic_registration"),
         registrations_per_minute: reader.get("registrations_per_minute"),
+        trusted_proxies: reader.list("trusted_proxies", ','),
         redirect_uri_patterns: reader.list("redirect_uri_patterns", ','),
         client_metadata_documents: reader.get("client_metadata_documents"),
         client_metadata_private_targets: reader.switch("client_metadata_private_targets"),
@@ -270,6 +272,7 @@ impl OAuthKnobs {
             self.registrations_per_minute.is_some(),
             "registrations_per_minute",
         );
+        note(self.trusted_proxies.is_some(), "trusted_proxies");
         note(
             self.redirect_uri_patterns.is_some(),
             "redirect_uri_patterns",
@@ -389,6 +392,15 @@ impl OAuthKnobs {
             Some(limit) => config.registrations_per_minute = limit,
             None => {}
         }
+        for entry in self.trusted_proxies.iter().flatten() {
+            match parse_network(entry) {
+                Some(network) => config.trusted_proxies.push(network),
+                None => reader.refuse(
+                    "trusted_proxies",
+                    format!("{entry:?} is not an address or a CIDR range such as 10.0.0.0/8"),
+                ),
+            }
+        }
         config.redirect_uri_patterns = self.redirect_uri_patterns;
         if let Some(on) = self.client_metadata_documents {
             config.client_metadata_documents = on;
@@ -446,6 +458,17 @@ fn upstream_provider(
             None
         }
     }
+}
+
+/// A CIDR range (`10.0.0.0/8`, `fd00::/8`), or one address as its own range.
+fn parse_network(entry: &str) -> Option<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// A secret file's text, trimmed; a world-readable file is used with a warning.

@@ -524,6 +524,7 @@ fn oauth_settings_their_defaults_and_what_is_refused() {
         ("SHOAL_TOOL_SCOPES", "echo=mcp:echo"),
         ("SHOAL_REFRESH_TOKEN_TTL", "7d"),
         ("SHOAL_DYNAMIC_REGISTRATION", "false"),
+        ("SHOAL_TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8,192.0.2.1"),
     ])
     .resolve()
     .unwrap();
@@ -543,6 +544,12 @@ fn oauth_settings_their_defaults_and_what_is_refused() {
     assert_eq!(oauth.access_token_ttl, Duration::from_secs(3600));
     assert_eq!(oauth.refresh_token_ttl, Duration::from_secs(7 * 24 * 3600));
     assert!(!oauth.dynamic_registration);
+    let proxies: Vec<String> = oauth
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.1/32"]);
     assert!(oauth.client_metadata_documents);
     assert!(
         !format!("{oauth:?}").contains("s3cret"),
@@ -637,6 +644,17 @@ fn oauth_settings_their_defaults_and_what_is_refused() {
         (
             Sources::empty().flag("upstream_token_endpoint", "https://a.example/token"),
             "upstream_token_endpoint",
+        ),
+        (
+            plain(&[
+                ("SHOAL_UPSTREAM_ISSUER", "https://a.example"),
+                ("SHOAL_TRUSTED_PROXIES", "10.0.0.0/8,the-balancer"),
+            ]),
+            "\"the-balancer\" is not an address or a CIDR range",
+        ),
+        (
+            Sources::empty().flag("trusted_proxies", "10.0.0.0/8"),
+            "trusted_proxies",
         ),
         (
             Sources::empty().flag("auth", "oauth"),
